@@ -1,0 +1,1 @@
+"""Audio helpers: Opus (pyogg), resampling, WAV files."""

@@ -1,0 +1,325 @@
+"""Typed settings: one TOML file plus `EDGE_<SECTION>_<KEY>` environment overrides.
+
+Every default works with the embedded models. A wrong value fails at start-up with one line that
+names the key (`ConfigError`), never at the first conversation.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import tomllib
+import types
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+DEFAULT_SYSTEM_PROMPT = (
+    "You are a friendly voice assistant on a small speaker. Your words are spoken aloud, so "
+    "answer in one or two short, natural sentences. No lists, no markdown, no emoji, no code. "
+    "Always reply in the language the user speaks."
+)
+
+
+class ConfigError(ValueError):
+    """A setting that cannot be used; the message names the key."""
+
+
+@dataclass(frozen=True)
+class ServerConfig:
+    host: str = "0.0.0.0"
+    port: int = 8000  # WebSocket
+    http_port: int = 8003  # OTA/config endpoint and /health
+    websocket_path: str = "/xiaozhi/v1/"
+    # The URL given to devices in the OTA answer. Empty: built from the address the device used
+    # to reach the HTTP endpoint, which is by definition reachable from the LAN.
+    public_websocket_url: str = ""
+    protocol_version: int = 1  # binary framing advertised in the OTA answer (1, 2 or 3)
+    max_sessions: int = 64
+    timezone_offset_min: int | None = None  # None: the machine's local offset
+
+
+@dataclass(frozen=True)
+class AuthConfig:
+    # Open on the LAN by default; with `enabled`, a device needs one of `tokens` or to be listed
+    # in `allowed_devices`, else it gets HTTP 401 before the WebSocket upgrade.
+    enabled: bool = False
+    tokens: list[str] = field(default_factory=list)
+    allowed_devices: list[str] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class AudioConfig:
+    downlink_sample_rate: int = 24000
+    frame_duration_ms: int = 60
+    pacing_lead_frames: int = 3  # frames sent ahead of real time (device queue holds 40)
+    gap_after_tts_start_ms: int = 80  # the device drops audio that beats its own state change
+    stop_margin_ms: int = 150  # Wi-Fi jitter allowance before `tts stop`
+
+
+@dataclass(frozen=True)
+class VadConfig:
+    threshold: float = 0.5
+    # Silence that ends an utterance in auto/realtime mode: shorter answers sooner, longer cuts
+    # fewer sentences off at a pause.
+    end_silence_ms: int = 700
+    min_speech_ms: int = 250
+    max_utterance_s: float = 20.0
+    # Fallback: a listening turn with speech whose device stopped sending audio ends after this.
+    no_audio_timeout_s: float = 2.0
+    pool_size: int = 4  # VAD instances kept ready (each ~12 MB); more are made when needed
+
+
+@dataclass(frozen=True)
+class AsrConfig:
+    engine: str = "faster-whisper"  # or "sherpa-whisper", "sherpa-sense-voice", "sherpa-paraformer"
+    model_dir: str = ""  # empty: the embedded Whisper tiny.en from PyPI
+    language: str = "en"
+    threads: int = 2
+    timeout_s: float = 30.0
+
+
+@dataclass(frozen=True)
+class LlmConfig:
+    model_path: str = ""  # empty: the embedded Qwen2.5-Coder-0.5B-Instruct, assembled once
+    context_tokens: int = 2048
+    threads: int = 2
+    max_tokens: int = 160
+    temperature: float = 0.4
+    system_prompt: str = DEFAULT_SYSTEM_PROMPT
+    history_turns: int = 6
+    timeout_s: float = 60.0
+
+
+@dataclass(frozen=True)
+class TtsConfig:
+    voice_model: str = ""  # empty: the embedded piper voice (en_US joe medium)
+    length_scale: float = 1.0
+    timeout_s: float = 30.0
+
+
+@dataclass(frozen=True)
+class SessionConfig:
+    # Close a connection after this long without user speech (never while we are speaking). The
+    # device itself drops a channel that got no data for 120 s, so stay below that.
+    idle_timeout_s: float = 90.0
+    farewell: str = "Goodbye!"  # spoken before an idle close; empty: close silently
+    wake_words: list[str] = field(
+        default_factory=lambda: [
+            "你好小智",
+            "你好小志",
+            "小爱同学",
+            "hi esp",
+            "hey jarvis",
+            "alexa",
+        ]
+    )
+    greeting: str = ""  # spoken after a known wake word; empty: listen silently
+    emotion: str = "neutral"
+    hello_timeout_s: float = 10.0  # a connection that never says hello is closed
+
+
+@dataclass(frozen=True)
+class Config:
+    server: ServerConfig = field(default_factory=ServerConfig)
+    auth: AuthConfig = field(default_factory=AuthConfig)
+    audio: AudioConfig = field(default_factory=AudioConfig)
+    vad: VadConfig = field(default_factory=VadConfig)
+    asr: AsrConfig = field(default_factory=AsrConfig)
+    llm: LlmConfig = field(default_factory=LlmConfig)
+    tts: TtsConfig = field(default_factory=TtsConfig)
+    session: SessionConfig = field(default_factory=SessionConfig)
+    cache_dir: str = ""  # empty: $EDGE_CACHE_DIR, else ~/.cache/edge
+    log_level: str = "INFO"
+
+    @property
+    def cache_path(self) -> Path:
+        raw = self.cache_dir or os.environ.get("EDGE_CACHE_DIR") or "~/.cache/edge"
+        return Path(raw).expanduser()
+
+
+def _resolve(cls: type) -> dict[str, Any]:
+    return typing.get_type_hints(cls)
+
+
+# Section name → its dataclass (annotations are strings here, so resolve them).
+_SECTIONS: dict[str, type] = {
+    name: hint for name, hint in _resolve(Config).items() if dataclasses.is_dataclass(hint)
+}
+
+
+def _coerce(key: str, value: Any, hint: Any, from_env: bool) -> Any:
+    """Convert/check one value against its annotation; raise ConfigError naming the key."""
+    origin = typing.get_origin(hint)
+    if origin in (types.UnionType, typing.Union):
+        args = [a for a in typing.get_args(hint) if a is not type(None)]
+        if value is None or (from_env and value == ""):
+            return None
+        return _coerce(key, value, args[0], from_env)
+    if hint is bool:
+        if from_env and isinstance(value, str):
+            if value.lower() in ("1", "true", "yes", "on"):
+                return True
+            if value.lower() in ("0", "false", "no", "off"):
+                return False
+        if isinstance(value, bool):
+            return value
+        raise ConfigError(f"config key {key}: expected true or false, got {value!r}")
+    if hint is int:
+        if from_env and isinstance(value, str):
+            try:
+                return int(value)
+            except ValueError:
+                pass
+        if isinstance(value, int) and not isinstance(value, bool):
+            return value
+        raise ConfigError(f"config key {key}: expected an integer, got {value!r}")
+    if hint is float:
+        if from_env and isinstance(value, str):
+            try:
+                return float(value)
+            except ValueError:
+                pass
+        if isinstance(value, int | float) and not isinstance(value, bool):
+            return float(value)
+        raise ConfigError(f"config key {key}: expected a number, got {value!r}")
+    if hint is str:
+        if isinstance(value, str):
+            return value
+        raise ConfigError(f"config key {key}: expected a string, got {value!r}")
+    if origin is list:
+        if from_env and isinstance(value, str):
+            return [item.strip() for item in value.split(",") if item.strip()]
+        if isinstance(value, list) and all(isinstance(item, str) for item in value):
+            return list(value)
+        raise ConfigError(f"config key {key}: expected a list of strings, got {value!r}")
+    raise ConfigError(f"config key {key}: unsupported type {hint!r}")
+
+
+def _build_section(name: str, cls: type, raw: dict[str, Any], env: dict[str, str]) -> Any:
+    hints = _resolve(cls)
+    values: dict[str, Any] = {}
+    for key, value in raw.items():
+        if key not in hints:
+            raise ConfigError(f"config key {name}.{key}: unknown setting")
+        values[key] = _coerce(f"{name}.{key}", value, hints[key], from_env=False)
+    for key, hint in hints.items():
+        env_name = f"EDGE_{name.upper()}_{key.upper()}"
+        if env_name in env:
+            values[key] = _coerce(f"{name}.{key} ({env_name})", env[env_name], hint, from_env=True)
+    return cls(**values)
+
+
+def load(path: str | Path | None = None, env: dict[str, str] | None = None) -> Config:
+    """Read the TOML file (if any), apply EDGE_* overrides, validate. Raises ConfigError."""
+    env = dict(os.environ) if env is None else env
+    raw: dict[str, Any] = {}
+    if path is not None:
+        try:
+            with open(path, "rb") as fh:
+                raw = tomllib.load(fh)
+        except FileNotFoundError:
+            raise ConfigError(f"config file {path}: not found") from None
+        except tomllib.TOMLDecodeError as exc:
+            raise ConfigError(f"config file {path}: invalid TOML ({exc})") from None
+    sections: dict[str, Any] = {}
+    top: dict[str, Any] = {}
+    for key, value in raw.items():
+        if key in _SECTIONS:
+            if not isinstance(value, dict):
+                raise ConfigError(f"config key {key}: expected a [{key}] table")
+            continue
+        if key not in ("cache_dir", "log_level"):
+            raise ConfigError(f"config key {key}: unknown setting")
+        top[key] = _coerce(key, value, str, from_env=False)
+    for name, cls in _SECTIONS.items():
+        sections[name] = _build_section(name, cls, raw.get(name, {}), env)
+    for key in ("cache_dir", "log_level"):
+        if f"EDGE_{key.upper()}" in env:
+            top[key] = env[f"EDGE_{key.upper()}"]
+    config = Config(**sections, **top)
+    validate(config)
+    return config
+
+
+def _check(ok: bool, key: str, message: str) -> None:
+    if not ok:
+        raise ConfigError(f"config key {key}: {message}")
+
+
+def validate(c: Config) -> None:
+    for key, port in (("server.port", c.server.port), ("server.http_port", c.server.http_port)):
+        _check(0 <= port <= 65535, key, f"{port} is not a TCP port")
+    _check(
+        c.server.port != c.server.http_port or c.server.port == 0,
+        "server.http_port",
+        "must differ from server.port",
+    )
+    _check(c.server.protocol_version in (1, 2, 3), "server.protocol_version", "must be 1, 2 or 3")
+    _check(c.server.websocket_path.startswith("/"), "server.websocket_path", "must start with /")
+    url = c.server.public_websocket_url
+    _check(
+        not url or url.startswith(("ws://", "wss://")),
+        "server.public_websocket_url",
+        "must start with ws:// or wss://",
+    )
+    _check(c.server.max_sessions >= 1, "server.max_sessions", "must be at least 1")
+    _check(
+        c.audio.downlink_sample_rate in (8000, 12000, 16000, 24000, 48000),
+        "audio.downlink_sample_rate",
+        "must be an Opus rate (8000, 12000, 16000, 24000 or 48000)",
+    )
+    _check(
+        c.audio.frame_duration_ms in (20, 40, 60),
+        "audio.frame_duration_ms",
+        "must be 20, 40 or 60",
+    )
+    _check(0 <= c.audio.pacing_lead_frames <= 5, "audio.pacing_lead_frames", "must be 0..5")
+    _check(c.audio.gap_after_tts_start_ms >= 0, "audio.gap_after_tts_start_ms", "must be >= 0")
+    _check(0.0 < c.vad.threshold < 1.0, "vad.threshold", "must be between 0 and 1")
+    _check(c.vad.end_silence_ms >= 100, "vad.end_silence_ms", "must be at least 100")
+    _check(c.vad.max_utterance_s > 1.0, "vad.max_utterance_s", "must be more than 1 s")
+    _check(c.vad.pool_size >= 0, "vad.pool_size", "must be >= 0")
+    _check(
+        c.asr.engine
+        in ("faster-whisper", "sherpa-whisper", "sherpa-sense-voice", "sherpa-paraformer"),
+        "asr.engine",
+        f"unknown engine {c.asr.engine!r}",
+    )
+    if c.asr.model_dir:
+        _check(
+            Path(c.asr.model_dir).is_dir(), "asr.model_dir", f"{c.asr.model_dir} is not a folder"
+        )
+    elif c.asr.engine != "faster-whisper":
+        _check(False, "asr.model_dir", f"engine {c.asr.engine} needs a model folder")
+    if c.llm.model_path:
+        _check(Path(c.llm.model_path).is_file(), "llm.model_path", f"{c.llm.model_path} not found")
+    if c.tts.voice_model:
+        _check(
+            Path(c.tts.voice_model).is_file(), "tts.voice_model", f"{c.tts.voice_model} not found"
+        )
+    _check(c.llm.max_tokens >= 8, "llm.max_tokens", "must be at least 8")
+    _check(c.llm.context_tokens >= 512, "llm.context_tokens", "must be at least 512")
+    for key, value in (
+        ("asr.threads", c.asr.threads),
+        ("llm.threads", c.llm.threads),
+    ):
+        _check(value >= 1, key, "must be at least 1")
+    _check(c.session.idle_timeout_s > 0, "session.idle_timeout_s", "must be positive")
+    _check(
+        c.log_level.upper() in ("TRACE", "DEBUG", "INFO", "SUCCESS", "WARNING", "ERROR"),
+        "log_level",
+        f"unknown level {c.log_level!r}",
+    )
+
+
+def with_overrides(config: Config, **sections: dict[str, Any]) -> Config:
+    """A copy with some section fields replaced (used by the CLI flags and tests)."""
+    changes = {
+        name: dataclasses.replace(getattr(config, name), **values)
+        for name, values in sections.items()
+    }
+    result = dataclasses.replace(config, **changes)
+    validate(result)
+    return result

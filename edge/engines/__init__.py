@@ -1,0 +1,1 @@
+"""Shared inference engines (VAD, ASR, LLM, TTS): loaded once, run off the event loop."""

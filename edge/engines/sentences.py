@@ -1,0 +1,61 @@
+"""Cuts streamed LLM text into speakable pieces, so the first clause is spoken while the model is
+still writing the rest. Handles Latin and CJK punctuation."""
+
+from __future__ import annotations
+
+import re
+
+# End of a sentence: Latin .!? followed by space (not "3.14"), or CJK full stops, or a newline.
+_SENTENCE_END = re.compile(r"(?<=[.!?…])[\"')\]]*\s+|(?<=[。！？；])|\n+")
+# A clause break that is good enough for the first piece of a reply.
+_CLAUSE_END = re.compile(r"(?<=[,;:])\s+|(?<=[，、：；])")
+FIRST_CLAUSE_MIN_CHARS = 12
+_MARKUP = re.compile(r"[*_`#>|~]+|\[(.*?)\]\(.*?\)")
+_EMOJI = re.compile(
+    "[\U0001f000-\U0001faff\U00002600-\U000027bf\U0000fe0f\U0000200d\U0001f1e6-\U0001f1ff]"
+)
+
+
+def clean_for_speech(text: str) -> str:
+    """Drop markdown and emoji that a TTS voice would read out or choke on."""
+    text = _MARKUP.sub(lambda m: m.group(1) or " ", text)
+    text = _EMOJI.sub("", text)
+    return re.sub(r"\s+", " ", text).strip()
+
+
+def _speakable(text: str) -> bool:
+    return any(ch.isalnum() for ch in text)
+
+
+class SentenceSplitter:
+    def __init__(self) -> None:
+        self._buffer = ""
+        self._emitted = 0
+
+    def push(self, piece: str) -> list[str]:
+        """Add streamed text; return the pieces that are now complete."""
+        self._buffer += piece
+        out: list[str] = []
+        while True:
+            match = _SENTENCE_END.search(self._buffer)
+            if match is None and self._emitted == 0:
+                clause = _CLAUSE_END.search(self._buffer)
+                if clause and clause.start() >= FIRST_CLAUSE_MIN_CHARS:
+                    match = clause
+            if match is None or match.end() == 0:
+                break
+            head, self._buffer = self._buffer[: match.end()], self._buffer[match.end() :]
+            self._add(head, out)
+        return out
+
+    def finish(self) -> list[str]:
+        out: list[str] = []
+        self._add(self._buffer, out)
+        self._buffer = ""
+        return out
+
+    def _add(self, text: str, out: list[str]) -> None:
+        cleaned = clean_for_speech(text)
+        if _speakable(cleaned):
+            out.append(cleaned)
+            self._emitted += 1

@@ -1,0 +1,59 @@
+"""Runs an engine's blocking calls in its own threads, with bounded concurrency and a timeout.
+
+sherpa-onnx, onnxruntime, CTranslate2 and llama.cpp release the GIL, so a few threads per engine
+keep the event loop free. A call that times out cannot be killed; its slot stays taken until the
+thread really finishes, so a stuck model cannot pile up threads.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import concurrent.futures
+from collections.abc import Callable
+from typing import TypeVar
+
+T = TypeVar("T")
+
+
+class EngineTimeout(TimeoutError):
+    pass
+
+
+class EngineWorker:
+    def __init__(self, name: str, threads: int = 1, timeout_s: float = 30.0) -> None:
+        self.name = name
+        self.timeout_s = timeout_s
+        self._executor = concurrent.futures.ThreadPoolExecutor(
+            max_workers=threads, thread_name_prefix=f"edge-{name}"
+        )
+        self._slots = asyncio.Semaphore(threads)
+        self.waiting = 0  # callers queued for a slot (a measure of load)
+
+    async def run(self, fn: Callable[..., T], *args: object, timeout_s: float | None = None) -> T:
+        loop = asyncio.get_running_loop()
+        self.waiting += 1
+        try:
+            await self._slots.acquire()
+        finally:
+            self.waiting -= 1
+        try:
+            future = loop.run_in_executor(self._executor, fn, *args)
+        except BaseException:
+            self._slots.release()
+            raise
+        # The slot is released when the thread finishes, not when the caller stops waiting.
+        future.add_done_callback(lambda _f: self._slots.release())
+        try:
+            return await asyncio.wait_for(asyncio.shield(future), timeout_s or self.timeout_s)
+        except TimeoutError:
+            raise EngineTimeout(
+                f"{self.name} took longer than {timeout_s or self.timeout_s} s"
+            ) from None
+        finally:
+            if not future.done():
+                # Nobody will read the result; keep a late exception from being reported as
+                # "never retrieved".
+                future.add_done_callback(lambda f: f.cancelled() or f.exception())
+
+    def shutdown(self) -> None:
+        self._executor.shutdown(wait=True, cancel_futures=True)

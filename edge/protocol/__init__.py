@@ -1,0 +1,1 @@
+"""The xiaozhi wire protocol, sans-I/O: no sockets, no models, no clocks."""

@@ -1,0 +1,1 @@
+"""One connected device: turn-taking, listening modes, abort, paced downlink speech."""

@@ -1,0 +1,169 @@
+"""Speaks one reply: `tts start` → gap → `llm` emotion → per sentence `sentence_start` and paced
+Opus frames → `tts stop` once the last frame has played.
+
+Three stages overlap so the first clause is heard while the model is still writing: text pieces →
+sentences → Opus packets → pacer. `tts stop` is sent in a `finally`, on success, error and abort
+alike: a device that got `tts start` and no `tts stop` stays stuck in speaking.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass, field
+
+from edge.audio.opus import OpusEncoder
+from edge.config import AudioConfig
+from edge.engines.sentences import SentenceSplitter
+from edge.engines.tts import TtsEngine
+from edge.protocol import messages
+from edge.session.connection import DeviceConnection
+from edge.session.pacer import Pacer
+
+APOLOGY = "Sorry, I could not come up with an answer just now."
+_END = object()
+
+
+@dataclass
+class TurnTimings:
+    """Monotonic timestamps of one turn's stages, reported relative to the end of speech."""
+
+    end_of_speech: float = field(default_factory=time.monotonic)
+    asr_done: float | None = None
+    llm_first_token: float | None = None
+    tts_first_audio: float | None = None
+    first_frame_sent: float | None = None
+
+    def summary(self) -> str:
+        def ms(t: float | None) -> str:
+            return "-" if t is None else f"{(t - self.end_of_speech) * 1000:.0f}ms"
+
+        return (
+            f"asr {ms(self.asr_done)}, llm first token {ms(self.llm_first_token)}, "
+            f"first tts audio {ms(self.tts_first_audio)}, first frame {ms(self.first_frame_sent)}"
+        )
+
+
+class ReplySpeaker:
+    def __init__(
+        self,
+        conn: DeviceConnection,
+        session_id: str,
+        tts: TtsEngine,
+        encoder: OpusEncoder,
+        audio: AudioConfig,
+        emotion: str,
+    ) -> None:
+        self.conn = conn
+        self.session_id = session_id
+        self.tts = tts
+        self.encoder = encoder
+        self.audio = audio
+        self.emotion = emotion
+        self.log = conn.log
+
+    async def speak(
+        self,
+        pieces: AsyncIterator[str],
+        timings: TurnTimings,
+        on_started: Callable[[], object] = lambda: None,
+    ) -> str:
+        """Speak streamed text; return what was actually spoken (sentence texts, joined)."""
+        spoken: list[str] = []
+        if not await self.conn.send_json(messages.tts_start(self.session_id)):
+            return ""
+        on_started()
+        started = time.monotonic()
+        pacer = Pacer(self.audio.frame_duration_ms, self.audio.pacing_lead_frames)
+        finished = False
+        try:
+            await self.conn.send_json(messages.llm_emotion(self.session_id, self.emotion))
+            sentences: asyncio.Queue[object] = asyncio.Queue(maxsize=8)
+            audio: asyncio.Queue[object] = asyncio.Queue(maxsize=2)  # backpressure on synthesis
+            async with asyncio.TaskGroup() as group:
+                stages = [
+                    group.create_task(self._write(pieces, sentences, timings)),
+                    group.create_task(self._synthesize(sentences, audio, timings)),
+                ]
+                finished = await self._play(audio, pacer, started, timings, spoken)
+                for stage in stages:  # the device is gone: stop writing and synthesizing
+                    stage.cancel()
+        finally:
+            if finished:
+                await pacer.wait_played(self.audio.stop_margin_ms / 1000.0)
+            # Also on abort/cancel: awaiting a send here is safe, it cannot raise.
+            await self.conn.send_json(messages.tts_stop(self.session_id))
+        return " ".join(spoken)
+
+    async def _write(
+        self, pieces: AsyncIterator[str], out: asyncio.Queue[object], timings: TurnTimings
+    ) -> None:
+        splitter = SentenceSplitter()
+        produced = False
+        try:
+            async for piece in pieces:
+                if timings.llm_first_token is None:
+                    timings.llm_first_token = time.monotonic()
+                for sentence in splitter.push(piece):
+                    produced = True
+                    await out.put(sentence)
+            for sentence in splitter.finish():
+                produced = True
+                await out.put(sentence)
+        except Exception as exc:
+            self.log.error("language model failed mid-reply: {!r}", exc)
+            if not produced:
+                await out.put(APOLOGY)
+        else:
+            if not produced:
+                self.log.warning("language model produced no speakable text")
+                await out.put(APOLOGY)
+        finally:
+            await out.put(_END)
+
+    async def _synthesize(
+        self, sentences: asyncio.Queue[object], out: asyncio.Queue[object], timings: TurnTimings
+    ) -> None:
+        while (sentence := await sentences.get()) is not _END:
+            assert isinstance(sentence, str)
+            try:
+                packets = await self.tts.packets(sentence, self.encoder)
+            except Exception as exc:
+                self.log.error("speech synthesis failed for {!r}: {!r}", sentence[:60], exc)
+                continue
+            if timings.tts_first_audio is None:
+                timings.tts_first_audio = time.monotonic()
+            await out.put((sentence, packets))
+        await out.put(_END)
+
+    async def _play(
+        self,
+        audio: asyncio.Queue[object],
+        pacer: Pacer,
+        started: float,
+        timings: TurnTimings,
+        spoken: list[str],
+    ) -> bool:
+        """Send every sentence; False when the connection went away first."""
+        gap = self.audio.gap_after_tts_start_ms / 1000.0
+        while (item := await audio.get()) is not _END:
+            sentence, packets = item  # type: ignore[misc]
+            if not await self.conn.send_json(messages.tts_sentence(self.session_id, sentence)):
+                return False
+            # The device drops audio that arrives before it has processed `tts start`.
+            wait = started + gap - time.monotonic()
+            if wait > 0:
+                await asyncio.sleep(wait)
+            for packet in packets:
+                if not await pacer.send(self.conn.send_audio, packet):
+                    return False
+                if timings.first_frame_sent is None:
+                    timings.first_frame_sent = time.monotonic()
+            spoken.append(sentence)
+        return True
+
+
+async def fixed_text(text: str) -> AsyncIterator[str]:
+    """A text source that is not a model (greetings, farewells)."""
+    yield text

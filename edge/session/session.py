@@ -1,0 +1,352 @@
+"""One connected device, from its hello to its last frame.
+
+The reader dispatches frames; a listener task runs VAD over the microphone audio in arrival order;
+at most one reply task runs at a time. All of them live in the session's TaskGroup, so when the
+socket goes every task is cancelled and awaited, and the borrowed VAD detector is returned.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import re
+import time
+from collections.abc import AsyncIterator, Coroutine
+from typing import Any
+
+import numpy as np
+from websockets.exceptions import ConnectionClosed
+
+from edge.audio.opus import OpusDecoder, OpusEncoder, OpusError
+from edge.audio.pcm import to_float
+from edge.config import Config
+from edge.engines.loader import Engines
+from edge.engines.vad import VadDetector
+from edge.protocol import framing, messages
+from edge.protocol.messages import (
+    Abort,
+    Goodbye,
+    Hello,
+    Invalid,
+    Iot,
+    ListenDetect,
+    ListenStart,
+    ListenStop,
+    Mcp,
+)
+from edge.session.connection import DeviceConnection
+from edge.session.faults import FaultLog
+from edge.session.reply import ReplySpeaker, TurnTimings, fixed_text
+from edge.session.state import TurnState, TurnStateMachine
+
+UPLINK_RATE = 16000  # Opus decodes at any rate; ASR and VAD want 16 kHz
+MAX_AUDIO_FRAME = 8192  # bytes; Opus packets are far smaller (browser clients send ~2 KB)
+AUDIO_BACKLOG = 100  # decoded frames waiting for VAD (6 s of 60 ms frames)
+MIN_UTTERANCE_S = 0.3  # shorter push-to-talk audio is a click, not a question
+_LISTEN_STOP = object()  # goes through the audio queue, so it follows the frames before it
+
+
+def _normalise(text: str) -> str:
+    return re.sub(r"[\W_]+", " ", text.lower()).strip()
+
+
+def _meaningful(text: str) -> bool:
+    return any(ch.isalnum() for ch in text)
+
+
+class DeviceSession:
+    def __init__(
+        self,
+        conn: DeviceConnection,
+        hello: Hello,
+        engines: Engines,
+        config: Config,
+        session_id: str,
+    ) -> None:
+        self.conn = conn
+        self.hello = hello
+        self.engines = engines
+        self.config = config
+        self.session_id = session_id
+        self.log = conn.log
+        self.faults = FaultLog(self.log)
+        self.turn = TurnStateMachine()
+        self.history: list[dict[str, str]] = []
+        self.turns_answered = 0
+        self._decoder = OpusDecoder(UPLINK_RATE)
+        self._encoder = OpusEncoder(
+            config.audio.downlink_sample_rate, config.audio.frame_duration_ms
+        )
+        self._speaker = ReplySpeaker(
+            conn, session_id, engines.tts, self._encoder, config.audio, config.session.emotion
+        )
+        self._audio: asyncio.Queue[object] = asyncio.Queue(maxsize=AUDIO_BACKLOG)
+        self._detector: VadDetector | None = None
+        self._manual_audio: list[np.ndarray] = []
+        self._in_speech = False
+        self._reply_task: asyncio.Task[None] | None = None
+        self._group: asyncio.TaskGroup | None = None
+        self.last_activity = time.monotonic()
+        self._wake_words = {_normalise(w) for w in config.session.wake_words}
+
+    # --- lifetime -------------------------------------------------------------------------
+
+    async def run(self, incoming: AsyncIterator[str | bytes]) -> None:
+        try:
+            async with asyncio.TaskGroup() as group:
+                self._group = group
+                helpers = [
+                    group.create_task(self._listen_loop(), name="listener"),
+                    group.create_task(self._idle_watch(), name="idle-watch"),
+                ]
+                try:
+                    await self._read_loop(incoming)
+                finally:
+                    for task in [*helpers, self._reply_task]:
+                        if task is not None:
+                            task.cancel()
+        finally:
+            self._release_detector()
+            self._encoder.close()
+            self._decoder.close()
+            if self.faults.counts:
+                self.log.info("bad input this session: {}", self.faults.summary())
+
+    async def _read_loop(self, incoming: AsyncIterator[str | bytes]) -> None:
+        try:
+            async for frame in incoming:
+                if isinstance(frame, bytes):
+                    self._on_audio(frame)
+                else:
+                    await self._on_text(frame)
+        except ConnectionClosed:
+            pass  # an abrupt TCP drop (1006) is how devices always leave
+
+    # --- incoming frames ------------------------------------------------------------------
+
+    def _on_audio(self, frame: bytes) -> None:
+        if len(frame) > MAX_AUDIO_FRAME:
+            self.faults("oversized audio frame", f"{len(frame)} bytes dropped")
+            return
+        try:
+            packet = framing.decode(self.conn.protocol_version, frame)
+        except framing.FramingError as exc:
+            self.faults("bad binary frame", str(exc))
+            return
+        if not packet.payload:
+            return  # a zero-length frame: browser clients mark the end of an utterance so
+        if not self.turn.hears_user:
+            return  # wake-word audio before `listen detect`, or the mic during our reply
+        try:
+            pcm = self._decoder.decode(packet.payload)
+        except OpusError as exc:
+            self.faults("undecodable Opus packet", f"{len(packet.payload)} bytes: {exc}")
+            return
+        self._enqueue(pcm)
+
+    def _enqueue(self, item: object) -> None:
+        if self._audio.full():
+            self._audio.get_nowait()
+            self.faults("audio backlog", "VAD fell behind; dropped the oldest frame")
+        self._audio.put_nowait(item)
+
+    async def _on_text(self, text: str) -> None:
+        message = messages.parse_device_message(text)
+        match message:
+            case ListenStart(mode=mode):
+                if self.turn.listen_start(mode):
+                    self._reset_listening()
+            case ListenStop():
+                self._enqueue(_LISTEN_STOP)
+            case ListenDetect(text=wake_text):
+                await self._on_detect(wake_text)
+            case Abort(reason=reason):
+                await self._on_abort(reason)
+            case Hello():
+                self.faults("repeated hello", "a second hello on one connection is ignored")
+            case Mcp():
+                self.log.debug("MCP message ignored (device tools are not used yet)")
+            case Iot():
+                self.log.debug("legacy IoT message ignored")
+            case Goodbye():
+                self.log.debug("goodbye is an MQTT message; ignored on WebSocket")
+            case Invalid(reason=reason):
+                self.faults("bad message", reason)
+
+    async def _on_detect(self, text: str) -> None:
+        self.last_activity = time.monotonic()
+        if _normalise(text) in self._wake_words or not _meaningful(text):
+            self.log.info("wake word {!r}", text)
+            greeting = self.config.session.greeting
+            if greeting and self.turn.text_query():
+                self._start_reply(self._speak_fixed(greeting))
+            return
+        # Boards inject phrases through `detect` too: answer them like a spoken question.
+        if self.turn.text_query():
+            self.log.info("text query by detect: {!r}", text)
+            self._start_reply(self._answer_text(text, TurnTimings()))
+
+    async def _on_abort(self, reason: str | None) -> None:
+        self.log.info("abort ({})", reason or "button")
+        task = self._reply_task
+        if task is not None and not task.done():
+            task.cancel()  # the reply's finally sends `tts stop`
+            await asyncio.wait([task])
+
+    # --- listening ------------------------------------------------------------------------
+
+    def _reset_listening(self) -> None:
+        while not self._audio.empty():
+            self._audio.get_nowait()
+        self._manual_audio.clear()
+        self._in_speech = False
+        if self._detector is not None:
+            self._detector.reset()
+
+    def _release_detector(self) -> None:
+        if self._detector is not None:
+            self.engines.vad.release(self._detector)
+            self._detector = None
+
+    async def _listen_loop(self) -> None:
+        timeout = self.config.vad.no_audio_timeout_s
+        while True:
+            try:
+                item = await asyncio.wait_for(self._audio.get(), timeout)
+            except TimeoutError:
+                if self._in_speech and self.turn.hears_user and self._detector is not None:
+                    # Fallback: the device stopped sending audio in the middle of speech.
+                    self.log.info("no audio for {:.1f} s during speech; ending the turn", timeout)
+                    await self._end_utterance(await self.engines.vad.flush(self._detector))
+                elif not self.turn.busy and self.turn.state != TurnState.LISTENING:
+                    self._release_detector()  # idle devices hold no VAD
+                continue
+            if item is _LISTEN_STOP:
+                await self._on_listen_stop()
+            elif self.turn.mode == "manual":
+                self._collect_manual(item)  # type: ignore[arg-type]
+            else:
+                await self._detect_speech(item)  # type: ignore[arg-type]
+
+    def _collect_manual(self, pcm: np.ndarray) -> None:
+        if self.turn.state != TurnState.LISTENING:
+            return
+        self._manual_audio.append(pcm)
+        if sum(a.size for a in self._manual_audio) > self.config.vad.max_utterance_s * UPLINK_RATE:
+            self.log.info("push-to-talk reached {} s; answering", self.config.vad.max_utterance_s)
+            self._enqueue(_LISTEN_STOP)
+
+    async def _on_listen_stop(self) -> None:
+        if self.turn.mode == "manual":
+            audio = self._manual_audio
+            self._manual_audio = []
+            if self.turn.state != TurnState.LISTENING:
+                return
+            samples = to_float(np.concatenate(audio)) if audio else np.zeros(0, np.float32)
+            if samples.size < MIN_UTTERANCE_S * UPLINK_RATE:
+                self.log.info(
+                    "push-to-talk with {:.2f} s of audio; nothing to answer",
+                    samples.size / UPLINK_RATE,
+                )
+                self.turn.listen_stop()
+                self.turn.reply_done()
+                return
+            if self.turn.listen_stop():
+                self._start_reply(self._answer_speech(samples, TurnTimings()))
+        elif self._detector is not None and self.turn.hears_user:
+            await self._end_utterance(await self.engines.vad.flush(self._detector))
+
+    async def _detect_speech(self, pcm: np.ndarray) -> None:
+        if not self.turn.hears_user:
+            return
+        if self._detector is None:
+            self._detector = self.engines.vad.acquire()
+        result = await self.engines.vad.feed(self._detector, to_float(pcm))
+        if not self.turn.hears_user:
+            return  # the state moved on while VAD ran
+        if result.speaking or result.utterances:
+            self.last_activity = time.monotonic()
+            self._in_speech = result.speaking
+            if self.turn.state == TurnState.SPEAKING:  # realtime barge-in
+                self.log.info("user speech during the reply: barge-in")
+                await self._on_abort("barge-in")
+        if result.utterances:
+            await self._end_utterance(result.utterances)
+
+    async def _end_utterance(self, segments: list[np.ndarray]) -> None:
+        self._in_speech = False
+        if not segments:
+            return
+        timings = TurnTimings()
+        if self.turn.utterance_end():
+            self._start_reply(self._answer_speech(np.concatenate(segments), timings))
+
+    # --- replies --------------------------------------------------------------------------
+
+    def _start_reply(self, work: Coroutine[Any, Any, None]) -> None:
+        assert self._group is not None
+        self._reply_task = self._group.create_task(self._run_reply(work), name="reply")
+
+    async def _run_reply(self, work: Coroutine[Any, Any, None]) -> None:
+        try:
+            await work
+        except asyncio.CancelledError:
+            raise
+        except Exception:
+            self.log.exception("reply failed")
+        finally:
+            self.turn.reply_done()
+            self.last_activity = time.monotonic()
+            if self._detector is not None:
+                self._detector.reset()
+            self._reply_task = None
+
+    async def _answer_speech(self, samples: np.ndarray, timings: TurnTimings) -> None:
+        try:
+            text = await self.engines.asr.transcribe(samples)
+        except Exception as exc:
+            self.log.error("speech recognition failed: {!r}", exc)
+            text = ""
+        timings.asr_done = time.monotonic()
+        if not _meaningful(text):
+            self.log.info("no words recognised in {:.1f} s of audio", samples.size / UPLINK_RATE)
+            return
+        await self._answer_text(text, timings)
+
+    async def _answer_text(self, text: str, timings: TurnTimings) -> None:
+        await self.conn.send_json(messages.stt(self.session_id, text))
+        keep = self.config.llm.history_turns * 2
+        prompt = self.engines.llm.prompt_messages(self.history[-keep:] if keep else [], text)
+        reply = await self._speaker.speak(
+            self.engines.llm.stream(prompt), timings, self.turn.speaking_started
+        )
+        if reply:
+            self.history += [
+                {"role": "user", "content": text},
+                {"role": "assistant", "content": reply},
+            ]
+        self.turns_answered += 1
+        self.log.info("turn: {!r} → {!r} | {}", text[:80], reply[:80], timings.summary())
+
+    async def _speak_fixed(self, text: str) -> None:
+        await self._speaker.speak(fixed_text(text), TurnTimings(), self.turn.speaking_started)
+
+    # --- idle policy ----------------------------------------------------------------------
+
+    async def _idle_watch(self) -> None:
+        limit = self.config.session.idle_timeout_s
+        while True:
+            await asyncio.sleep(min(1.0, limit / 4))
+            if self.turn.busy or self._in_speech:
+                self.last_activity = time.monotonic()  # never close while audio is flowing
+                continue
+            if time.monotonic() - self.last_activity < limit:
+                continue
+            self.log.info("no speech for {:.0f} s; closing", limit)
+            farewell = self.config.session.farewell
+            if farewell and self.turn.text_query():
+                self._start_reply(self._speak_fixed(farewell))
+                task = self._reply_task
+                if task is not None:
+                    await asyncio.wait([task])
+            await self.conn.close("idle")
+            return

@@ -1,0 +1,1 @@
+"""A simulated xiaozhi device that behaves like the firmware; drives tests and benchmarks."""

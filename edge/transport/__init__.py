@@ -1,0 +1,1 @@
+"""Network edges: the WebSocket device endpoint and the HTTP config/health endpoint."""

@@ -1,0 +1,110 @@
+"""The HTTP side: the config ("OTA") endpoint the firmware calls first, and /health.
+
+The OTA answer must always be usable: a malformed body still gets a `websocket` section (without
+one the device falls back to MQTT with stale settings and never reaches us). CORS is open so that
+browser test pages can call it.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Awaitable, Callable
+from datetime import datetime
+from typing import Any
+
+from aiohttp import web
+from loguru import logger
+
+from edge.config import Config
+from edge.protocol import ota
+
+_CORS = {
+    "Access-Control-Allow-Origin": "*",
+    "Access-Control-Allow-Methods": "GET, POST, OPTIONS",
+    "Access-Control-Allow-Headers": "*",
+    "Access-Control-Max-Age": "86400",
+}
+
+
+def _timezone_offset_min(config: Config) -> int:
+    if config.server.timezone_offset_min is not None:
+        return config.server.timezone_offset_min
+    offset = datetime.now().astimezone().utcoffset()
+    return int(offset.total_seconds() // 60) if offset else 0
+
+
+def websocket_url(config: Config, request: web.Request, ws_port: int) -> str:
+    """The URL devices should use: configured, or the address this request reached us on."""
+    if config.server.public_websocket_url:
+        return config.server.public_websocket_url
+    host = request.url.host
+    if not host:
+        sockname = request.transport.get_extra_info("sockname") if request.transport else None
+        host = sockname[0] if sockname else "127.0.0.1"
+    if ":" in host and not host.startswith("["):
+        host = f"[{host}]"  # IPv6 literal
+    return f"ws://{host}:{ws_port}{config.server.websocket_path}"
+
+
+@web.middleware
+async def _cors(
+    request: web.Request, handler: Callable[[web.Request], Awaitable[web.StreamResponse]]
+) -> web.StreamResponse:
+    if request.method == "OPTIONS":
+        return web.Response(status=204, headers=_CORS)
+    response = await handler(request)
+    response.headers.update(_CORS)
+    return response
+
+
+def make_app(
+    config: Config, ws_port: Callable[[], int], status: Callable[[], dict[str, Any]]
+) -> web.Application:
+    async def ota_endpoint(request: web.Request) -> web.Response:
+        body = await request.read() if request.can_read_body else b""
+        info = ota.parse_request(dict(request.headers), body)
+        url = websocket_url(config, request, ws_port())
+        token = config.auth.tokens[0] if config.auth.enabled and config.auth.tokens else ""
+        answer = ota.response(
+            info,
+            websocket_url=url,
+            token=token,
+            protocol_version=config.server.protocol_version,
+            now_ms=int(time.time() * 1000),
+            timezone_offset_min=_timezone_offset_min(config),
+        )
+        logger.bind(device=info.device_id or request.remote or "?").info(
+            "config request ({}): client {} agent {!r} firmware {} board {} → {}",
+            request.method,
+            info.client_id or "-",
+            info.user_agent,
+            info.firmware_version or "?",
+            info.board_type or "?",
+            url,
+        )
+        return web.json_response(answer)
+
+    async def health(_request: web.Request) -> web.Response:
+        return web.json_response(status())
+
+    app = web.Application(middlewares=[_cors], client_max_size=256 * 1024)
+    for path in ("/xiaozhi/ota", "/xiaozhi/ota/"):
+        app.router.add_route("GET", path, ota_endpoint)
+        app.router.add_route("POST", path, ota_endpoint)
+        app.router.add_route("OPTIONS", path, ota_endpoint)
+    app.router.add_get("/health", health)
+    return app
+
+
+class HttpServer:
+    def __init__(self, app: web.Application) -> None:
+        self._runner = web.AppRunner(app, access_log=None, handle_signals=False)
+
+    async def start(self, host: str, port: int) -> int:
+        await self._runner.setup()
+        site = web.TCPSite(self._runner, host, port)
+        await site.start()
+        return int(self._runner.addresses[0][1])
+
+    async def stop(self) -> None:
+        await self._runner.cleanup()

@@ -1,0 +1,59 @@
+"""Who is connecting: headers read case-insensitively, with the query-parameter fallbacks that
+browser clients use (they cannot set headers on a WebSocket)."""
+
+from __future__ import annotations
+
+import hmac
+from dataclasses import dataclass
+from urllib.parse import parse_qs, urlsplit
+
+from websockets.datastructures import Headers
+
+from edge.config import AuthConfig
+
+
+@dataclass(frozen=True)
+class DeviceIdentity:
+    device_id: str
+    client_id: str
+    protocol_version: int | None  # from the Protocol-Version header, if it was usable
+    token: str  # bearer token without the "Bearer " prefix; "" when absent
+    peer: str
+
+    @property
+    def label(self) -> str:
+        return self.device_id or f"anonymous@{self.peer}"
+
+
+def _query(path: str) -> dict[str, str]:
+    params = parse_qs(urlsplit(path).query)
+    return {k.lower().replace("_", "-"): v[0] for k, v in params.items() if v}
+
+
+def identify(path: str, headers: Headers, peer: str) -> DeviceIdentity:
+    query = _query(path)
+
+    def pick(name: str) -> str:
+        return (headers.get(name) or query.get(name.lower(), "")).strip()
+
+    raw_version = pick("Protocol-Version")
+    version = int(raw_version) if raw_version.isdigit() else None
+    auth = pick("Authorization")
+    token = auth[7:].strip() if auth.lower().startswith("bearer ") else auth
+    if auth.lower() == "bearer":
+        token = ""  # xiaozhi-sdk sends "Bearer " with an empty token
+    return DeviceIdentity(pick("Device-Id").lower(), pick("Client-Id"), version, token, peer)
+
+
+def is_authorised(identity: DeviceIdentity, auth: AuthConfig) -> bool:
+    if not auth.enabled:
+        return True
+    if identity.device_id and identity.device_id in {d.lower() for d in auth.allowed_devices}:
+        return True
+    # Compare against every token in constant time, so timing says nothing about which matched.
+    matched = False
+    for token in auth.tokens:
+        matched |= bool(identity.token) and hmac.compare_digest(
+            identity.token.encode(), token.encode()
+        )
+    return matched

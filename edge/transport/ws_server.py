@@ -1,0 +1,202 @@
+"""The WebSocket device endpoint (xiaozhi protocol §1.3, §2).
+
+Refusals (authorisation, capacity) happen before the upgrade with a plain HTTP status and a
+message, so a refused device reports a clean "cannot connect" instead of hanging. After the
+upgrade the first job is the hello, answered at once: nothing slow happens before it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import http
+import time
+import uuid
+
+from loguru import logger
+from websockets.asyncio.server import Server, ServerConnection, serve
+from websockets.exceptions import ConnectionClosed
+from websockets.http11 import Request, Response
+
+from edge.config import Config
+from edge.engines.loader import Engines
+from edge.protocol import messages
+from edge.protocol.framing import SUPPORTED_VERSIONS
+from edge.protocol.messages import AudioParams, Hello, Invalid
+from edge.session.connection import DeviceConnection
+from edge.session.faults import FaultLog
+from edge.session.session import DeviceSession
+from edge.transport.identity import DeviceIdentity, identify, is_authorised
+
+MAX_FRAME_BYTES = 1 << 20  # websockets closes with 1009 above this; devices send ≤ 64 KiB
+
+
+class DeviceServer:
+    def __init__(self, config: Config, engines: Engines) -> None:
+        self.config = config
+        self.engines = engines
+        self.sessions: dict[str, DeviceSession] = {}  # by device label
+        self.connections = 0
+        self.hello_latencies: list[float] = []
+        self._server: Server | None = None
+        self._housekeeping: set[asyncio.Task[None]] = set()
+
+    async def start(self, host: str, port: int) -> int:
+        self._server = await serve(
+            self._handle,
+            host,
+            port,
+            process_request=self._admit,
+            compression=None,  # the firmware never negotiates permessage-deflate
+            max_size=MAX_FRAME_BYTES,
+            ping_interval=20,
+            ping_timeout=20,
+            close_timeout=2,  # devices never answer a close frame
+            server_header="edge",
+        )
+        sockets = list(self._server.sockets)
+        return int(sockets[0].getsockname()[1])
+
+    async def stop(self) -> None:
+        if self._server is not None:
+            self._server.close(close_connections=True)
+            await self._server.wait_closed()
+        for task in list(self._housekeeping):
+            task.cancel()
+        await asyncio.gather(*self._housekeeping, return_exceptions=True)
+
+    # --- before the upgrade ---------------------------------------------------------------
+
+    def _admit(self, connection: ServerConnection, request: Request) -> Response | None:
+        identity = self._identity(connection, request)
+        if not is_authorised(identity, self.config.auth):
+            logger.bind(device=identity.label).warning(
+                "refused: not authorised ({} token)", "no" if not identity.token else "unknown"
+            )
+            return connection.respond(
+                http.HTTPStatus.UNAUTHORIZED, "device not authorised on this edge server\n"
+            )
+        if self.connections >= self.config.server.max_sessions:
+            logger.bind(device=identity.label).warning(
+                "refused: {} connections already (server.max_sessions)", self.connections
+            )
+            return connection.respond(
+                http.HTTPStatus.SERVICE_UNAVAILABLE, "edge server is at its connection limit\n"
+            )
+        return None
+
+    @staticmethod
+    def _identity(connection: ServerConnection, request: Request) -> DeviceIdentity:
+        peer = connection.remote_address
+        return identify(request.path, request.headers, f"{peer[0]}:{peer[1]}" if peer else "?")
+
+    # --- after the upgrade ----------------------------------------------------------------
+
+    async def _handle(self, ws: ServerConnection) -> None:
+        assert ws.request is not None
+        identity = self._identity(ws, ws.request)
+        log = logger.bind(device=identity.label)
+        self.connections += 1
+        try:
+            await self._serve_device(ws, identity, log)
+        except Exception:
+            log.exception("session crashed; connection closed")
+        finally:
+            self.connections -= 1
+
+    async def _serve_device(
+        self, ws: ServerConnection, identity: DeviceIdentity, log: object
+    ) -> None:
+        faults = FaultLog(log)
+        connected = time.monotonic()
+        hello = await self._await_hello(ws, faults)
+        if hello is None:
+            return
+        version = self._framing_version(identity, hello, faults)
+        conn = DeviceConnection(ws, identity.label, version)
+        session_id = str(uuid.uuid4())
+        reply = messages.server_hello(
+            session_id,
+            AudioParams(
+                "opus",
+                self.config.audio.downlink_sample_rate,
+                1,
+                self.config.audio.frame_duration_ms,
+            ),
+        )
+        if not await conn.send_json(reply):
+            return
+        self.hello_latencies.append(time.monotonic() - connected)
+        conn.log.info(
+            "connected: client {} framing v{} uplink {} Hz/{} ms mcp={}",
+            identity.client_id or "-",
+            version,
+            hello.audio_params.sample_rate,
+            hello.audio_params.frame_duration,
+            hello.mcp,
+        )
+        session = DeviceSession(conn, hello, self.engines, self.config, session_id)
+        self._replace(identity.label, session)
+        try:
+            await session.run(ws)
+        finally:
+            if self.sessions.get(identity.label) is session:
+                del self.sessions[identity.label]
+            conn.log.info("disconnected after {} turns", session.turns_answered)
+
+    def _replace(self, label: str, session: DeviceSession) -> None:
+        old = self.sessions.get(label)
+        self.sessions[label] = session
+        if old is not None and not old.conn.closed:
+            # A device opens a new socket only after giving up on the old one (120 s rule).
+            old.log.info("replaced by a newer connection from the same device; closing")
+            task = asyncio.create_task(old.conn.close("replaced by a newer connection"))
+            self._housekeeping.add(task)
+            task.add_done_callback(self._housekeeping.discard)
+
+    async def _await_hello(self, ws: ServerConnection, faults: FaultLog) -> Hello | None:
+        deadline = time.monotonic() + self.config.session.hello_timeout_s
+        while True:
+            remaining = deadline - time.monotonic()
+            try:
+                frame = await asyncio.wait_for(ws.recv(), max(remaining, 0.001))
+            except TimeoutError:
+                faults("no hello", f"nothing usable within {self.config.session.hello_timeout_s} s")
+                await DeviceConnection(ws, "", 1).close("hello expected")
+                return None
+            except ConnectionClosed:
+                return None
+            if isinstance(frame, bytes):
+                faults("binary before hello", f"{len(frame)}-byte frame dropped")
+                continue
+            parsed = messages.parse_device_message(frame)
+            if isinstance(parsed, Hello):
+                if parsed.transport not in (None, "websocket"):
+                    faults(
+                        "hello transport", f"{parsed.transport!r} on a WebSocket; answering anyway"
+                    )
+                return parsed
+            if isinstance(parsed, Invalid) and parsed.type == "hello":
+                # Answer a hello with mistyped fields with our defaults rather than leave the
+                # device waiting 10 s for a hello that never comes.
+                faults("bad hello", f"{parsed.reason}; using defaults")
+                return Hello(None, "websocket", AudioParams())
+            detail = parsed.reason if isinstance(parsed, Invalid) else type(parsed).__name__
+            faults("message before hello", detail)
+
+    @staticmethod
+    def _framing_version(identity: DeviceIdentity, hello: Hello, faults: FaultLog) -> int:
+        # The header is what the firmware keys its own framing on; the hello repeats it.
+        version = identity.protocol_version or hello.version or 1
+        if version not in SUPPORTED_VERSIONS:
+            faults("framing version", f"unsupported binary protocol {version}; using 1")
+            return 1
+        if (
+            identity.protocol_version
+            and hello.version
+            and hello.version != identity.protocol_version
+        ):
+            faults(
+                "framing version",
+                f"header says {identity.protocol_version}, hello says {hello.version}; using header",
+            )
+        return version
