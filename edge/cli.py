@@ -49,11 +49,9 @@ def _serve(args: argparse.Namespace) -> int:
     try:
         import uvloop
 
-        runner = uvloop.run
+        uvloop.run(app.serve(cfg))
     except ImportError:  # pragma: no cover - uvloop is installed on Linux
-        runner = asyncio.run
-    try:
-        runner(app.serve(cfg))
+        asyncio.run(app.serve(cfg))
     except KeyboardInterrupt:
         pass
     return 0

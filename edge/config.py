@@ -145,7 +145,9 @@ def _resolve(cls: type) -> dict[str, Any]:
 
 # Section name → its dataclass (annotations are strings here, so resolve them).
 _SECTIONS: dict[str, type] = {
-    name: hint for name, hint in _resolve(Config).items() if dataclasses.is_dataclass(hint)
+    name: hint
+    for name, hint in _resolve(Config).items()
+    if isinstance(hint, type) and dataclasses.is_dataclass(hint)
 }
 
 

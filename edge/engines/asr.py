@@ -107,7 +107,12 @@ class AsrEngine:
         self.recognizer = recognizer
         self.worker = worker
 
-    async def transcribe(self, samples: np.ndarray) -> str:
+    async def transcribe(self, samples: np.ndarray, *, timeout_s: float | None = None) -> str:
         if samples.size == 0:
             return ""
-        return await self.worker.run(self.recognizer.transcribe, samples)
+        return await self.worker.run(self.recognizer.transcribe, samples, timeout_s=timeout_s)
+
+    async def warm_up(self) -> None:
+        """The first decode allocates buffers and is several times slower than later ones."""
+        noise = np.random.default_rng(0).normal(0, 0.01, SAMPLE_RATE).astype(np.float32)
+        await self.transcribe(noise)

@@ -54,18 +54,26 @@ class LlmEngine:
         return time.monotonic() - started
 
     async def stream(
-        self, messages: list[Message], *, max_tokens: int | None = None
+        self,
+        messages: list[Message],
+        *,
+        max_tokens: int | None = None,
+        timeout_s: float | None = None,
     ) -> AsyncIterator[str]:
         """Yield text pieces as the model writes them. Closing the iterator (or cancelling the
-        task that reads it) stops the generation within one token."""
+        task that reads it) stops the generation within one token. The timeout counts from the
+        moment this request gets the model, not while it waits for another device's turn."""
         loop = asyncio.get_running_loop()
         queue: asyncio.Queue[object] = asyncio.Queue()
         stop = threading.Event()
         limit = max_tokens or self.config.max_tokens
-        deadline = time.monotonic() + self.config.timeout_s
+        budget = timeout_s if timeout_s is not None else self.config.timeout_s
+        deadline = 0.0
 
         def produce() -> None:
             try:
+                if time.monotonic() > deadline:
+                    raise EngineTimeout(f"llm had no time left ({budget} s budget)")
                 chunks: Any = self._llama.create_chat_completion(
                     messages=messages,  # type: ignore[arg-type]
                     stream=True,
@@ -76,7 +84,7 @@ class LlmEngine:
                     if stop.is_set():
                         break
                     if time.monotonic() > deadline:
-                        raise EngineTimeout(f"llm took longer than {self.config.timeout_s} s")
+                        raise EngineTimeout(f"llm took longer than {budget} s")
                     piece = chunk["choices"][0]["delta"].get("content")
                     if piece:
                         loop.call_soon_threadsafe(queue.put_nowait, piece)
@@ -87,10 +95,9 @@ class LlmEngine:
                 loop.call_soon_threadsafe(queue.put_nowait, _DONE)
 
         async with self._lock:
-            # No per-call timeout on the worker: the deadline is checked per token instead.
-            task = asyncio.ensure_future(
-                self.worker.run(produce, timeout_s=self.config.timeout_s + 5)
-            )
+            deadline = time.monotonic() + budget
+            # The deadline is checked per token; the worker's own timeout is only a backstop.
+            task = asyncio.ensure_future(self.worker.run(produce, timeout_s=budget + 5))
             try:
                 while True:
                     item = await queue.get()

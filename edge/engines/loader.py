@@ -64,7 +64,8 @@ async def load_engines(config: Config) -> Engines:
         asyncio.to_thread(TtsEngine, voice, config.tts, tts_worker),
     )
     engines = Engines(vad, AsrEngine(recognizer, asr_worker), llm, tts)
-    warm = await llm.warm_up()
+    # First calls are slow (buffers, caches, the system prompt's KV): pay for them now.
+    _, warm, _ = await asyncio.gather(engines.asr.warm_up(), llm.warm_up(), tts.warm_up())
     logger.info(
         "engines loaded in {:.1f} s (LLM prefix warmed in {:.2f} s): asr={} llm={} tts={}",
         time.monotonic() - started,

@@ -9,7 +9,9 @@ import re
 _SENTENCE_END = re.compile(r"(?<=[.!?…])[\"')\]]*\s+|(?<=[。！？；])|\n+")
 # A clause break that is good enough for the first piece of a reply.
 _CLAUSE_END = re.compile(r"(?<=[,;:])\s+|(?<=[，、：；])")
-FIRST_CLAUSE_MIN_CHARS = 12
+# The first piece may end at a clause break once it is this long (weighted: a CJK character is
+# a syllable, worth about three Latin letters). Shorter pieces sound choppy and gain nothing.
+FIRST_CLAUSE_MIN_WEIGHT = 12
 _MARKUP = re.compile(r"[*_`#>|~]+|\[(.*?)\]\(.*?\)")
 _EMOJI = re.compile(
     "[\U0001f000-\U0001faff\U00002600-\U000027bf\U0000fe0f\U0000200d\U0001f1e6-\U0001f1ff]"
@@ -21,6 +23,10 @@ def clean_for_speech(text: str) -> str:
     text = _MARKUP.sub(lambda m: m.group(1) or " ", text)
     text = _EMOJI.sub("", text)
     return re.sub(r"\s+", " ", text).strip()
+
+
+def _weight(text: str) -> int:
+    return sum(3 if ord(ch) >= 0x2E80 else 1 for ch in text)
 
 
 def _speakable(text: str) -> bool:
@@ -39,9 +45,14 @@ class SentenceSplitter:
         while True:
             match = _SENTENCE_END.search(self._buffer)
             if match is None and self._emitted == 0:
-                clause = _CLAUSE_END.search(self._buffer)
-                if clause and clause.start() >= FIRST_CLAUSE_MIN_CHARS:
-                    match = clause
+                match = next(
+                    (
+                        clause
+                        for clause in _CLAUSE_END.finditer(self._buffer)
+                        if _weight(self._buffer[: clause.start()]) >= FIRST_CLAUSE_MIN_WEIGHT
+                    ),
+                    None,
+                )
             if match is None or match.end() == 0:
                 break
             head, self._buffer = self._buffer[: match.end()], self._buffer[match.end() :]

@@ -33,6 +33,9 @@ class TtsEngine:
         pcm = self.synthesize_pcm(text, encoder.sample_rate)
         return [encoder.encode(frame) for frame in frames(pcm, encoder.frame_samples)]
 
+    async def warm_up(self) -> None:
+        await self.worker.run(self.synthesize_pcm, "Hello.", self.sample_rate)
+
     async def packets(self, text: str, encoder: OpusEncoder) -> list[bytes]:
         """Opus packets for one sentence. The encoder belongs to the caller's stream."""
         return await self.worker.run(self._packets, text, encoder)

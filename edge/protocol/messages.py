@@ -155,7 +155,7 @@ def _parse_listen(obj: dict[str, Any]) -> DeviceMessage:
 
 def parse_device_message(text: str | bytes) -> DeviceMessage:
     """Parse one text frame from a device. Never raises for bad content."""
-    size = len(text.encode() if isinstance(text, str) else text)
+    size = len(text.encode("utf-8", "replace") if isinstance(text, str) else text)
     if size > MAX_TEXT_BYTES:
         return Invalid(f"text frame of {size} bytes exceeds {MAX_TEXT_BYTES}")
     try:

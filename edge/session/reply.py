@@ -148,7 +148,9 @@ class ReplySpeaker:
         """Send every sentence; False when the connection went away first."""
         gap = self.audio.gap_after_tts_start_ms / 1000.0
         while (item := await audio.get()) is not _END:
-            sentence, packets = item  # type: ignore[misc]
+            assert isinstance(item, tuple)
+            sentence: str = item[0]
+            packets: list[bytes] = item[1]
             if not await self.conn.send_json(messages.tts_sentence(self.session_id, sentence)):
                 return False
             # The device drops audio that arrives before it has processed `tts start`.

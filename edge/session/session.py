@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 import re
 import time
-from collections.abc import AsyncIterator, Coroutine
+from collections.abc import AsyncIterable, Coroutine
 from typing import Any
 
 import numpy as np
@@ -90,7 +90,7 @@ class DeviceSession:
 
     # --- lifetime -------------------------------------------------------------------------
 
-    async def run(self, incoming: AsyncIterator[str | bytes]) -> None:
+    async def run(self, incoming: AsyncIterable[str | bytes]) -> None:
         try:
             async with asyncio.TaskGroup() as group:
                 self._group = group
@@ -111,7 +111,7 @@ class DeviceSession:
             if self.faults.counts:
                 self.log.info("bad input this session: {}", self.faults.summary())
 
-    async def _read_loop(self, incoming: AsyncIterator[str | bytes]) -> None:
+    async def _read_loop(self, incoming: AsyncIterable[str | bytes]) -> None:
         try:
             async for frame in incoming:
                 if isinstance(frame, bytes):
@@ -302,7 +302,7 @@ class DeviceSession:
 
     async def _answer_speech(self, samples: np.ndarray, timings: TurnTimings) -> None:
         try:
-            text = await self.engines.asr.transcribe(samples)
+            text = await self.engines.asr.transcribe(samples, timeout_s=self.config.asr.timeout_s)
         except Exception as exc:
             self.log.error("speech recognition failed: {!r}", exc)
             text = ""
@@ -316,9 +316,8 @@ class DeviceSession:
         await self.conn.send_json(messages.stt(self.session_id, text))
         keep = self.config.llm.history_turns * 2
         prompt = self.engines.llm.prompt_messages(self.history[-keep:] if keep else [], text)
-        reply = await self._speaker.speak(
-            self.engines.llm.stream(prompt), timings, self.turn.speaking_started
-        )
+        pieces = self.engines.llm.stream(prompt, timeout_s=self.config.llm.timeout_s)
+        reply = await self._speaker.speak(pieces, timings, self.turn.speaking_started)
         if reply:
             self.history += [
                 {"role": "user", "content": text},

@@ -314,7 +314,7 @@ class SimDevice:
     async def wait_played(self, timeout: float = 10.0) -> None:
         """Until the playback queue is empty (the firmware plays out what it has queued)."""
         deadline = time.monotonic() + timeout
-        while self._queue and time.monotonic() < deadline:
+        while self._queue and time.monotonic() < deadline:  # noqa: ASYNC110 - polls the player
             await asyncio.sleep(self.frame_ms / 1000)
 
     # --- results --------------------------------------------------------------------------

@@ -117,10 +117,11 @@ async def run(
         await device.drop()
     latency = device.first_audio_latency(mark)
     frames = len(device.audio_events(mark))
+    stats = device.stats
+    shown = "-" if latency is None else f"{latency * 1000:.0f} ms"
     show(
-        f"end of speech → first audio frame: "
-        f"{'-' if latency is None else f'{latency * 1000:.0f} ms'}; {frames} frames received, "
-        f"{device.stats.dropped_not_speaking} outside tts, {device.stats.dropped_overflow} overflowed"
+        f"end of speech → first audio frame: {shown}; {frames} frames received, "
+        f"{stats.dropped_not_speaking} outside tts, {stats.dropped_overflow} overflowed"
     )
     if save_reply is not None:
         reply = device.reply_pcm()

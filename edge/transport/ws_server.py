@@ -197,6 +197,6 @@ class DeviceServer:
         ):
             faults(
                 "framing version",
-                f"header says {identity.protocol_version}, hello says {hello.version}; using header",
+                f"header {identity.protocol_version}, hello {hello.version}; using the header",
             )
         return version

@@ -1,0 +1,94 @@
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+import numpy as np
+import pytest
+from loguru import logger
+
+from edge import logs
+from edge.audio.pcm import read_wav
+from tests.helpers import BECKETT, Running, ServerThread, server_config
+
+
+@pytest.fixture(scope="session")
+def harness() -> Iterator[ServerThread]:
+    logs.setup("INFO")
+    thread = ServerThread()
+    yield thread
+    thread.close()
+
+
+@pytest.fixture(scope="session")
+def server(harness: ServerThread) -> Iterator[Running]:
+    """The default server: embedded models, default settings."""
+    srv = harness.start_server(server_config())
+    yield Running(srv, harness)
+    harness.stop_server(srv)
+
+
+@pytest.fixture
+def make_server(harness: ServerThread) -> Iterator[Any]:
+    """A server with some settings changed, sharing the loaded engines."""
+    started: list[Any] = []
+
+    def make(**sections: dict[str, Any]) -> Running:
+        srv = harness.start_server(server_config(**sections))
+        started.append(srv)
+        return Running(srv, harness)
+
+    yield make
+    for srv in started:
+        harness.stop_server(srv)
+
+
+def _speak(harness: ServerThread, text: str) -> np.ndarray:
+    tts = harness.engines.tts
+    pcm = tts.synthesize_pcm(text, 16000)
+    return np.concatenate([np.zeros(3200, np.int16), pcm])  # 0.2 s lead-in, like a real mic
+
+
+@pytest.fixture(scope="session")
+def question(harness: ServerThread) -> np.ndarray:
+    """A short spoken question (piper, 16 kHz)."""
+    return _speak(harness, "What is the capital of France?")
+
+
+@pytest.fixture(scope="session")
+def speak(harness: ServerThread) -> Any:
+    cache: dict[str, np.ndarray] = {}
+
+    def make(text: str) -> np.ndarray:
+        if text not in cache:
+            cache[text] = _speak(harness, text)
+        return cache[text]
+
+    return make
+
+
+@pytest.fixture(scope="session")
+def beckett() -> np.ndarray:
+    pcm, _ = read_wav(BECKETT)
+    return pcm
+
+
+@pytest.fixture
+def log_lines() -> Iterator[list[dict[str, Any]]]:
+    """Log records written during the test: {'level', 'device', 'message'}."""
+    lines: list[dict[str, Any]] = []
+
+    def sink(message: Any) -> None:
+        record = message.record
+        lines.append(
+            {
+                "level": record["level"].name,
+                "device": record["extra"].get("device", "-"),
+                "message": record["message"],
+            }
+        )
+
+    handler = logger.add(sink, level="DEBUG")
+    yield lines
+    logger.remove(handler)
+

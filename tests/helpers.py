@@ -1,0 +1,98 @@
+"""Shared test helpers: the server harness, speech fixtures, word error rate."""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import re
+import threading
+from collections.abc import Coroutine
+from pathlib import Path
+from typing import Any, TypeVar
+
+import numpy as np
+
+from edge.app import EdgeServer
+from edge.config import Config, with_overrides
+from edge.engines.loader import Engines, load_engines
+
+T = TypeVar("T")
+SHARED = Path(__file__).resolve().parents[2] / "shared"
+BECKETT = SHARED / "fixtures" / "speech" / "beckett_16k.wav"
+BECKETT_TEXT = "Ever tried. Ever failed. No matter. Try again. Fail again. Fail better."
+SHERPA_WHISPER = SHARED / "models" / "sherpa-whisper-tiny.en-int8"
+
+
+def words(text: str) -> list[str]:
+    return re.sub(r"[^\w\s']", " ", text.lower()).split()
+
+
+def word_error_rate(reference: str, hypothesis: str) -> float:
+    ref, hyp = words(reference), words(hypothesis)
+    row = list(range(len(hyp) + 1))
+    for i, r in enumerate(ref, 1):
+        prev, row[0] = row[0], i
+        for j, h in enumerate(hyp, 1):
+            prev, row[j] = row[j], min(row[j] + 1, row[j - 1] + 1, prev + (r != h))
+    return row[len(hyp)] / max(len(ref), 1)
+
+
+def server_config(**sections: dict[str, Any]) -> Config:
+    """Defaults, on ephemeral loopback ports, with some sections changed."""
+    base = with_overrides(Config(), server={"host": "127.0.0.1", "port": 0, "http_port": 0})
+    return with_overrides(base, **sections) if sections else base
+
+
+class ServerThread:
+    """One event loop in a thread, like the real process: engines load once and any number of
+    EdgeServers (with different configs) share them. Tests talk to them over loopback."""
+
+    def __init__(self) -> None:
+        self.loop = asyncio.new_event_loop()
+        self._thread = threading.Thread(target=self.loop.run_forever, name="edge-test-server")
+        self._thread.start()
+        self.engines: Engines = self.call(load_engines(server_config()))
+
+    def call(self, coro: Coroutine[Any, Any, T], timeout: float = 300) -> T:
+        return asyncio.run_coroutine_threadsafe(coro, self.loop).result(timeout)
+
+    def start_server(self, config: Config) -> EdgeServer:
+        server = EdgeServer(config, self.engines)
+        self.call(server.start())
+        return server
+
+    def stop_server(self, server: EdgeServer) -> None:
+        self.call(server.stop())
+
+    def tasks(self) -> int:
+        async def count() -> int:
+            return len(asyncio.all_tasks()) - 1  # not this coroutine's own task
+
+        return self.call(count())
+
+    def close(self) -> None:
+        self.engines.close()
+        self.loop.call_soon_threadsafe(self.loop.stop)
+        self._thread.join(30)
+        self.loop.close()
+
+
+@dataclasses.dataclass
+class Running:
+    server: EdgeServer
+    harness: ServerThread
+
+    @property
+    def ws_url(self) -> str:
+        return f"ws://127.0.0.1:{self.server.ws_port}/xiaozhi/v1/"
+
+    @property
+    def http_url(self) -> str:
+        return f"http://127.0.0.1:{self.server.http_port}"
+
+    def sessions(self) -> int:
+        return len(self.server.devices.sessions)
+
+
+def silence(seconds: float) -> np.ndarray:
+    return np.zeros(int(seconds * 16000), np.int16)
