@@ -91,4 +91,3 @@ def log_lines() -> Iterator[list[dict[str, Any]]]:
     handler = logger.add(sink, level="DEBUG")
     yield lines
     logger.remove(handler)
-

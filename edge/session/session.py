@@ -316,7 +316,9 @@ class DeviceSession:
         await self.conn.send_json(messages.stt(self.session_id, text))
         keep = self.config.llm.history_turns * 2
         prompt = self.engines.llm.prompt_messages(self.history[-keep:] if keep else [], text)
-        pieces = self.engines.llm.stream(prompt, timeout_s=self.config.llm.timeout_s)
+        pieces = self.engines.llm.stream(
+            prompt, max_tokens=self.config.llm.max_tokens, timeout_s=self.config.llm.timeout_s
+        )
         reply = await self._speaker.speak(pieces, timings, self.turn.speaking_started)
         if reply:
             self.history += [

@@ -127,6 +127,12 @@ class SimDevice:
         self, hello: dict[str, Any] | None = None, timeout: float = 10.0
     ) -> dict[str, Any]:
         await self.open()
+        return await self.handshake(hello, timeout)
+
+    async def handshake(
+        self, hello: dict[str, Any] | None = None, timeout: float = 10.0
+    ) -> dict[str, Any]:
+        """Send the hello and wait for the server's, as the firmware does (10 s limit)."""
         await self.send_json(self.hello() if hello is None else hello)
         msg = await self.wait_json(lambda m: m.get("type") == "hello", timeout)
         if msg.get("transport") != "websocket":

@@ -27,8 +27,15 @@ def test_first_clause_is_released_early() -> None:
 
 
 def test_cjk() -> None:
-    assert split(["你好，", "我是小智。", "今天天气很好！再见"]) == ["你好，我是小智。", "今天天气很好！", "再见"]
-    assert split(["今天北京的天气", "很好，", "适合出去走走。"]) == ["今天北京的天气很好，", "适合出去走走。"]
+    assert split(["你好，", "我是小智。", "今天天气很好！再见"]) == [
+        "你好，我是小智。",
+        "今天天气很好！",
+        "再见",
+    ]
+    assert split(["今天北京的天气", "很好，", "适合出去走走。"]) == [
+        "今天北京的天气很好，",
+        "适合出去走走。",
+    ]
 
 
 def test_markdown_and_emoji_are_not_spoken() -> None:

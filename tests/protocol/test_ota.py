@@ -36,7 +36,11 @@ def test_response_shape() -> None:
         now_ms=1_760_000_000_000,
         timezone_offset_min=480,
     )
-    assert answer["websocket"] == {"url": "ws://10.0.0.2:8000/xiaozhi/v1/", "token": "", "version": 3}
+    assert answer["websocket"] == {
+        "url": "ws://10.0.0.2:8000/xiaozhi/v1/",
+        "token": "",
+        "version": 3,
+    }
     assert answer["firmware"] == {"version": "1.6.6", "url": ""}
     assert answer["server_time"] == {"timestamp": 1_760_000_000_000, "timezone_offset": 480}
     assert "mqtt" not in answer and "activation" not in answer

@@ -34,7 +34,11 @@ def test_lead_then_real_time_on_an_absolute_schedule() -> None:
     start = sent[0]
     assert sent[:3] == [start] * 3  # the pre-buffer goes at once
     for k in range(3, 20):
-        assert abs(sent[k] - (start + (k - 3) * 0.06)) < 1e-9
+        assert abs(sent[k] - (start + (k - 2) * 0.06)) < 1e-9
+    # the device (playing from the first arrival) never holds more than `lead` frames
+    for k, t in enumerate(sent):
+        played = int((t - start) / 0.06 + 1e-9)
+        assert k + 1 - played <= 3
 
 
 def test_stall_reanchors_instead_of_bursting() -> None:
@@ -47,7 +51,7 @@ def test_stall_reanchors_instead_of_bursting() -> None:
     assert pacer.reanchors == 1
     resumed = sent[5]
     assert sent[5:7] == [resumed, resumed]  # a fresh pre-buffer, not a catch-up burst
-    assert abs(sent[9] - (resumed + 2 * 0.06)) < 1e-9
+    assert abs(sent[9] - (resumed + 3 * 0.06)) < 1e-9
 
 
 def test_wait_played_waits_for_the_last_frame_and_margin() -> None:
@@ -56,7 +60,8 @@ def test_wait_played_waits_for_the_last_frame_and_margin() -> None:
     sent: list[float] = []
     _run_frames(pacer, clock, 10, sent)
     asyncio.run(pacer.wait_played(0.15))
-    # last frame sent at start + 6 frames; it finishes playing (lead + 1) frames later
+    # the last frame finishes playing `lead` frames after it was sent; the protocol notes ask
+    # for (lead + 1) frames before `tts stop`, plus the margin
     assert abs(clock.now - (sent[-1] + 4 * 0.06 + 0.15)) < 1e-9
 
 
