@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import re
+import sys
 import threading
 from collections.abc import Coroutine
 from pathlib import Path
@@ -62,7 +63,19 @@ class ServerThread:
         return server
 
     def stop_server(self, server: EdgeServer) -> None:
-        self.call(server.stop())
+        """Stop a server; if it does not stop in time, show what its tasks are stuck on."""
+        try:
+            self.call(server.stop(), timeout=20)
+        except TimeoutError:
+            self.call(self._dump_tasks())
+            raise
+
+    @staticmethod
+    async def _dump_tasks() -> None:
+        for task in asyncio.all_tasks():
+            if task is not asyncio.current_task():
+                print(f"--- task {task.get_name()}", file=sys.stderr)
+                task.print_stack(limit=12, file=sys.stderr)
 
     def tasks(self) -> int:
         async def count() -> int:

@@ -44,7 +44,10 @@ class EngineWorker:
         # The slot is released when the thread finishes, not when the caller stops waiting.
         future.add_done_callback(lambda _f: self._slots.release())
         try:
-            return await asyncio.wait_for(asyncio.shield(future), timeout_s or self.timeout_s)
+            # asyncio.timeout, not wait_for: on Python 3.11 wait_for can swallow a cancellation
+            # that races with the result, and an aborted reply would carry on.
+            async with asyncio.timeout(timeout_s or self.timeout_s):
+                return await asyncio.shield(future)
         except TimeoutError:
             raise EngineTimeout(
                 f"{self.name} took longer than {timeout_s or self.timeout_s} s"

@@ -48,6 +48,7 @@ class DeviceConnection:
         """Send a close frame; the firmware never answers one, so do not wait long."""
         self.closed = True
         try:
-            await asyncio.wait_for(self.ws.close(1000, reason[:100]), timeout=2.0)
+            async with asyncio.timeout(2.0):
+                await self.ws.close(1000, reason[:100])
         except (TimeoutError, ConnectionClosed, OSError, RuntimeError):
             pass

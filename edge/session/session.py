@@ -118,8 +118,10 @@ class DeviceSession:
                     self._on_audio(frame)
                 else:
                     await self._on_text(frame)
-        except ConnectionClosed:
-            pass  # an abrupt TCP drop (1006) is how devices always leave
+        except ConnectionClosed as exc:
+            # An abrupt TCP drop (1006) is how devices always leave: not a fault.
+            if exc.sent is not None and exc.sent.code == 1009:
+                self.faults("oversized frame", f"closed with 1009: {exc.sent.reason}")
 
     # --- incoming frames ------------------------------------------------------------------
 
@@ -211,7 +213,10 @@ class DeviceSession:
         timeout = self.config.vad.no_audio_timeout_s
         while True:
             try:
-                item = await asyncio.wait_for(self._audio.get(), timeout)
+                # Not wait_for: on Python 3.11 it can swallow the session's cancellation when a
+                # frame arrives at the same moment, and this loop would outlive its session.
+                async with asyncio.timeout(timeout):
+                    item = await self._audio.get()
             except TimeoutError:
                 if self._in_speech and self.turn.hears_user and self._detector is not None:
                     # Fallback: the device stopped sending audio in the middle of speech.

@@ -295,7 +295,8 @@ class SimDevice:
         self._changed.clear()
         timeout = None if deadline is None else max(0.0, deadline - time.monotonic())
         try:
-            await asyncio.wait_for(self._changed.wait(), timeout)
+            async with asyncio.timeout(timeout):
+                await self._changed.wait()
         except TimeoutError:
             pass
 
@@ -311,6 +312,23 @@ class SimDevice:
             if self.closed_by_server and not self._changed.is_set():
                 raise SimError("the server closed the connection")
             await self._wait_change(deadline)
+
+    async def wait_audio(self, count: int, timeout: float, *, after: int = 0) -> None:
+        """Until `count` audio frames have arrived (from event index `after`)."""
+        deadline = time.monotonic() + timeout
+        while len(self.audio_events(after)) < count:
+            if time.monotonic() >= deadline:
+                raise SimError(f"fewer than {count} audio frames within {timeout} s")
+            if self.closed_by_server:
+                raise SimError("the server closed the connection")
+            await self._wait_change(deadline)
+
+    async def wait_closed(self, timeout: float) -> bool:
+        """Until the server closes the connection; False if it is still open at the deadline."""
+        deadline = time.monotonic() + timeout
+        while not self.closed_by_server and time.monotonic() < deadline:
+            await self._wait_change(deadline)
+        return self.closed_by_server
 
     async def wait_tts_stop(self, timeout: float = 60.0, *, after: int = 0) -> dict[str, Any]:
         return await self.wait_json(

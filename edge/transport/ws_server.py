@@ -158,7 +158,8 @@ class DeviceServer:
         while True:
             remaining = deadline - time.monotonic()
             try:
-                frame = await asyncio.wait_for(ws.recv(), max(remaining, 0.001))
+                async with asyncio.timeout(max(remaining, 0.001)):
+                    frame = await ws.recv()
             except TimeoutError:
                 faults("no hello", f"nothing usable within {self.config.session.hello_timeout_s} s")
                 await DeviceConnection(ws, "", 1).close("hello expected")

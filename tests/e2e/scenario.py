@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import time
 from typing import Any
 
@@ -79,6 +80,16 @@ def max_device_queue(audio: list[SimEvent], frame_s: float) -> int:
         ends.append(playing_until)
         deepest = max(deepest, sum(1 for end in ends if end > event.t + 1e-4))
     return deepest
+
+
+async def wait_log(lines: list[dict[str, Any]], device: str, text: str, timeout: float = 5) -> str:
+    """Wait until the server has logged `text` for `device`; return that device's log."""
+    deadline = time.monotonic() + timeout
+    while True:
+        log = "\n".join(line["message"] for line in lines if line["device"] == device)
+        if text in log or time.monotonic() > deadline:
+            return log
+        await asyncio.sleep(0.05)
 
 
 def first(messages: list[dict[str, Any]], **match: Any) -> dict[str, Any]:

@@ -11,7 +11,7 @@ import aiohttp
 import numpy as np
 import pytest
 from websockets.asyncio.client import connect
-from websockets.exceptions import InvalidStatus
+from websockets.exceptions import ConnectionClosedOK, InvalidStatus
 
 from edge.sim.device import SimDevice, SimError
 from tests.e2e.scenario import (
@@ -19,9 +19,9 @@ from tests.e2e.scenario import (
     auto_turn,
     first,
     kinds,
-    manual_turn,
     max_device_queue,
     texts,
+    wait_log,
 )
 from tests.helpers import Running, silence, word_error_rate
 
@@ -172,8 +172,9 @@ async def test_06_binary_before_hello(server: Running, log_lines) -> None:  # ty
 async def test_no_hello_is_closed_after_the_timeout(make_server) -> None:  # type: ignore[no-untyped-def]
     srv = make_server(session={"hello_timeout_s": 0.5})
     async with connect(srv.ws_url) as ws:
-        with pytest.raises(Exception):  # noqa: B017 - the server closes: recv raises
-            await asyncio.wait_for(ws.recv(), 5)
+        with pytest.raises(ConnectionClosedOK):
+            async with asyncio.timeout(5):
+                await ws.recv()
         assert ws.close_code == 1000
 
 
@@ -297,8 +298,7 @@ async def test_13_realtime_barge_in(server: Running, speak) -> None:  # type: ig
     mark = len(dev.events)
     await dev.say(speak("Tell me a long story about a dragon and a knight."), silence_s=8)
     await dev.wait_json(lambda m: m.get("state") == "sentence_start", 30, after=mark)
-    while len(dev.audio_events(mark)) < 10:
-        await asyncio.sleep(0.05)
+    await dev.wait_audio(10, 30, after=mark)
     # Speak over the reply with the microphone still open; no new listen start.
     barge = len(dev.events)
     await dev.say(speak("Stop. What is two plus two?"), silence_s=8)
@@ -313,8 +313,7 @@ async def test_13_realtime_barge_in(server: Running, speak) -> None:  # type: ig
 
 
 async def _abort_after_frames(dev: SimDevice, mark: int, frames: int, reason: str | None) -> int:
-    while len(dev.audio_events(mark)) < frames:
-        await asyncio.sleep(0.01)
+    await dev.wait_audio(frames, 30, after=mark)
     message = {"type": "abort"} | ({"reason": reason} if reason else {})
     await dev.send_json(message)
     aborted_at = len(dev.audio_events(mark))
@@ -407,7 +406,7 @@ async def test_18_19_binary_protocol_versions(
     make_server, question: np.ndarray, version: int
 ) -> None:  # type: ignore[no-untyped-def]
     srv = make_server(server={"protocol_version": version})
-    status, answer, _ = await _post(f"{srv.http_url}/xiaozhi/ota/", method="POST", json=OTA_BODY)
+    _, answer, _ = await _post(f"{srv.http_url}/xiaozhi/ota/", method="POST", json=OTA_BODY)
     assert answer["websocket"]["version"] == version  # type: ignore[index]
     dev = SimDevice(srv.ws_url, protocol_version=version)
     await dev.connect()
@@ -447,16 +446,11 @@ async def test_25_abrupt_disconnect_mid_reply(server: Running, speak, log_lines)
     await dev.listen_start("auto")
     mark = len(dev.events)
     await dev.say(speak("Tell me a long story about a dragon."), silence_s=8)
-    while len(dev.audio_events(mark)) < 5:
-        await asyncio.sleep(0.01)
+    await dev.wait_audio(5, 30, after=mark)
     await dev.drop()
-    for _ in range(100):
-        if "aa:00:00:00:00:25" not in server.server.devices.sessions:
-            break
-        await asyncio.sleep(0.05)
+    assert "disconnected" in await wait_log(log_lines, "aa:00:00:00:00:25", "disconnected")
     assert "aa:00:00:00:00:25" not in server.server.devices.sessions
     mine = [line for line in log_lines if line["device"] == "aa:00:00:00:00:25"]
-    assert any("disconnected" in line["message"] for line in mine)
     assert not any(line["level"] in ("ERROR", "CRITICAL") for line in mine), mine
 
 
@@ -467,11 +461,7 @@ async def test_26_reconnect_same_device(server: Running, question: np.ndarray) -
     await new.connect()
     mark = await auto_turn(new, question)
     assert_reply_bracket(new, mark)
-    for _ in range(100):
-        if old.closed_by_server:
-            break
-        await asyncio.sleep(0.05)
-    assert old.closed_by_server
+    assert await old.wait_closed(5)
     await old.drop()
     await new.drop()
 
@@ -499,11 +489,7 @@ async def test_27_28_idle_farewell_and_close_but_never_mid_answer(
     microphone.cancel()
     await asyncio.gather(microphone, return_exceptions=True)
     assert texts(dev, "sentence", after) == ["Goodbye!"]
-    for _ in range(100):
-        if dev.closed_by_server:
-            break
-        await asyncio.sleep(0.05)
-    assert dev.closed_by_server and time.monotonic() - started < 15
+    assert await dev.wait_closed(5) and time.monotonic() - started < 15
     await dev.drop()
 
 

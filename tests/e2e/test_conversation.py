@@ -1,0 +1,67 @@
+"""Whole conversations: real speech in, spoken answer out, the answer heard back through ASR."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from edge.audio.pcm import resample, to_float
+from edge.sim.device import SimDevice
+from tests.e2e.scenario import assert_reply_bracket, auto_turn, manual_turn, texts
+from tests.helpers import BECKETT_TEXT, Running, ServerThread, word_error_rate, words
+
+pytestmark = pytest.mark.models
+
+
+def heard_back(harness: ServerThread, dev: SimDevice) -> str:
+    """What a listener hears in the reply: the device's decoded audio, recognised again."""
+    pcm = resample(dev.reply_pcm(), dev.reply_rate, 16000)
+    return harness.engines.asr.recognizer.transcribe(to_float(np.asarray(pcm, np.int16)))
+
+
+def check_spoken_reply(harness: ServerThread, dev: SimDevice, mark: int) -> None:
+    sentences = " ".join(texts(dev, "sentence", mark))
+    assert words(sentences), "no sentence_start text"
+    spoken = heard_back(harness, dev)
+    assert len(words(spoken)) >= 3, spoken
+    assert all(w.isascii() for w in words(spoken)), spoken  # English, not noise
+    assert word_error_rate(sentences, spoken) <= 0.35, (sentences, spoken)
+
+
+async def test_real_human_speech_push_to_talk(
+    server: Running, harness: ServerThread, beckett: np.ndarray
+) -> None:
+    dev = SimDevice(server.ws_url)
+    await dev.connect()
+    mark = await manual_turn(dev, beckett)
+    await dev.wait_played()
+    assert_reply_bracket(dev, mark)
+    stt = texts(dev, "stt", mark)
+    assert len(stt) == 1 and word_error_rate(BECKETT_TEXT, stt[0]) <= 0.2, stt
+    check_spoken_reply(harness, dev, mark)
+    await dev.drop()
+
+
+async def test_synthesized_question_auto_mode(
+    server: Running, harness: ServerThread, question: np.ndarray
+) -> None:
+    dev = SimDevice(server.ws_url)
+    await dev.connect()
+    mark = await auto_turn(dev, question)
+    await dev.wait_played()
+    assert_reply_bracket(dev, mark)
+    stt = texts(dev, "stt", mark)
+    assert word_error_rate("What is the capital of France?", stt[0]) <= 0.2, stt
+    check_spoken_reply(harness, dev, mark)
+    assert "paris" in " ".join(texts(dev, "sentence", mark)).lower()
+    await dev.drop()
+
+
+async def test_the_assistant_remembers_within_a_connection(server: Running, speak) -> None:  # type: ignore[no-untyped-def]
+    dev = SimDevice(server.ws_url)
+    await dev.connect()
+    await auto_turn(dev, speak("My name is Alice."))
+    await dev.wait_played()
+    mark = await auto_turn(dev, speak("What is my name?"))
+    assert "alice" in " ".join(texts(dev, "sentence", mark)).lower()
+    await dev.drop()
