@@ -1,0 +1,81 @@
+"""The two commands a person runs: `edge serve` and `edge sim`, as real processes."""
+
+from __future__ import annotations
+
+import re
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from edge.audio.pcm import read_wav, write_wav
+from tests.helpers import word_error_rate
+
+EDGE = [sys.executable, "-m", "edge"]
+
+
+def test_help_needs_no_models() -> None:
+    out = subprocess.run([*EDGE, "--help"], capture_output=True, text=True, check=True)
+    assert "serve" in out.stdout and "sim" in out.stdout
+
+
+def test_bad_config_fails_at_start_with_one_line(tmp_path: Path) -> None:
+    config = tmp_path / "edge.toml"
+    config.write_text("[audio]\ndownlink_sample_rate = 22050\n")
+    out = subprocess.run(
+        [*EDGE, "serve", "--config", str(config)], capture_output=True, text=True, timeout=60
+    )
+    assert out.returncode == 2
+    assert out.stderr.strip().count("\n") == 0 and "audio.downlink_sample_rate" in out.stderr
+
+
+@pytest.fixture(scope="module")
+def serve_process(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, Path]]:
+    log = tmp_path_factory.mktemp("serve") / "serve.log"
+    with open(log, "w") as out:
+        proc = subprocess.Popen(
+            [*EDGE, "serve", "--host", "127.0.0.1", "--port", "0", "--http-port", "0"],
+            stdout=out,
+            stderr=subprocess.STDOUT,
+        )
+    try:
+        deadline = time.monotonic() + 240
+        while time.monotonic() < deadline:
+            match = re.search(r"config (http://\S+/xiaozhi/ota/)", log.read_text())
+            if match:
+                break
+            assert proc.poll() is None, log.read_text()
+            time.sleep(0.2)
+        else:
+            pytest.fail("edge serve did not become ready:\n" + log.read_text())
+        yield match.group(1), log
+    finally:
+        proc.terminate()
+        assert proc.wait(30) == 0  # SIGTERM is an orderly shutdown
+
+
+@pytest.mark.models
+def test_sim_talks_to_serve_through_the_config_endpoint(
+    serve_process: tuple[str, Path], tmp_path: Path, question: np.ndarray
+) -> None:
+    ota_url, log = serve_process
+    wav, reply = tmp_path / "question.wav", tmp_path / "reply.wav"
+    write_wav(wav, question, 16000)
+    out = subprocess.run(
+        [*EDGE, "sim", "--ota-url", ota_url, "--wav", str(wav), "--save-reply", str(reply)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert out.returncode == 0, out.stdout + out.stderr
+    stt = re.search(r'"type": "stt", "text": "([^"]*)"', out.stdout)
+    assert stt and word_error_rate("What is the capital of France?", stt.group(1)) <= 0.2
+    assert '"state": "stop"' in out.stdout
+    assert re.search(r"end of speech → first audio frame: \d+ ms", out.stdout)
+    pcm, rate = read_wav(reply)
+    assert rate == 24000 and pcm.size > rate // 2
+    assert "turn: " in log.read_text()  # the per-turn stage line

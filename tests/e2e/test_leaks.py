@@ -1,0 +1,71 @@
+"""50 cycles of connect, talk and disconnect (half dropped abruptly during speech) leave no extra
+tasks, threads or open file descriptors behind."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import threading
+import time
+
+import numpy as np
+import pytest
+
+from edge.sim.device import SimDevice
+from tests.e2e.scenario import manual_turn
+from tests.helpers import Running, ServerThread
+
+pytestmark = pytest.mark.models
+CYCLES = 50
+AT_ONCE = 5
+
+
+def open_fds() -> int:
+    return len(os.listdir("/proc/self/fd"))
+
+
+async def cycle(url: str, index: int, speech: np.ndarray) -> None:
+    dev = SimDevice(url, device_id=f"1e:a4:00:00:00:{index:02x}")
+    await dev.connect()
+    if index % 2 == 0:
+        await manual_turn(dev, speech)  # a whole conversation, then leave as devices do
+    elif index % 4 == 1:
+        await dev.listen_start("auto")
+        await dev.stream(speech[: len(speech) // 2])  # gone in the middle of the user's speech
+    else:
+        await dev.listen_start("manual")
+        await dev.stream(speech)
+        await dev.listen_stop()
+        await dev.wait_audio(3, 30)  # gone in the middle of the reply
+    await dev.drop()
+
+
+async def settle(server: Running, timeout: float = 15) -> None:
+    deadline = time.monotonic() + timeout
+    while server.server.devices.connections and time.monotonic() < deadline:  # noqa: ASYNC110
+        await asyncio.sleep(0.1)  # the count lives on the server's thread: poll it
+
+
+async def test_fifty_cycles_leave_nothing_behind(
+    server: Running,
+    harness: ServerThread,
+    speak,  # type: ignore[no-untyped-def]
+) -> None:
+    speech = speak("Hello there.")
+    for i in range(2):  # warm up: engine worker threads start on first use
+        await cycle(server.ws_url, i, speech)
+    await settle(server)
+    tasks, threads, fds = harness.tasks(), threading.active_count(), open_fds()
+
+    for start in range(0, CYCLES, AT_ONCE):
+        await asyncio.gather(
+            *(cycle(server.ws_url, i, speech) for i in range(start, start + AT_ONCE))
+        )
+    await settle(server)
+    await asyncio.sleep(0.5)
+
+    assert server.server.devices.connections == 0
+    assert server.server.devices.sessions == {}
+    assert harness.tasks() == tasks
+    assert threading.active_count() == threads
+    assert open_fds() <= fds
