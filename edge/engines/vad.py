@@ -6,6 +6,7 @@ only while it listens, and an idle connected device holds none.
 
 from __future__ import annotations
 
+import threading
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -25,9 +26,12 @@ class VadResult:
 
 
 class VadDetector:
-    """One stream's detector. Not thread-safe: one caller at a time (the owning session)."""
+    """One stream's detector. sherpa-onnx's detector is not thread-safe, and a feed may still be
+    running in a worker thread when its session resets or returns it (a cancelled await does not
+    stop the thread), so every call holds the detector's own lock; each call takes about 1 ms."""
 
     def __init__(self, model: Path, config: VadConfig) -> None:
+        self._lock = threading.Lock()
         cfg = sherpa_onnx.VadModelConfig()
         cfg.silero_vad.model = str(model)
         cfg.silero_vad.threshold = config.threshold
@@ -42,13 +46,15 @@ class VadDetector:
         )
 
     def feed(self, samples: np.ndarray) -> VadResult:
-        self._vad.accept_waveform(samples)
-        return VadResult(self._vad.is_speech_detected(), self._drain())
+        with self._lock:
+            self._vad.accept_waveform(samples)
+            return VadResult(self._vad.is_speech_detected(), self._drain())
 
     def flush(self) -> list[np.ndarray]:
         """End of input: whatever speech is pending becomes an utterance."""
-        self._vad.flush()
-        return self._drain()
+        with self._lock:
+            self._vad.flush()
+            return self._drain()
 
     def _drain(self) -> list[np.ndarray]:
         segments = []
@@ -58,7 +64,8 @@ class VadDetector:
         return segments
 
     def reset(self) -> None:
-        self._vad.reset()
+        with self._lock:
+            self._vad.reset()
 
 
 class VadPool:

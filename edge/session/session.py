@@ -83,6 +83,7 @@ class DeviceSession:
         self._detector: VadDetector | None = None
         self._manual_audio: list[np.ndarray] = []
         self._in_speech = False
+        self._generation = 0  # bumped by every `listen start`: older VAD results are stale
         self._reply_task: asyncio.Task[None] | None = None
         self._group: asyncio.TaskGroup | None = None
         self.last_activity = time.monotonic()
@@ -197,6 +198,7 @@ class DeviceSession:
     # --- listening ------------------------------------------------------------------------
 
     def _reset_listening(self) -> None:
+        self._generation += 1
         while not self._audio.empty():
             self._audio.get_nowait()
         self._manual_audio.clear()
@@ -265,9 +267,10 @@ class DeviceSession:
             return
         if self._detector is None:
             self._detector = self.engines.vad.acquire()
+        generation = self._generation
         result = await self.engines.vad.feed(self._detector, to_float(pcm))
-        if not self.turn.hears_user:
-            return  # the state moved on while VAD ran
+        if not self.turn.hears_user or generation != self._generation:
+            return  # the state moved on, or listening restarted, while VAD ran
         if result.speaking or result.utterances:
             self.last_activity = time.monotonic()
             self._in_speech = result.speaking
@@ -299,10 +302,10 @@ class DeviceSession:
         except Exception:
             self.log.exception("reply failed")
         finally:
+            # The VAD is not reset here: in auto mode the device's next `listen start` does it,
+            # and in realtime mode it holds the barge-in utterance that interrupted this reply.
             self.turn.reply_done()
             self.last_activity = time.monotonic()
-            if self._detector is not None:
-                self._detector.reset()
             self._reply_task = None
 
     async def _answer_speech(self, samples: np.ndarray, timings: TurnTimings) -> None:
@@ -330,6 +333,7 @@ class DeviceSession:
                 {"role": "user", "content": text},
                 {"role": "assistant", "content": reply},
             ]
+            self.history = self.history[-keep:] if keep else []  # only these go into the prompt
         self.turns_answered += 1
         self.log.info("turn: {!r} → {!r} | {}", text[:80], reply[:80], timings.summary())
 

@@ -82,6 +82,7 @@ class SimDevice:
         self._decoder: OpusDecoder | None = None
         self._encoder = OpusEncoder(UPLINK_RATE, self.frame_ms, voip=True, dtx=True)
         self._changed = asyncio.Event()
+        self._queued = asyncio.Event()
         self._speaking_since: float | None = None
 
     # --- connection -----------------------------------------------------------------------
@@ -277,13 +278,15 @@ class SimDevice:
             accepted = False
         else:
             self._queue.append(packet)
+            self._queued.set()
         self.events.append(SimEvent(now, "audio", size=len(packet), accepted=accepted))
 
     async def _play(self) -> None:
         frame_s = self.frame_ms / 1000
         while True:
             if not self._queue:
-                await asyncio.sleep(0.005)
+                self._queued.clear()
+                await self._queued.wait()
                 continue
             packet = self._queue.popleft()
             self.stats.played_packets += 1

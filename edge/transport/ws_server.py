@@ -36,7 +36,6 @@ class DeviceServer:
         self.engines = engines
         self.sessions: dict[str, DeviceSession] = {}  # by device label
         self.connections = 0
-        self.hello_latencies: list[float] = []
         self._server: Server | None = None
         self._housekeeping: set[asyncio.Task[None]] = set()
 
@@ -125,9 +124,9 @@ class DeviceServer:
         )
         if not await conn.send_json(reply):
             return
-        self.hello_latencies.append(time.monotonic() - connected)
         conn.log.info(
-            "connected: client {} framing v{} uplink {} Hz/{} ms mcp={}",
+            "connected in {:.1f} ms: client {} framing v{} uplink {} Hz/{} ms mcp={}",
+            (time.monotonic() - connected) * 1000,
             identity.client_id or "-",
             version,
             hello.audio_params.sample_rate,
