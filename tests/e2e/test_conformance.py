@@ -534,3 +534,36 @@ async def test_32_sim_rejects_a_hello_without_transport() -> None:
         with pytest.raises(SimError, match="transport"):
             await dev.connect()
         await dev.drop()
+
+
+# --- limits and options of the issue -----------------------------------------------------------
+
+
+async def test_push_to_talk_is_answered_at_the_maximum_utterance_length(
+    make_server, beckett: np.ndarray
+) -> None:  # type: ignore[no-untyped-def]
+    srv = make_server(vad={"max_utterance_s": 3.0})
+    dev = SimDevice(srv.ws_url)
+    await dev.connect()
+    await dev.listen_start("manual")
+    mark = len(dev.events)
+    streaming = asyncio.create_task(dev.stream(beckett))  # 10 s, button never released
+    stt = await dev.wait_json(lambda m: m.get("type") == "stt", 30, after=mark)
+    assert not streaming.done()  # answered before the speech (and any listen stop) ended
+    assert stt["text"].lower().startswith("ever tried")
+    streaming.cancel()
+    await asyncio.gather(streaming, return_exceptions=True)
+    await dev.drop()
+
+
+async def test_16_khz_downlink(make_server, harness, question: np.ndarray) -> None:  # type: ignore[no-untyped-def]
+    srv = make_server(audio={"downlink_sample_rate": 16000})
+    dev = SimDevice(srv.ws_url)
+    hello = await dev.connect()
+    assert hello["audio_params"]["sample_rate"] == 16000
+    mark = await auto_turn(dev, question)
+    await dev.wait_played()
+    assert_reply_bracket(dev, mark)
+    heard = harness.engines.asr.recognizer.transcribe(dev.reply_pcm().astype(np.float32) / 32768)
+    assert word_error_rate(" ".join(texts(dev, "sentence", mark)), heard) <= 0.35, heard
+    await dev.drop()
