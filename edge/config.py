@@ -168,24 +168,18 @@ def _coerce(key: str, value: Any, hint: Any, from_env: bool) -> Any:
         if isinstance(value, bool):
             return value
         raise ConfigError(f"config key {key}: expected true or false, got {value!r}")
-    if hint is int:
+    if hint in (int, float):
         if from_env and isinstance(value, str):
             try:
-                return int(value)
+                return hint(value)
             except ValueError:
                 pass
-        if isinstance(value, int) and not isinstance(value, bool):
-            return value
-        raise ConfigError(f"config key {key}: expected an integer, got {value!r}")
-    if hint is float:
-        if from_env and isinstance(value, str):
-            try:
-                return float(value)
-            except ValueError:
-                pass
-        if isinstance(value, int | float) and not isinstance(value, bool):
-            return float(value)
-        raise ConfigError(f"config key {key}: expected a number, got {value!r}")
+        # TOML has both kinds: an int is a fine float, a float is no int; a bool is neither.
+        accepted = int if hint is int else int | float
+        if isinstance(value, accepted) and not isinstance(value, bool):
+            return hint(value)
+        wanted = "an integer" if hint is int else "a number"
+        raise ConfigError(f"config key {key}: expected {wanted}, got {value!r}")
     if hint is str:
         if isinstance(value, str):
             return value

@@ -321,13 +321,16 @@ async def _abort_after_frames(dev: SimDevice, mark: int, frames: int, reason: st
     return aborted_at
 
 
-async def test_14_abort_by_button(server: Running, speak) -> None:  # type: ignore[no-untyped-def]
+@pytest.mark.parametrize("reason", [None, "wake_word_detected"], ids=["14-button", "15-wake"])
+async def test_14_15_abort(server: Running, speak, reason: str | None) -> None:  # type: ignore[no-untyped-def]
+    """Abort mid-reply (by button, or by wake word followed by listen start): at most two more
+    frames, then tts stop, nothing after it, and the next turn works."""
     dev = SimDevice(server.ws_url)
     await dev.connect()
     await dev.listen_start("auto")
     mark = len(dev.events)
     await dev.say(speak("Tell me a long story about a dragon."), silence_s=8)
-    aborted_at = await _abort_after_frames(dev, mark, 10, None)
+    aborted_at = await _abort_after_frames(dev, mark, 10, reason)
     stop_index = next(
         i
         for i, e in enumerate(dev.events)
@@ -335,19 +338,6 @@ async def test_14_abort_by_button(server: Running, speak) -> None:  # type: igno
     )
     assert len(dev.audio_events(mark)) - aborted_at <= 2
     assert not dev.audio_events(stop_index)  # nothing after tts stop
-    turn = await auto_turn(dev, speak("What is the capital of France?"))
-    assert_reply_bracket(dev, turn)
-    await dev.drop()
-
-
-async def test_15_abort_by_wake_word_then_listen(server: Running, speak) -> None:  # type: ignore[no-untyped-def]
-    dev = SimDevice(server.ws_url)
-    await dev.connect()
-    await dev.listen_start("auto")
-    mark = len(dev.events)
-    await dev.say(speak("Tell me a long story about a dragon."), silence_s=8)
-    aborted_at = await _abort_after_frames(dev, mark, 10, "wake_word_detected")
-    assert len(dev.audio_events(mark)) - aborted_at <= 2
     turn = await auto_turn(dev, speak("What is the capital of France?"))
     assert_reply_bracket(dev, turn)
     await dev.drop()
