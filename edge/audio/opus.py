@@ -21,8 +21,6 @@ except (ImportError, AttributeError) as exc:  # pragma: no cover - depends on th
     ) from exc
 
 MAX_PACKET_BYTES = 4000  # libopus recommends 4000 bytes as a safe upper bound for one packet
-_OPUS_SET_BITRATE = 4002
-_OPUS_SET_COMPLEXITY = 4010
 _OPUS_SET_DTX = 4016
 OPUS_RATES = (8000, 12000, 16000, 24000, 48000)
 

@@ -11,7 +11,6 @@ import hashlib
 import importlib.util
 import os
 import tomllib
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -60,22 +59,6 @@ def package_file(relative: str) -> Path:
     return path
 
 
-def sha256_of(path: Path, chunk: int = 1 << 22) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as fh:
-        while block := fh.read(chunk):
-            digest.update(block)
-    return digest.hexdigest()
-
-
-@dataclass(frozen=True)
-class EmbeddedModels:
-    vad: Path
-    asr_dir: Path
-    llm: Path
-    tts: Path
-
-
 def assemble_chunks(model: dict[str, Any], cache_dir: Path) -> Path:
     """Concatenate the model's chunks into the cache once; verify size and sha256 before use.
 
@@ -113,17 +96,3 @@ def assemble_chunks(model: dict[str, Any], cache_dir: Path) -> Path:
     st = target.stat()
     stamp.write_text(f"{expected} {st.st_size} {st.st_mtime_ns}\n")
     return target
-
-
-def resolve_embedded(cache_dir: Path) -> EmbeddedModels:
-    roles = profile("embedded")
-    vad = entry(roles["vad"])
-    asr = entry(roles["asr"])
-    llm = entry(roles["llm"])
-    tts = entry(roles["tts"])
-    return EmbeddedModels(
-        vad=package_file(vad["file"]),
-        asr_dir=package_file(asr["dir"]),
-        llm=assemble_chunks(llm, cache_dir),
-        tts=package_file(tts["file"]),
-    )
