@@ -49,9 +49,11 @@ def _serve(args: argparse.Namespace) -> int:
     try:
         import uvloop
 
-        uvloop.run(app.serve(cfg))
+        run = uvloop.run
     except ImportError:  # pragma: no cover - uvloop is installed on Linux
-        asyncio.run(app.serve(cfg))
+        run = asyncio.run  # type: ignore[assignment]
+    try:
+        run(app.serve(cfg))
     except KeyboardInterrupt:
         pass
     return 0
