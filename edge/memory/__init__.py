@@ -1,0 +1,1 @@
+"""What the assistant remembers: turns, summaries and reminders, per device, in SQLite."""

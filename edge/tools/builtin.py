@@ -1,0 +1,85 @@
+"""Tools the server itself provides: the time, reminders and timers, ending the conversation."""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from edge.tools.registry import Tool, ToolArgumentError, ToolContext, ToolError
+from edge.tools.reminders import ReminderScheduler
+
+MAX_REMINDER_S = 7 * 24 * 3600
+
+
+def local_now(timezone: str) -> dt.datetime:
+    if timezone:
+        return dt.datetime.now(ZoneInfo(timezone))
+    return dt.datetime.now().astimezone()
+
+
+def spoken_time(moment: dt.datetime) -> str:
+    return f"{moment:%A} {moment.day} {moment:%B %Y}, {moment:%H:%M}"
+
+
+def builtin_tools(
+    timezone: str, reminders: ReminderScheduler | None, timeout_s: float
+) -> list[Tool]:
+    async def current_time(_args: dict[str, Any], _ctx: ToolContext) -> str:
+        now = local_now(timezone)
+        return f"Now: {spoken_time(now)} ({now.tzname() or timezone})."
+
+    async def set_reminder(args: dict[str, Any], ctx: ToolContext) -> str:
+        assert reminders is not None
+        delay = float(args.get("minutes") or 0) * 60 + float(args.get("seconds") or 0)
+        if delay <= 0:
+            raise ToolArgumentError("the delay (minutes or seconds) must be more than zero")
+        if delay > MAX_REMINDER_S:
+            raise ToolError("reminders can be at most a week ahead")
+        text = str(args.get("text") or "").strip() or "This is your reminder."
+        due = await reminders.add(ctx.device_id, delay, text)
+        at = dt.datetime.fromtimestamp(due, local_now(timezone).tzinfo)
+        return f"Reminder set for {at:%H:%M:%S}: {text}"
+
+    async def end_conversation(_args: dict[str, Any], ctx: ToolContext) -> str:
+        ctx.end_conversation = True
+        return "ending"
+
+    tools = [
+        Tool(
+            "get_current_time",
+            "Look up the current local time and date. Use it whenever the user asks what time "
+            "it is or what day it is.",
+            {"type": "object", "properties": {}},
+            current_time,
+            timeout_s,
+        ),
+        Tool(
+            "end_conversation",
+            "End the conversation, only when the user says goodbye or asks you to stop.",
+            {"type": "object", "properties": {}},
+            end_conversation,
+            timeout_s,
+            terminal=True,
+        ),
+    ]
+    if reminders is not None:
+        tools.insert(
+            1,
+            Tool(
+                "set_reminder",
+                "Set a timer or reminder: after the delay, the text is spoken to the user.",
+                {
+                    "type": "object",
+                    "properties": {
+                        "minutes": {"type": "number", "minimum": 0, "description": "delay"},
+                        "seconds": {"type": "number", "minimum": 0, "description": "more delay"},
+                        "text": {"type": "string", "description": "what to say then"},
+                    },
+                    "required": ["minutes", "text"],
+                },
+                set_reminder,
+                timeout_s,
+            ),
+        )
+    return tools
