@@ -227,6 +227,17 @@ def tts_stop(session_id: str) -> dict[str, Any]:
     return {"session_id": session_id, "type": "tts", "state": "stop"}
 
 
+def mcp(session_id: str, payload: dict[str, Any]) -> dict[str, Any]:
+    return {"session_id": session_id, "type": "mcp", "payload": payload}
+
+
+def iot_command(
+    session_id: str, thing: str, method: str, parameters: dict[str, Any]
+) -> dict[str, Any]:
+    command = {"name": thing, "method": method, "parameters": parameters}
+    return {"session_id": session_id, "type": "iot", "commands": [command]}
+
+
 def dumps(message: dict[str, Any]) -> str:
     """Compact JSON; CJK and emoji stay literal (smaller frames, and the firmware's parser handles
     UTF-8). A lone surrogate from a model cannot be sent as UTF-8, so such text goes out escaped."""

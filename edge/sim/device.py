@@ -27,6 +27,7 @@ from websockets.asyncio.client import ClientConnection, connect
 from edge.audio.opus import OpusDecoder, OpusEncoder
 from edge.audio.pcm import frames
 from edge.protocol import framing
+from edge.sim.mcp_tools import SimMcpServer
 
 UPLINK_RATE = 16000
 
@@ -65,6 +66,8 @@ class SimDevice:
     queue_packets: int = 40
     clear_queue_on_stop: bool = False
     extra_headers: dict[str, str] = field(default_factory=dict)
+    # The firmware's MCP server (answers only when the hello announced `features.mcp`).
+    mcp: SimMcpServer = field(default_factory=SimMcpServer)
 
     events: list[SimEvent] = field(default_factory=list)
     stats: SimStats = field(default_factory=SimStats)
@@ -84,6 +87,7 @@ class SimDevice:
         self._changed = asyncio.Event()
         self._queued = asyncio.Event()
         self._speaking_since: float | None = None
+        self._replies: set[asyncio.Task[None]] = set()
 
     # --- connection -----------------------------------------------------------------------
 
@@ -147,12 +151,10 @@ class SimDevice:
         """Leave like the firmware: drop TCP, no close frame."""
         if self._ws is not None:
             self._ws.transport.abort()
-        for task in (self._reader, self._player):
-            if task is not None:
-                task.cancel()
-        await asyncio.gather(
-            *(t for t in (self._reader, self._player) if t is not None), return_exceptions=True
-        )
+        tasks = [t for t in (self._reader, self._player, *self._replies) if t is not None]
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
         self._encoder.close()
         if self._decoder is not None:
             self._decoder.close()
@@ -251,6 +253,10 @@ class SimDevice:
             self._changed.set()
 
     def _on_json(self, now: float, message: dict[str, Any]) -> None:
+        if message.get("type") == "mcp" and isinstance(message.get("payload"), dict):
+            if (self.features or {}).get("mcp"):
+                self._reply_mcp(self.mcp.handle(message["payload"]))
+            return
         if message.get("type") != "tts":
             return
         if message.get("state") == "start" and self.state in ("idle", "listening"):
@@ -262,6 +268,19 @@ class SimDevice:
             self._speaking_since = None
             if self.clear_queue_on_stop:
                 self._queue.clear()
+
+    def _reply_mcp(self, payload: dict[str, Any] | None) -> None:
+        # The firmware answers from its main task, after the message handler returns.
+        if payload is None:
+            return
+        task = asyncio.create_task(self.send_json({"type": "mcp", "payload": payload}))
+        self._replies.add(task)
+        task.add_done_callback(self._replies.discard)
+
+    def release_mcp_list(self) -> None:
+        """Answer the tools/list requests held by `mcp.hold_list`."""
+        for reply in self.mcp.release_list():
+            self._reply_mcp(reply)
 
     def _on_audio(self, now: float, frame: bytes) -> None:
         try:

@@ -1,0 +1,126 @@
+"""The device MCP client against the simulated firmware MCP server, wired back to back."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+import pytest
+
+from edge.sim.mcp_tools import SimMcpServer
+from edge.tools.device_mcp import DeviceMcpClient, DeviceMcpError
+
+
+class Wire:
+    """Carries payloads from the client to the simulated device and the replies back."""
+
+    def __init__(self, device: SimMcpServer) -> None:
+        self.device = device
+        self.sent: list[dict[str, Any]] = []
+        self.client = DeviceMcpClient(self.send, call_timeout_s=0.3, request_timeout_s=0.5)
+        self.open = True
+
+    async def send(self, payload: dict[str, Any]) -> bool:
+        if not self.open:
+            return False
+        self.sent.append(payload)
+        reply = self.device.handle(payload)
+        if reply is not None:
+            asyncio.get_running_loop().call_soon(self.client.on_message, reply)
+        return True
+
+
+async def test_handshake_lists_every_page_and_hides_user_tools() -> None:
+    wire = Wire(SimMcpServer(page_size=2))
+    await wire.client.start()
+    methods = [p.get("method") for p in wire.sent]
+    assert methods == ["initialize", "notifications/initialized", "tools/list", "tools/list"]
+    init = wire.sent[0]
+    assert isinstance(init["id"], int) and init["jsonrpc"] == "2.0"
+    assert "vision" not in init["params"]["capabilities"]  # no URL given to this client
+    assert [p["params"]["cursor"] for p in wire.sent[2:]] == ["", "self.screen.set_brightness"]
+    assert all(isinstance(p["id"], int) for p in wire.sent if "id" in p)
+    assert [t.name for t in wire.client.tools] == [
+        "self.get_device_status",
+        "self.audio_speaker.set_volume",
+        "self.screen.set_brightness",
+        "self.screen.set_theme",
+    ]
+    assert wire.client.ready.is_set()
+
+
+async def test_vision_capability_is_offered_with_a_url() -> None:
+    wire = Wire(SimMcpServer())
+    wire.client.vision_url = "http://10.0.0.2:8003/mcp/vision/explain"
+    await wire.client.start()
+    vision = wire.sent[0]["params"]["capabilities"]["vision"]
+    assert vision["url"] == "http://10.0.0.2:8003/mcp/vision/explain"
+
+
+def test_user_only_tools_are_not_for_the_model() -> None:
+    client = DeviceMcpClient(lambda _p: asyncio.sleep(0, True))
+    raw = {"name": "self.reboot", "inputSchema": {}, "annotations": {"audience": ["user"]}}
+    assert client._tool(raw) is None
+    both = {**raw, "annotations": {"audience": ["user", "assistant"]}}
+    assert client._tool(both) is not None
+
+
+async def test_call_result_error_without_code_and_silence() -> None:
+    device = SimMcpServer(
+        fail_tools={"self.screen.set_brightness"}, silent_tools={"self.screen.set_theme"}
+    )
+    wire = Wire(device)
+    await wire.client.start()
+    assert await wire.client.call_tool("self.audio_speaker.set_volume", {"volume": 30}) == "true"
+    assert device.volume == 30
+    with pytest.raises(DeviceMcpError, match="hardware busy"):
+        await wire.client.call_tool("self.screen.set_brightness", {"brightness": 10})
+    with pytest.raises(DeviceMcpError, match=r"no answer within 0\.3 s"):
+        await wire.client.call_tool("self.screen.set_theme", {"theme": "dark"})
+    assert wire.client._pending == {}  # the timed-out call is cleaned up
+    # The firmware's own argument check comes back as an error message.
+    with pytest.raises(DeviceMcpError, match="exceeds maximum"):
+        await wire.client.call_tool("self.audio_speaker.set_volume", {"volume": 300})
+
+
+async def test_closing_fails_pending_calls_at_once() -> None:
+    device = SimMcpServer(silent_tools={"self.audio_speaker.set_volume"})
+    wire = Wire(device)
+    await wire.client.start()
+    call = asyncio.create_task(
+        wire.client.call_tool("self.audio_speaker.set_volume", {"volume": 1})
+    )
+    await asyncio.sleep(0.05)
+    wire.client.close()
+    with pytest.raises(DeviceMcpError, match="disconnected"):
+        await call
+    with pytest.raises(DeviceMcpError, match="disconnected"):
+        await wire.client.call_tool("self.get_device_status", {})
+
+
+async def test_a_device_that_never_lists_is_given_up_on() -> None:
+    wire = Wire(SimMcpServer(hold_list=True))
+    await wire.client.start()  # never raises
+    assert wire.client.ready.is_set() and wire.client.tools == []
+
+
+async def test_replies_that_match_nothing_are_ignored() -> None:
+    client = DeviceMcpClient(lambda _p: asyncio.sleep(0, True))
+    client.on_message({"jsonrpc": "2.0", "id": "1", "result": {}})  # string id
+    client.on_message({"jsonrpc": "2.0", "id": 99, "result": {}})  # unknown id
+    client.on_message({"jsonrpc": "2.0", "method": "notifications/x"})  # a request to us
+    client.on_message({"jsonrpc": "2.0", "id": True, "result": {}})
+    assert client._pending == {}
+
+
+async def test_a_cursor_that_repeats_ends_the_list() -> None:
+    class Looping(SimMcpServer):
+        def _list(self, request_id: int | float, params: dict[str, Any]) -> dict[str, Any]:
+            page = super()._list(request_id, {"cursor": ""})
+            page["result"]["nextCursor"] = "self.x"
+            return page
+
+    wire = Wire(Looping(page_size=1))
+    await wire.client.start()
+    assert len([p for p in wire.sent if p.get("method") == "tools/list"]) == 2
+    assert [t.name for t in wire.client.tools] == ["self.get_device_status"] * 2
