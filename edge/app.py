@@ -1,4 +1,5 @@
-"""Composition root: reads config, loads engines once, starts the servers, shuts down in order."""
+"""Composition root: reads config, loads engines once, builds the shared services (tools, memory,
+reminders), starts the servers, and shuts everything down in order."""
 
 from __future__ import annotations
 
@@ -6,6 +7,7 @@ import asyncio
 import os
 import signal
 import threading
+from pathlib import Path
 from typing import Any
 
 from loguru import logger
@@ -13,8 +15,18 @@ from loguru import logger
 from edge import __version__
 from edge.config import Config
 from edge.engines.loader import Engines, load_engines
+from edge.memory.store import MemoryStore, default_path
+from edge.memory.summaries import Summarizer
+from edge.services import Services
+from edge.tools.builtin import builtin_tools
+from edge.tools.external_mcp import ExternalMcpServer
+from edge.tools.reminders import ReminderScheduler
 from edge.transport.http_server import HttpServer, make_app
 from edge.transport.ws_server import DeviceServer
+
+
+def memory_path(config: Config) -> Path:
+    return Path(config.memory.path).expanduser() if config.memory.path else default_path()
 
 
 class EdgeServer:
@@ -23,10 +35,15 @@ class EdgeServer:
     def __init__(self, config: Config, engines: Engines) -> None:
         self.config = config
         self.engines = engines
-        self.devices = DeviceServer(config, engines)
+        self.services = Services(engines)
+        self.devices = DeviceServer(config, self.services)
+        self.external_mcp = [
+            ExternalMcpServer(server, self.services.registry) for server in config.tools.mcp_servers
+        ]
         self.ws_port = 0
         self.http_port = 0
         self._http = HttpServer(make_app(config, lambda: self.ws_port, self.status))
+        self._background: list[asyncio.Task[None]] = []
 
     def status(self) -> dict[str, Any]:
         return {
@@ -38,13 +55,49 @@ class EdgeServer:
         }
 
     async def start(self) -> None:
-        host = self.config.server.host
-        self.ws_port = await self.devices.start(host, self.config.server.port)
-        self.http_port = await self._http.start(host, self.config.server.http_port)
+        config = self.config
+        services = self.services
+        if config.memory.enabled:
+            services.memory = MemoryStore(memory_path(config))
+            if config.memory.summaries:
+                services.summarizer = Summarizer(
+                    services.memory, self.engines.llm, config.memory.summary_max_tokens
+                )
+                self._spawn(services.summarizer.run(), "summarizer")
+            if config.tools.reminders:
+                services.reminders = ReminderScheduler(services.memory, self.devices.speak_to)
+                self._spawn(services.reminders.run(), "reminders")
+        if config.tools.enabled:
+            services.registry.set_source(
+                "builtin",
+                builtin_tools(
+                    config.tools.timezone, services.reminders, config.tools.call_timeout_s
+                ),
+            )
+            for server in self.external_mcp:
+                self._spawn(server.run(), f"mcp:{server.config.name}")
+            await asyncio.gather(*(s.ready.wait() for s in self.external_mcp))
+            if config.tools.mode == "template":
+                # The tool list is part of the shared prefix: evaluate it before the first turn.
+                services.warmed_tools = [tool.spec() for tool in services.registry.tools()]
+                await self.engines.llm.warm_up(services.warmed_tools)
+        host = config.server.host
+        self.ws_port = await self.devices.start(host, config.server.port)
+        self.http_port = await self._http.start(host, config.server.http_port)
+        services.http_port = self.http_port
+
+    def _spawn(self, coro: Any, name: str) -> None:
+        self._background.append(asyncio.create_task(coro, name=name))
 
     async def stop(self) -> None:
         await self._http.stop()
         await self.devices.stop()
+        for task in self._background:
+            task.cancel()
+        await asyncio.gather(*self._background, return_exceptions=True)
+        self._background.clear()
+        if self.services.memory is not None:
+            self.services.memory.close()
 
 
 async def serve(config: Config, *, ready: asyncio.Event | None = None) -> None:

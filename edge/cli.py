@@ -28,6 +28,26 @@ def _parser() -> argparse.ArgumentParser:
     sim.add_argument("--ota-url", help="call this config endpoint first, as the firmware does")
     sim.add_argument("--device-id", default="aa:bb:cc:dd:ee:01")
     sim.add_argument("--timeout", type=float, default=60.0)
+    sim.add_argument(
+        "--fail-tool", action="append", default=[], help="device tool that answers with an error"
+    )
+    sim.add_argument(
+        "--hang-tool", action="append", default=[], help="device tool that never answers"
+    )
+
+    devices = sub.add_parser("devices", help="what the server remembers about devices")
+    devices.add_argument("--config", type=Path, help="TOML config file (for memory.path)")
+    devices_sub = devices.add_subparsers(dest="devices", required=True)
+    devices_sub.add_parser("list", help="devices with stored conversations")
+    forget = devices_sub.add_parser("forget", help="erase a device's turns, summary, reminders")
+    forget.add_argument("device_id")
+
+    bench = sub.add_parser("bench", help="print performance figures")
+    bench_sub = bench.add_subparsers(dest="bench", required=True)
+    tools = bench_sub.add_parser("tools", help="tool-call accuracy on spoken-style requests")
+    tools.add_argument("--model", type=Path, help="GGUF file (default: the embedded model)")
+    tools.add_argument("--mode", choices=["template", "grammar"], default="template")
+    tools.add_argument("--json", action="store_true", help="print JSON instead of text")
     return parser
 
 
@@ -72,8 +92,40 @@ def _sim(args: argparse.Namespace) -> int:
             ota_url=args.ota_url,
             device_id=args.device_id,
             timeout=args.timeout,
+            fail_tools=tuple(args.fail_tool),
+            hang_tools=tuple(args.hang_tool),
         )
     )
+
+
+def _devices(args: argparse.Namespace) -> int:
+    import time
+
+    from edge import config
+    from edge.app import memory_path
+    from edge.memory.store import MemoryStore
+
+    try:
+        cfg = config.load(args.config)
+    except config.ConfigError as exc:
+        print(f"edge: {exc}", file=sys.stderr)
+        return 2
+    path = memory_path(cfg)
+    if not path.exists():
+        print(f"no memory database at {path}")
+        return 0 if args.devices == "list" else 1
+    store = MemoryStore(path)
+    try:
+        if args.devices == "list":
+            for device_id, last_seen, turns in store.devices_now():
+                seen = time.strftime("%Y-%m-%d %H:%M", time.localtime(last_seen))
+                print(f"{device_id}  last seen {seen}  {turns} turns")
+            return 0
+        erased = store.forget_now(args.device_id)
+        print(f"forgot {args.device_id}: {erased} turns erased")
+        return 0
+    finally:
+        store.close()
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -82,4 +134,10 @@ def main(argv: list[str] | None = None) -> int:
         return _serve(args)
     if args.command == "sim":
         return _sim(args)
+    if args.command == "devices":
+        return _devices(args)
+    if args.command == "bench" and args.bench == "tools":
+        from edge.bench import tool_calls
+
+        return tool_calls.main(args.model, args.mode, args.json)
     return 2

@@ -121,6 +121,41 @@ class SessionConfig:
 
 
 @dataclass(frozen=True)
+class McpServerConfig:
+    """One external MCP server, started over stdio: `[[tools.mcp_servers]]` in the TOML file."""
+
+    name: str = ""
+    command: str = ""
+    args: list[str] = field(default_factory=list)
+    env: list[str] = field(default_factory=list)  # "KEY=VALUE" items added to its environment
+    start_timeout_s: float = 20.0
+    call_timeout_s: float = 10.0
+
+
+@dataclass(frozen=True)
+class ToolsConfig:
+    enabled: bool = True
+    # "template": the GGUF chat template's own tool format, read tolerantly (default).
+    # "grammar": output constrained by a JSON-schema grammar (more reliable calls, JSON answers).
+    mode: str = "template"
+    timezone: str = ""  # IANA name for the time and reminders; empty: the machine's zone
+    call_timeout_s: float = 8.0  # built-in tools; device tools use device_call_timeout_s
+    device_call_timeout_s: float = 8.0  # the reference server waits 30 s; a listener will not
+    # A turn that starts before the device has listed its tools waits this long for the list.
+    device_list_wait_s: float = 3.0
+    reminders: bool = True
+    mcp_servers: list[McpServerConfig] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class MemoryConfig:
+    enabled: bool = True
+    path: str = ""  # empty: $EDGE_STATE_DIR/memory.db, else ~/.local/share/edge/memory.db
+    summaries: bool = True  # a short long-term summary per device, written after a session
+    summary_max_tokens: int = 96
+
+
+@dataclass(frozen=True)
 class Config:
     server: ServerConfig = field(default_factory=ServerConfig)
     auth: AuthConfig = field(default_factory=AuthConfig)
@@ -130,6 +165,8 @@ class Config:
     llm: LlmConfig = field(default_factory=LlmConfig)
     tts: TtsConfig = field(default_factory=TtsConfig)
     session: SessionConfig = field(default_factory=SessionConfig)
+    tools: ToolsConfig = field(default_factory=ToolsConfig)
+    memory: MemoryConfig = field(default_factory=MemoryConfig)
     cache_dir: str = ""  # empty: $EDGE_CACHE_DIR, else ~/.cache/edge
     log_level: str = "INFO"
 
@@ -184,6 +221,16 @@ def _coerce(key: str, value: Any, hint: Any, from_env: bool) -> Any:
         if isinstance(value, str):
             return value
         raise ConfigError(f"config key {key}: expected a string, got {value!r}")
+    if origin is list and dataclasses.is_dataclass(typing.get_args(hint)[0]):
+        item_cls = typing.get_args(hint)[0]
+        if from_env or not isinstance(value, list):
+            raise ConfigError(f"config key {key}: expected a list of tables ([[{key}]])")
+        items = []
+        for index, item in enumerate(value):
+            if not isinstance(item, dict):
+                raise ConfigError(f"config key {key}[{index}]: expected a table")
+            items.append(_build_section(f"{key}[{index}]", item_cls, item, {}))
+        return items
     if origin is list:
         if from_env and isinstance(value, str):
             return [item.strip() for item in value.split(",") if item.strip()]
@@ -302,6 +349,25 @@ def validate(c: Config) -> None:
         ("llm.threads", c.llm.threads),
     ):
         _check(value >= 1, key, "must be at least 1")
+    _check(c.tools.mode in ("template", "grammar"), "tools.mode", "must be template or grammar")
+    if c.tools.timezone:
+        try:
+            from zoneinfo import ZoneInfo
+
+            ZoneInfo(c.tools.timezone)
+        except Exception:
+            _check(False, "tools.timezone", f"unknown time zone {c.tools.timezone!r}")
+    for key, seconds in (
+        ("tools.call_timeout_s", c.tools.call_timeout_s),
+        ("tools.device_call_timeout_s", c.tools.device_call_timeout_s),
+    ):
+        _check(seconds > 0, key, "must be positive")
+    names = [s.name for s in c.tools.mcp_servers]
+    for index, server in enumerate(c.tools.mcp_servers):
+        where = f"tools.mcp_servers[{index}]"
+        _check(bool(server.name), f"{where}.name", "is required")
+        _check(bool(server.command), f"{where}.command", "is required")
+        _check(names.count(server.name) == 1, f"{where}.name", f"{server.name!r} is used twice")
     _check(c.session.idle_timeout_s > 0, "session.idle_timeout_s", "must be positive")
     _check(
         c.log_level.upper() in ("TRACE", "DEBUG", "INFO", "SUCCESS", "WARNING", "ERROR"),

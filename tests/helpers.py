@@ -6,6 +6,7 @@ import asyncio
 import dataclasses
 import re
 import sys
+import tempfile
 import threading
 from collections.abc import Coroutine
 from pathlib import Path
@@ -39,8 +40,15 @@ def word_error_rate(reference: str, hypothesis: str) -> float:
 
 
 def server_config(**sections: dict[str, Any]) -> Config:
-    """Defaults, on ephemeral loopback ports, with some sections changed."""
-    base = with_overrides(Config(), server={"host": "127.0.0.1", "port": 0, "http_port": 0})
+    """Defaults, on ephemeral loopback ports and a fresh memory database, with some sections
+    changed. Summaries are off unless a test turns them on: written after every one of the
+    hundreds of sessions of the suite, they would keep the shared model busy all along."""
+    memory = Path(tempfile.mkdtemp(prefix="edge-test-")) / "memory.db"
+    base = with_overrides(
+        Config(),
+        server={"host": "127.0.0.1", "port": 0, "http_port": 0},
+        memory={"path": str(memory), "summaries": False},
+    )
     return with_overrides(base, **sections) if sections else base
 
 
@@ -109,3 +117,47 @@ class Running:
 
 def silence(seconds: float) -> np.ndarray:
     return np.zeros(int(seconds * 16000), np.int16)
+
+
+EDGE_COMMAND = [sys.executable, "-m", "edge"]
+
+
+class ServeProcess:
+    """`edge serve` as a real process on ephemeral loopback ports, with its log in a file."""
+
+    def __init__(self, log: Path, *args: str, env: dict[str, str] | None = None) -> None:
+        import os
+        import subprocess
+
+        self.log = log
+        ports = ["--host", "127.0.0.1", "--port", "0", "--http-port", "0"]
+        with open(log, "a") as out:
+            self.proc = subprocess.Popen(
+                [*EDGE_COMMAND, "serve", *ports, *args],
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                env={**os.environ, **(env or {})},
+            )
+        self._offset = log.stat().st_size if log.exists() else 0
+
+    def wait_ready(self, timeout: float = 240) -> tuple[str, str]:
+        """(websocket URL, config URL) from this run's ready line."""
+        import time
+
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            text = self.log.read_text()[self._offset :]
+            match = re.search(r"websocket (ws://\S+)\s+config (http://\S+/xiaozhi/ota/)", text)
+            if match:
+                return match.group(1), match.group(2)
+            assert self.proc.poll() is None, text
+            time.sleep(0.2)
+        raise AssertionError("edge serve did not become ready:\n" + self.log.read_text())
+
+    def stop(self) -> int:
+        self.proc.terminate()
+        return self.proc.wait(30)
+
+    def kill(self) -> None:
+        self.proc.kill()
+        self.proc.wait(30)

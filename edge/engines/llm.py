@@ -11,7 +11,7 @@ from __future__ import annotations
 import asyncio
 import threading
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator
 from pathlib import Path
 from typing import Any
 
@@ -20,8 +20,9 @@ from loguru import logger
 from edge.config import LlmConfig
 from edge.engines.worker import EngineTimeout, EngineWorker
 
-Message = dict[str, str]
+Message = dict[str, Any]
 _DONE = object()
+_GRAMMAR_CACHE_SIZE = 16
 
 
 class LlmEngine:
@@ -38,20 +39,47 @@ class LlmEngine:
             verbose=False,
         )
         self._lock = asyncio.Lock()  # FIFO: generations are served in arrival order
+        self._grammars: dict[str, Any] = {}  # JSON schema text → compiled LlamaGrammar
+        self.idle_since = time.monotonic()  # when the last generation ended
+        self.waiting = 0  # requests queued behind the running generation
 
-    def prompt_messages(self, history: list[Message], user_text: str) -> list[Message]:
-        return [
-            {"role": "system", "content": self.config.system_prompt},
-            *history,
-            {"role": "user", "content": user_text},
-        ]
+    @property
+    def busy(self) -> bool:
+        """A generation is running or waiting."""
+        return self._lock.locked()
 
-    async def warm_up(self) -> float:
-        """Evaluate the shared system-prompt prefix so the first turn does not pay for it."""
+    def idle_for(self) -> float:
+        """Seconds since the last generation ended (0 while one runs)."""
+        return 0.0 if self.busy else time.monotonic() - self.idle_since
+
+    async def warm_up(self, tools: list[dict[str, Any]] | None = None) -> float:
+        """Evaluate the shared prefix (system prompt and tool list) so the first turn does not
+        pay for it."""
         started = time.monotonic()
-        async for _ in self.stream(self.prompt_messages([], "Hello"), max_tokens=1):
+        prompt = [
+            {"role": "system", "content": self.config.system_prompt},
+            {"role": "user", "content": "Hello"},
+        ]
+        async for _ in self.stream(prompt, max_tokens=1, tools=tools):
             pass
         return time.monotonic() - started
+
+    def _grammar(self, json_schema: str | None, gbnf: str | None) -> Any:
+        from llama_cpp import LlamaGrammar
+
+        if not json_schema and not gbnf:
+            return None
+        key = f"schema:{json_schema}" if json_schema else f"gbnf:{gbnf}"
+        grammar = self._grammars.get(key)
+        if grammar is None:
+            if len(self._grammars) >= _GRAMMAR_CACHE_SIZE:
+                self._grammars.pop(next(iter(self._grammars)))
+            if json_schema:
+                grammar = LlamaGrammar.from_json_schema(json_schema, verbose=False)
+            else:
+                grammar = LlamaGrammar.from_string(str(gbnf), verbose=False)
+            self._grammars[key] = grammar
+        return grammar
 
     async def stream(
         self,
@@ -59,10 +87,17 @@ class LlmEngine:
         *,
         max_tokens: int | None = None,
         timeout_s: float | None = None,
-    ) -> AsyncIterator[str]:
+        tools: list[dict[str, Any]] | None = None,
+        json_schema: str | None = None,
+        grammar: str | None = None,
+    ) -> AsyncGenerator[str, None]:
         """Yield text pieces as the model writes them. Closing the iterator (or cancelling the
         task that reads it) stops the generation within one token. The timeout counts from the
-        moment this request gets the model, not while it waits for another device's turn."""
+        moment this request gets the model, not while it waits for another device's turn.
+
+        `tools` are rendered by the GGUF's own chat template (the model answers with a call in
+        text, read by `edge.tools.parsing`); `json_schema` or `grammar` (GBNF) constrain the
+        output."""
         loop = asyncio.get_running_loop()
         queue: asyncio.Queue[object] = asyncio.Queue()
         stop = threading.Event()
@@ -76,6 +111,8 @@ class LlmEngine:
                     raise EngineTimeout(f"llm had no time left ({budget} s budget)")
                 chunks: Any = self._llama.create_chat_completion(
                     messages=messages,  # type: ignore[arg-type]
+                    tools=tools or None,  # type: ignore[arg-type]
+                    grammar=self._grammar(json_schema, grammar),
                     stream=True,
                     max_tokens=limit,
                     temperature=self.config.temperature,
@@ -94,7 +131,12 @@ class LlmEngine:
             finally:
                 loop.call_soon_threadsafe(queue.put_nowait, _DONE)
 
-        async with self._lock:
+        self.waiting += 1
+        try:
+            await self._lock.acquire()
+        finally:
+            self.waiting -= 1
+        try:
             deadline = time.monotonic() + budget
             # The deadline is checked per token; the worker's own timeout is only a backstop.
             task = asyncio.ensure_future(self.worker.run(produce, timeout_s=budget + 5))
@@ -113,3 +155,6 @@ class LlmEngine:
                     await asyncio.shield(task)
                 except Exception as exc:
                     logger.debug("llm worker ended with {!r}", exc)
+                self.idle_since = time.monotonic()
+        finally:
+            self._lock.release()

@@ -2,14 +2,17 @@
 (with the summary so far) into a few sentences, which later turns see after the shared prefix.
 
 Bounded work on the existing loop and engines: one queue (a device waiting is not queued twice),
-one task, one generation at a time, and only while no device is waiting for the model, so a
-summary never delays an answer.
+one task, one generation at a time, started only after the model has been idle a while, and
+given up (to be tried again later) the moment a device's request waits for the model: a summary
+delays an answer by one token at most. A 0.5B model sometimes echoes the prompt or invents
+people; a summary whose names and words are not found in the conversation is not kept.
 """
 
 from __future__ import annotations
 
 import asyncio
 import json
+import re
 from typing import Any
 
 from loguru import logger
@@ -26,17 +29,19 @@ _SCHEMA = json.dumps(
     {"type": "object", "properties": {"summary": {"type": "string"}}, "required": ["summary"]}
 )
 INSTRUCTION = (
-    "Update the notes about the user of this speaker. Keep what matters for later conversations: "
-    "their name, family, preferences, plans and facts they told you. At most three short "
-    'sentences, written about the user in the third person. Answer in JSON: {"summary": "..."}'
+    "What personal facts did the user state about themselves in this conversation (their name, "
+    "family, likes, plans)? Write them as one or two short sentences about the user, using only "
+    'what the user said. If there are none, write "none". Answer in JSON: {"summary": "..."}'
 )
 
 
 def summary_prompt(system_prompt: str, previous: str, turns: list[Turn]) -> list[dict[str, Any]]:
-    lines = [f"Notes so far: {previous or '(none)'}", "New conversation:"]
+    lines = ["Conversation:"]
     for turn in turns:
         lines.append(f"User: {turn.user_text}")
         lines.append(f"Assistant: {turn.assistant_text}")
+    if previous:
+        lines.append(f"\nAlready known about the user: {previous}")
     # The same system message as live turns: the KV cache of the shared prefix survives.
     return [
         {"role": "system", "content": system_prompt},
@@ -72,6 +77,9 @@ class Summarizer:
                 await asyncio.sleep(1.0)
             try:
                 await self.summarize(device_id, tools)
+            except _Preempted:
+                await asyncio.sleep(QUIET_S)
+                self.request(device_id, tools)  # tried again when the model is free
             except Exception as exc:
                 logger.bind(device=device_id).error("summary failed: {!r}", exc)
 
@@ -91,14 +99,82 @@ class Summarizer:
             timeout_s=60,
         ):
             raw += piece
-        summary = _read(raw)
-        if not _plausible(summary):
-            logger.bind(device=device_id).info("memory summary discarded: {!r}", summary[:120])
-            summary = previous
+            if self.llm.waiting:
+                raise _Preempted
+        written = _read(raw)
+        sources = " ".join([previous, *(f"{t.user_text} {t.assistant_text}" for t in turns)])
+        kept = _grounded_sentences(written, sources)
+        if kept != written:
+            logger.bind(device=device_id).info(
+                "memory summary: kept {!r} of {!r}", kept, written[:160]
+            )
+        summary = _merge(previous, kept) if kept else previous
         await self.store.save_summary(device_id, summary, turns[-1].id)
         self.written += 1
         logger.bind(device=device_id).info("memory summary updated: {!r}", summary[:120])
         return summary
+
+
+class _Preempted(Exception):
+    """A device is waiting for the model."""
+
+
+_STOPWORDS = set(
+    "the user users their they them this that with from have has about likes like loves love "
+    "name named called wants want prefers prefer enjoys enjoy lives live told said says asked "
+    "asks also when what which will would there here been being into more most some very "
+    "stated mentioned shared person speaker".split()
+)
+
+
+def _words(text: str, shortest: int = 4) -> list[str]:
+    return re.findall(rf"[^\W\d_]{{{shortest},}}", text.lower())
+
+
+def _grounded(summary: str, sources: str) -> bool:
+    """Every name in the summary, and most of its words, come from the conversation."""
+    cjk = re.findall(r"[\u3400-\u9fff]", summary)
+    if cjk:  # no spaces between words: compare characters
+        seen = set(re.findall(r"[\u3400-\u9fff]", sources))
+        return sum(ch in seen for ch in cjk) / len(cjk) >= 0.6
+    known = set(_words(sources, 2))
+    names = [  # capitalised words that do not start a sentence
+        word
+        for sentence in re.split(r"[.!?]\s+", summary)
+        for word in re.findall(r"\b[A-Z][a-z]{2,}", sentence)[0 if sentence[:1].islower() else 1 :]
+    ]
+    if any(name.lower() not in known for name in names):
+        return False
+    content = [w for w in _words(summary) if w not in _STOPWORDS]
+    if not content:
+        return False
+    return sum(w in known for w in content) / len(content) >= 0.5
+
+
+def _sentences(text: str) -> list[str]:
+    return [s.strip() for s in re.split(r"(?<=[.!?。！？])\s*", text) if s.strip()]
+
+
+def _grounded_sentences(written: str, sources: str) -> str:
+    """The sentences of the model's notes that are complete, plausible and grounded (it often
+    starts well, then invents, then runs into the token limit)."""
+    kept = [
+        sentence
+        for sentence in _sentences(written)
+        if sentence[-1] in ".!?。！？" and _plausible(sentence) and _grounded(sentence, sources)
+    ]
+    return " ".join(kept)
+
+
+def _merge(previous: str, new: str) -> str:
+    """Old facts stay unless the notes grow too long; then the oldest go first."""
+    sentences: list[str] = []
+    for sentence in _sentences(f"{previous} {new}"):
+        if sentence.lower() not in (s.lower() for s in sentences):
+            sentences.append(sentence)
+    while len(" ".join(sentences)) > MAX_SUMMARY_CHARS and len(sentences) > 1:
+        sentences.pop(0)
+    return " ".join(sentences)
 
 
 def _plausible(summary: str) -> bool:

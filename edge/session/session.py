@@ -8,9 +8,10 @@ socket goes every task is cancelled and awaited, and the borrowed VAD detector i
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import re
 import time
-from collections.abc import AsyncIterable, Coroutine
+from collections.abc import AsyncIterable, AsyncIterator, Coroutine
 from typing import Any
 
 import numpy as np
@@ -19,7 +20,6 @@ from websockets.exceptions import ConnectionClosed
 from edge.audio.opus import OpusDecoder, OpusEncoder, OpusError
 from edge.audio.pcm import to_float
 from edge.config import Config
-from edge.engines.loader import Engines
 from edge.engines.vad import VadDetector
 from edge.protocol import framing, messages
 from edge.protocol.messages import (
@@ -33,16 +33,25 @@ from edge.protocol.messages import (
     ListenStop,
     Mcp,
 )
+from edge.services import Services
+from edge.session.answer import AnswerWriter
 from edge.session.connection import DeviceConnection
 from edge.session.faults import FaultLog
 from edge.session.reply import ReplySpeaker, TurnTimings, fixed_text
 from edge.session.state import TurnState, TurnStateMachine
+from edge.tools.device_mcp import DeviceMcpClient
+from edge.tools.iot import iot_tools
+from edge.tools.registry import Tool, ToolContext, ToolSet
 
 UPLINK_RATE = 16000  # Opus decodes at any rate; ASR and VAD want 16 kHz
 MAX_AUDIO_FRAME = 8192  # bytes; Opus packets are far smaller (browser clients send ~2 KB)
 AUDIO_BACKLOG = 100  # decoded frames waiting for VAD (6 s of 60 ms frames)
 MIN_UTTERANCE_S = 0.3  # shorter push-to-talk audio is a click, not a question
 _LISTEN_STOP = object()  # goes through the audio queue, so it follows the frames before it
+# After the hello, the device is "connecting" until it acts on our hello; server-initiated speech
+# waits for its first message (or this long) so `tts start` is not rejected.
+DEVICE_SETTLE_S = 1.5
+PROACTIVE_WAIT_S = 60.0  # a reminder waits at most this long for a reply in progress
 
 
 def _normalise(text: str) -> str:
@@ -58,20 +67,38 @@ class DeviceSession:
         self,
         conn: DeviceConnection,
         hello: Hello,
-        engines: Engines,
+        services: Services,
         config: Config,
         session_id: str,
+        device_id: str = "",
+        vision_url: str = "",
     ) -> None:
         self.conn = conn
         self.hello = hello
-        self.engines = engines
+        self.services = services
+        self.engines = services.engines
+        engines = services.engines
         self.config = config
         self.session_id = session_id
+        self.device_id = device_id  # "" for a device that sent no Device-Id: nothing is stored
+        self.memory = services.memory if device_id else None
         self.log = conn.log
         self.faults = FaultLog(self.log)
         self.turn = TurnStateMachine()
         self.history: list[dict[str, str]] = []
+        self.summary = ""
         self.turns_answered = 0
+        self.mcp: DeviceMcpClient | None = None
+        if hello.mcp and config.tools.enabled:
+            self.mcp = DeviceMcpClient(
+                self._send_mcp,
+                self.log,
+                call_timeout_s=config.tools.device_call_timeout_s,
+                vision_url=vision_url,
+            )
+        self.iot_tools: list[Tool] = []
+        self._device_spoke = asyncio.Event()  # any message after the hello
+        self._tool_specs: list[dict[str, Any]] = []  # what the last turn offered the model
         self._decoder = OpusDecoder(UPLINK_RATE)
         self._encoder = OpusEncoder(
             config.audio.downlink_sample_rate, config.audio.frame_duration_ms
@@ -98,10 +125,15 @@ class DeviceSession:
                 helpers = [
                     group.create_task(self._listen_loop(), name="listener"),
                     group.create_task(self._idle_watch(), name="idle-watch"),
+                    group.create_task(self._after_hello(), name="after-hello"),
                 ]
+                if self.mcp is not None:
+                    helpers.append(group.create_task(self._start_mcp(), name="device-mcp"))
                 try:
                     await self._read_loop(incoming)
                 finally:
+                    if self.mcp is not None:
+                        self.mcp.close()  # pending tool calls fail now, not at their timeout
                     for task in [*helpers, self._reply_task]:
                         if task is not None:
                             task.cancel()
@@ -111,6 +143,54 @@ class DeviceSession:
             self._decoder.close()
             if self.faults.counts:
                 self.log.info("bad input this session: {}", self.faults.summary())
+            if self.turns_answered and self.services.summarizer is not None and self.memory:
+                self.services.summarizer.request(self.device_id, self._tool_specs)
+
+    async def _after_hello(self) -> None:
+        """Restore memory, then speak reminders that fell due while the device was away."""
+        if self.memory is not None:
+            try:
+                count = self.config.llm.history_turns
+                turns = await self.memory.recent_turns(self.device_id, count)
+                self.summary = await self.memory.summary(self.device_id)
+            except Exception as exc:
+                self.log.error("memory could not be read: {!r}", exc)
+                turns = []
+            for turn in turns:
+                self.history += [
+                    {"role": "user", "content": turn.user_text},
+                    {"role": "assistant", "content": turn.assistant_text},
+                ]
+            if turns or self.summary:
+                self.log.info(
+                    "memory restored: {} turns{}", len(turns), ", summary" if self.summary else ""
+                )
+        if self.services.reminders is not None and self.device_id:
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(DEVICE_SETTLE_S):
+                    await self._device_spoke.wait()
+            await self.services.reminders.device_connected(self.device_id)
+
+    async def _start_mcp(self) -> None:
+        assert self.mcp is not None
+        await self.mcp.start()
+        if not self.mcp.tools or self.config.tools.mode != "template":
+            return
+        # The device's tools extend the shared prompt prefix. Evaluating it now, while the
+        # model is free, takes that cost off the first question (devices of one kind share it).
+        specs = (await self._toolset()).specs()
+        if specs != self.services.warmed_tools and not self.engines.llm.busy:
+            self.services.warmed_tools = specs
+            seconds = await self.engines.llm.warm_up(specs)
+            self.log.info("prompt prefix with the device's tools evaluated in {:.2f} s", seconds)
+
+    async def _send_mcp(self, payload: dict[str, Any]) -> bool:
+        return await self.conn.send_json(messages.mcp(self.session_id, payload))
+
+    async def _send_iot(self, thing: str, method: str, parameters: dict[str, Any]) -> bool:
+        return await self.conn.send_json(
+            messages.iot_command(self.session_id, thing, method, parameters)
+        )
 
     async def _read_loop(self, incoming: AsyncIterable[str | bytes]) -> None:
         try:
@@ -153,6 +233,7 @@ class DeviceSession:
         self._audio.put_nowait(item)
 
     async def _on_text(self, text: str) -> None:
+        self._device_spoke.set()
         message = messages.parse_device_message(text)
         match message:
             case ListenStart(mode=mode):
@@ -166,14 +247,25 @@ class DeviceSession:
                 await self._on_abort(reason)
             case Hello():
                 self.faults("repeated hello", "a second hello on one connection is ignored")
-            case Mcp():
-                self.log.debug("MCP message ignored (device tools are not used yet)")
-            case Iot():
-                self.log.debug("legacy IoT message ignored")
+            case Mcp(payload=payload):
+                if self.mcp is not None:
+                    self.mcp.on_message(payload)
+                else:
+                    self.log.debug("MCP message from a device without MCP in its hello ignored")
+            case Iot(descriptors=descriptors):
+                self._on_iot(descriptors)
             case Goodbye():
                 self.log.debug("goodbye is an MQTT message; ignored on WebSocket")
             case Invalid(reason=reason):
                 self.faults("bad message", reason)
+
+    def _on_iot(self, descriptors: list[Any]) -> None:
+        if not descriptors or not self.config.tools.enabled:
+            return  # states only: nothing to do
+        tools = iot_tools(descriptors, self._send_iot, self.config.tools.device_call_timeout_s)
+        known = {t.name for t in tools}
+        self.iot_tools = [t for t in self.iot_tools if t.name not in known] + tools
+        self.log.info("legacy IoT: {} methods offered as tools", len(tools))
 
     async def _on_detect(self, text: str) -> None:
         self.last_activity = time.monotonic()
@@ -320,14 +412,72 @@ class DeviceSession:
             return
         await self._answer_text(text, timings)
 
+    async def _toolset(self) -> ToolSet:
+        if not self.config.tools.enabled:
+            return ToolSet([])
+        if self.mcp is not None and not self.mcp.ready.is_set():
+            self.log.info("waiting for the device's tool list")
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(self.config.tools.device_list_wait_s):
+                    await self.mcp.ready.wait()
+            if not self.mcp.ready.is_set():
+                self.log.warning("device tools not listed yet; answering without them")
+        device = self.mcp.tools if self.mcp is not None else []
+        return ToolSet([*self.services.registry.tools(), *device, *self.iot_tools])
+
+    async def _begin_turn(self, text: str) -> int | None:
+        if self.memory is None:
+            return None
+        try:
+            return await self.memory.begin_turn(self.device_id, self.session_id, text)
+        except Exception as exc:
+            self.log.error("memory could not store the turn: {!r}", exc)
+            return None
+
+    async def _finish_turn(self, turn_id: int | None, text: str, tools: list[Any]) -> None:
+        if self.memory is None or turn_id is None:
+            return
+        try:
+            await self.memory.finish_turn(turn_id, text, tools)
+        except Exception as exc:
+            self.log.error("memory could not store the answer: {!r}", exc)
+
     async def _answer_text(self, text: str, timings: TurnTimings) -> None:
         await self.conn.send_json(messages.stt(self.session_id, text))
+        turn_id = await self._begin_turn(text)
         keep = self.config.llm.history_turns * 2
-        prompt = self.engines.llm.prompt_messages(self.history[-keep:] if keep else [], text)
-        pieces = self.engines.llm.stream(
-            prompt, max_tokens=self.config.llm.max_tokens, timeout_s=self.config.llm.timeout_s
+        context = ToolContext(self.device_id or self.conn.device_id)
+        tools = await self._toolset()
+        self._tool_specs = tools.specs() if self.config.tools.mode == "template" else []
+        writer = AnswerWriter(
+            self.engines.llm,
+            self.config,
+            tools,
+            context,
+            self.log,
+            self.config.session.farewell or "Goodbye!",
         )
-        reply = await self._speaker.speak(pieces, timings, self.turn.speaking_started)
+        prompt = writer.messages(text, self.history[-keep:] if keep else [], self.summary)
+        answer = writer.answer
+        stored = False
+
+        async def pieces() -> AsyncIterator[str]:
+            nonlocal stored
+            async for piece in writer.pieces(prompt):
+                yield piece
+            # Stored as soon as it is written, while it is still being spoken.
+            await self._finish_turn(turn_id, answer.text, [c.to_json() for c in answer.tool_calls])
+            stored = True
+
+        reply = ""
+        try:
+            reply = await self._speaker.speak(pieces(), timings, self.turn.speaking_started)
+        finally:
+            if not stored or (reply and reply != answer.text):
+                # Cut short (abort, failure): keep what was actually said.
+                await asyncio.shield(
+                    self._finish_turn(turn_id, reply, [c.to_json() for c in answer.tool_calls])
+                )
         if reply:
             self.history += [
                 {"role": "user", "content": text},
@@ -335,7 +485,45 @@ class DeviceSession:
             ]
             self.history = self.history[-keep:] if keep else []  # only these go into the prompt
         self.turns_answered += 1
-        self.log.info("turn: {!r} → {!r} | {}", text[:80], reply[:80], timings.summary())
+        called = ", ".join(
+            f"{c.name}{'!' if c.error else ''} {c.seconds * 1000:.0f}ms" for c in answer.tool_calls
+        )
+        self.log.info(
+            "turn: {!r} → {!r} | {}{}",
+            text[:80],
+            reply[:80],
+            timings.summary(),
+            f" | tools: {called}" if called else "",
+        )
+        if answer.end_conversation:
+            self.log.info("the user ended the conversation")
+            await self.conn.close("conversation ended")
+
+    async def speak_proactive(self, text: str) -> bool:
+        """Server-initiated speech (a reminder): waits for a reply in progress, then speaks from
+        idle or listening. True once the whole text was spoken and `tts stop` sent."""
+        deadline = time.monotonic() + PROACTIVE_WAIT_S
+        while self.turn.busy or self._in_speech:
+            if time.monotonic() > deadline or self.conn.closed:
+                return False
+            await asyncio.sleep(0.2)
+        if self.conn.closed or self._group is None or not self.turn.text_query():
+            return False
+        self.log.info("speaking on our own: {!r}", text[:80])
+        done = asyncio.get_running_loop().create_future()
+
+        async def speak() -> None:
+            spoken = await self._speaker.speak(
+                fixed_text(text), TurnTimings(), self.turn.speaking_started
+            )
+            if not done.done():
+                done.set_result(bool(spoken) and not self.conn.closed)
+
+        self._start_reply(speak())
+        task = self._reply_task
+        if task is not None:
+            await asyncio.wait([task])
+        return bool(done.done() and done.result())
 
     async def _speak_fixed(self, text: str) -> None:
         await self._speaker.speak(fixed_text(text), TurnTimings(), self.turn.speaking_started)

@@ -57,6 +57,8 @@ async def run(
     ota_url: str | None = None,
     device_id: str = "aa:bb:cc:dd:ee:01",
     timeout: float = 60.0,
+    fail_tools: tuple[str, ...] = (),
+    hang_tools: tuple[str, ...] = (),
 ) -> int:
     t0 = time.monotonic()
 
@@ -76,6 +78,8 @@ async def run(
         return 2
     pcm, _ = read_wav(wav, UPLINK_RATE)
     device = SimDevice(url, device_id=device_id, protocol_version=protocol_version, token=token)
+    device.mcp.fail_tools = set(fail_tools)
+    device.mcp.silent_tools = set(hang_tools)
     printed = 0
 
     async def printer() -> None:
@@ -122,6 +126,11 @@ async def run(
     show(
         f"end of speech → first audio frame: {shown}; {frames} frames received, "
         f"{stats.dropped_not_speaking} outside tts, {stats.dropped_overflow} overflowed"
+    )
+    mcp = device.mcp
+    show(
+        f"device: volume {mcp.volume}, brightness {mcp.brightness}, theme {mcp.theme}; "
+        f"tool calls: {', '.join(f'{n}{json.dumps(a)}' for n, a in mcp.calls) or 'none'}"
     )
     if save_reply is not None:
         reply = device.reply_pcm()

@@ -17,7 +17,7 @@ from typing import Any
 from loguru import logger
 
 from edge import __version__
-from edge.tools.registry import Tool, ToolContext, ToolError
+from edge.tools.registry import Tool, ToolContext, ToolError, ToolTimeout
 
 Send = Callable[[dict[str, Any]], Awaitable[bool]]  # sends one JSON-RPC payload
 MAX_PAGES = 50  # a device that keeps returning a cursor is not listing anything new
@@ -25,6 +25,10 @@ PROTOCOL_VERSION = "2024-11-05"
 
 
 class DeviceMcpError(ToolError):
+    pass
+
+
+class DeviceMcpTimeout(DeviceMcpError, ToolTimeout):
     pass
 
 
@@ -97,7 +101,7 @@ class DeviceMcpClient:
             async with asyncio.timeout(timeout_s):
                 return await future
         except TimeoutError:
-            raise DeviceMcpError(f"{method} got no answer within {timeout_s:g} s") from None
+            raise DeviceMcpTimeout(f"{method} got no answer within {timeout_s:g} s") from None
         finally:
             self._pending.pop(request_id, None)
 

@@ -11,7 +11,7 @@ from typing import Any
 from loguru import logger
 
 from edge.config import McpServerConfig
-from edge.tools.registry import Tool, ToolContext, ToolError, ToolRegistry
+from edge.tools.registry import Tool, ToolContext, ToolError, ToolRegistry, ToolTimeout
 
 PING_INTERVAL_S = 5.0
 MAX_PAGES = 50
@@ -91,9 +91,17 @@ class ExternalMcpServer:
         name = str(spec.name)
 
         async def call(arguments: dict[str, Any], _ctx: ToolContext) -> str:
-            result = await session.call_tool(
-                name, arguments, read_timeout_seconds=self.config.call_timeout_s
-            )
+            from mcp import MCPError
+            from mcp_types import REQUEST_TIMEOUT
+
+            try:
+                result = await session.call_tool(
+                    name, arguments, read_timeout_seconds=self.config.call_timeout_s
+                )
+            except MCPError as exc:
+                if exc.code == REQUEST_TIMEOUT:
+                    raise ToolTimeout(f"{name} did not answer in time") from exc
+                raise ToolError(f"{name}: {exc}") from exc
             texts = [str(getattr(c, "text", "")) for c in getattr(result, "content", None) or []]
             text = "\n".join(t for t in texts if t) or "done"
             if getattr(result, "is_error", False):

@@ -29,6 +29,10 @@ class ToolArgumentError(ToolError):
     """The model's arguments do not fit the tool's schema."""
 
 
+class ToolTimeout(ToolError):
+    """The tool did not answer in time."""
+
+
 @dataclass
 class ToolContext:
     """What a handler may know about the turn that called it, and may change."""
@@ -101,7 +105,7 @@ class Tool:
             async with asyncio.timeout(self.timeout_s):
                 return await self.handler(arguments, context)
         except TimeoutError:
-            raise ToolError(f"{self.name} did not answer within {self.timeout_s:g} s") from None
+            raise ToolTimeout(f"{self.name} did not answer within {self.timeout_s:g} s") from None
         except ToolError:
             raise
         except Exception as exc:

@@ -57,6 +57,9 @@ async def _cors(
     return response
 
 
+VISION_PATH = "/mcp/vision/explain"
+
+
 def make_app(
     config: Config, ws_port: Callable[[], int], status: Callable[[], dict[str, Any]]
 ) -> web.Application:
@@ -87,12 +90,24 @@ def make_app(
     async def health(_request: web.Request) -> web.Response:
         return web.json_response(status())
 
-    app = web.Application(middlewares=[_cors], client_max_size=256 * 1024)
+    async def vision(request: web.Request) -> web.Response:
+        # Devices with a camera upload photos here (protocol §7.3); the body of our answer
+        # becomes their tool result. There is no vision model on the board, and we say so.
+        await request.read()
+        logger.bind(device=request.headers.get("Device-Id", "?")).info(
+            "camera photo received; no vision model configured"
+        )
+        return web.json_response(
+            {"success": False, "message": "This assistant cannot look at photos."}
+        )
+
+    app = web.Application(middlewares=[_cors], client_max_size=4 * 1024 * 1024)
     for path in ("/xiaozhi/ota", "/xiaozhi/ota/"):
         app.router.add_route("GET", path, ota_endpoint)
         app.router.add_route("POST", path, ota_endpoint)
         app.router.add_route("OPTIONS", path, ota_endpoint)
     app.router.add_get("/health", health)
+    app.router.add_post(VISION_PATH, vision)
     return app
 
 

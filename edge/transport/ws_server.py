@@ -18,22 +18,23 @@ from websockets.exceptions import ConnectionClosed
 from websockets.http11 import Request, Response
 
 from edge.config import Config
-from edge.engines.loader import Engines
 from edge.protocol import messages
 from edge.protocol.framing import SUPPORTED_VERSIONS
 from edge.protocol.messages import AudioParams, Hello, Invalid
+from edge.services import Services
 from edge.session.connection import DeviceConnection
 from edge.session.faults import FaultLog
 from edge.session.session import DeviceSession
+from edge.transport.http_server import VISION_PATH
 from edge.transport.identity import DeviceIdentity, identify, is_authorised
 
 MAX_FRAME_BYTES = 1 << 20  # websockets closes with 1009 above this; devices send ≤ 64 KiB
 
 
 class DeviceServer:
-    def __init__(self, config: Config, engines: Engines) -> None:
+    def __init__(self, config: Config, services: Services) -> None:
         self.config = config
-        self.engines = engines
+        self.services = services
         self.sessions: dict[str, DeviceSession] = {}  # by device label
         self.connections = 0
         self._server: Server | None = None
@@ -133,7 +134,15 @@ class DeviceServer:
             hello.audio_params.frame_duration,
             hello.mcp,
         )
-        session = DeviceSession(conn, hello, self.engines, self.config, session_id)
+        session = DeviceSession(
+            conn,
+            hello,
+            self.services,
+            self.config,
+            session_id,
+            identity.device_id,
+            self._vision_url(ws),
+        )
         self._replace(identity.label, session)
         try:
             await session.run(ws)
@@ -141,6 +150,22 @@ class DeviceServer:
             if self.sessions.get(identity.label) is session:
                 del self.sessions[identity.label]
             conn.log.info("disconnected after {} turns", session.turns_answered)
+
+    def _vision_url(self, ws: ServerConnection) -> str:
+        # The host the device used to reach us is reachable from the LAN by definition.
+        host = ws.request.headers.get("Host", "") if ws.request is not None else ""
+        host = host.rsplit(":", 1)[0] if host.count(":") == 1 else host
+        if not host:
+            address = ws.local_address
+            host = str(address[0]) if address else "127.0.0.1"
+        return f"http://{host}:{self.services.http_port}{VISION_PATH}"
+
+    async def speak_to(self, device_id: str, text: str) -> bool:
+        """Server-initiated speech to a connected device; False if it is not connected."""
+        session = self.sessions.get(device_id)
+        if session is None or session.conn.closed:
+            return False
+        return await session.speak_proactive(text)
 
     def _replace(self, label: str, session: DeviceSession) -> None:
         old = self.sessions.get(label)

@@ -32,10 +32,15 @@ async def manual_turn(dev: SimDevice, pcm: np.ndarray) -> int:
     return mark
 
 
+def turn_events(dev: SimDevice, after: int = 0) -> list[SimEvent]:
+    """Events of the conversation, without the MCP exchange that runs beside it."""
+    return [e for e in dev.events[after:] if e.message is None or e.message.get("type") != "mcp"]
+
+
 def kinds(dev: SimDevice, after: int = 0) -> list[str]:
     """The turn as a sequence: 'stt', 'tts:start', 'llm', 'tts:sentence_start', 'audio', ..."""
     out: list[str] = []
-    for event in dev.events[after:]:
+    for event in turn_events(dev, after):
         if event.message is None:
             if not out or out[-1] != "audio":
                 out.append("audio")

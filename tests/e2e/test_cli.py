@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import re
 import subprocess
-import sys
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -13,9 +11,9 @@ import numpy as np
 import pytest
 
 from edge.audio.pcm import read_wav, write_wav
-from tests.helpers import word_error_rate
+from tests.helpers import EDGE_COMMAND, ServeProcess, word_error_rate
 
-EDGE = [sys.executable, "-m", "edge"]
+EDGE = EDGE_COMMAND
 
 
 def test_help_needs_no_models() -> None:
@@ -35,27 +33,13 @@ def test_bad_config_fails_at_start_with_one_line(tmp_path: Path) -> None:
 
 @pytest.fixture(scope="module")
 def serve_process(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, Path]]:
-    log = tmp_path_factory.mktemp("serve") / "serve.log"
-    with open(log, "w") as out:
-        proc = subprocess.Popen(
-            [*EDGE, "serve", "--host", "127.0.0.1", "--port", "0", "--http-port", "0"],
-            stdout=out,
-            stderr=subprocess.STDOUT,
-        )
+    folder = tmp_path_factory.mktemp("serve")
+    serve = ServeProcess(folder / "serve.log", env={"EDGE_STATE_DIR": str(folder)})
     try:
-        deadline = time.monotonic() + 240
-        while time.monotonic() < deadline:
-            match = re.search(r"config (http://\S+/xiaozhi/ota/)", log.read_text())
-            if match:
-                break
-            assert proc.poll() is None, log.read_text()
-            time.sleep(0.2)
-        else:
-            pytest.fail("edge serve did not become ready:\n" + log.read_text())
-        yield match.group(1), log
+        _ws_url, ota_url = serve.wait_ready()
+        yield ota_url, serve.log
     finally:
-        proc.terminate()
-        assert proc.wait(30) == 0  # SIGTERM is an orderly shutdown
+        assert serve.stop() == 0  # SIGTERM is an orderly shutdown
 
 
 @pytest.mark.models
@@ -79,3 +63,27 @@ def test_sim_talks_to_serve_through_the_config_endpoint(
     pcm, rate = read_wav(reply)
     assert rate == 24000 and pcm.size > rate // 2
     assert "turn: " in log.read_text()  # the per-turn stage line
+
+
+def test_devices_list_and_forget(tmp_path: Path) -> None:
+    import asyncio
+
+    from edge.memory.store import MemoryStore
+
+    async def remember() -> None:
+        store = MemoryStore(tmp_path / "memory.db")
+        for device in ("aa:bb:cc:00:00:01", "aa:bb:cc:00:00:02"):
+            turn = await store.begin_turn(device, "s", "my name is Alice")
+            await store.finish_turn(turn, "Hello Alice.", [])
+        store.close()
+
+    asyncio.run(remember())
+    env = {**__import__("os").environ, "EDGE_STATE_DIR": str(tmp_path)}
+    listed = subprocess.run([*EDGE, "devices", "list"], capture_output=True, text=True, env=env)
+    assert listed.returncode == 0 and listed.stdout.count("1 turns") == 2
+    forgot = subprocess.run(
+        [*EDGE, "devices", "forget", "aa:bb:cc:00:00:01"], capture_output=True, text=True, env=env
+    )
+    assert forgot.returncode == 0 and "1 turns erased" in forgot.stdout
+    listed = subprocess.run([*EDGE, "devices", "list"], capture_output=True, text=True, env=env)
+    assert "aa:bb:cc:00:00:01" not in listed.stdout and "aa:bb:cc:00:00:02" in listed.stdout

@@ -1,0 +1,188 @@
+"""Tool-call accuracy of a model on spoken-style requests: `edge bench tools`.
+
+Each prompt goes through the real answer path (`AnswerWriter`: prompt, streaming, tolerant
+parsing, argument validation, one repair, the tool, the spoken answer) with the built-in tools and
+the firmware's common device tools served by the simulated device's MCP server. A prompt scores
+when the first tool called is the expected one with the expected arguments, or when no tool is
+called for a request that needs none. Prints one line per prompt, then the totals (and JSON).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import statistics
+import tempfile
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from loguru import logger
+
+Check = Callable[[dict[str, Any]], bool]
+
+
+@dataclass(frozen=True)
+class Case:
+    prompt: str
+    tool: str | None  # expected tool (source name), None: answer without a tool
+    check: Check = lambda _args: True
+    language: str = "en"
+
+
+def _delay(args: dict[str, Any]) -> float:
+    return float(args.get("minutes") or 0) * 60 + float(args.get("seconds") or 0)
+
+
+VOLUME = "self.audio_speaker.set_volume"
+TIME = "get_current_time"
+REMIND = "set_reminder"
+CASES = [
+    Case("Turn the volume down to 30.", VOLUME, lambda a: a.get("volume") == 30),
+    Case("Could you make it louder, like 80?", VOLUME, lambda a: a.get("volume") == 80),
+    Case("Set the volume to fifty percent.", VOLUME, lambda a: a.get("volume") == 50),
+    Case("Mute the speaker.", VOLUME, lambda a: a.get("volume") == 0),
+    Case("What time is it?", TIME),
+    Case("What's the date today?", TIME),
+    Case("What day of the week is it?", TIME),
+    Case("Remind me in two minutes to check the oven.", REMIND, lambda a: _delay(a) == 120),
+    Case("Set a timer for ten minutes.", REMIND, lambda a: _delay(a) == 600),
+    Case("Remind me in thirty seconds to stir the soup.", REMIND, lambda a: _delay(a) == 30),
+    Case(
+        "Make the screen brighter, set it to 90.",
+        "self.screen.set_brightness",
+        lambda a: a.get("brightness") == 90,
+    ),
+    Case(
+        "Switch the screen to dark mode.", "self.screen.set_theme", lambda a: a == {"theme": "dark"}
+    ),
+    Case("How loud is the speaker right now?", "self.get_device_status"),
+    Case("Okay, goodbye!", "end_conversation"),
+    Case("What is the capital of France?", None),
+    Case("Tell me a joke.", None),
+    Case("Who wrote Hamlet?", None),
+    Case("How many legs does a spider have?", None),
+    Case("Good morning!", None),
+    Case("Thank you very much.", None),
+    Case("把音量调到50", VOLUME, lambda a: a.get("volume") == 50, "zh"),
+    Case("现在几点了？", TIME, language="zh"),
+    Case("两分钟后提醒我关火", REMIND, lambda a: _delay(a) == 120, "zh"),
+    Case(
+        "把屏幕亮度调到30", "self.screen.set_brightness", lambda a: a.get("brightness") == 30, "zh"
+    ),
+    Case("中国的首都是哪里？", None, language="zh"),
+]
+
+
+async def run(model: Path | None, mode: str, quiet: bool = True) -> dict[str, Any]:
+    from edge.config import Config, with_overrides
+    from edge.engines.llm import LlmEngine
+    from edge.engines.loader import _embedded
+    from edge.engines.worker import EngineWorker
+    from edge.memory.store import MemoryStore
+    from edge.models.catalog import assemble_chunks
+    from edge.session.answer import AnswerWriter
+    from edge.sim.mcp_tools import SimMcpServer
+    from edge.tools.builtin import builtin_tools
+    from edge.tools.device_mcp import DeviceMcpClient
+    from edge.tools.registry import ToolContext, ToolSet
+    from edge.tools.reminders import ReminderScheduler
+
+    config = with_overrides(Config(), tools={"mode": mode})
+    path = (
+        model
+        if model is not None
+        else await asyncio.to_thread(assemble_chunks, _embedded("llm"), config.cache_path)
+    )
+    worker = EngineWorker("llm", threads=1, timeout_s=120)
+    llm = await asyncio.to_thread(LlmEngine, path, config.llm, worker)
+    store = MemoryStore(Path(tempfile.mkdtemp(prefix="edge-bench-")) / "memory.db")
+    device = SimMcpServer()
+
+    async def never_delivered(_device: str, _text: str) -> bool:
+        return False
+
+    reminders = ReminderScheduler(store, never_delivered)
+    client: DeviceMcpClient
+
+    async def to_device(payload: dict[str, Any]) -> bool:
+        reply = device.handle(payload)
+        if reply is not None:
+            asyncio.get_running_loop().call_soon(client.on_message, reply)
+        return True
+
+    client = DeviceMcpClient(to_device, logger)
+    await client.start()
+    tools = ToolSet([*builtin_tools("", reminders, 8.0), *client.tools])
+    if mode == "template":
+        await llm.warm_up(tools.specs())
+    log = logger.bind(device="bench")
+    rows = []
+    try:
+        for case in CASES:
+            writer = AnswerWriter(llm, config, tools, ToolContext("bench"), log)
+            started = time.monotonic()
+            spoken = "".join([p async for p in writer.pieces(writer.messages(case.prompt, [], ""))])
+            seconds = time.monotonic() - started
+            calls = writer.answer.tool_calls
+            called = calls[0].name if calls else None
+            arguments = calls[0].arguments if calls else {}
+            ok = called == case.tool and (case.tool is None or case.check(arguments))
+            rows.append(
+                {
+                    "prompt": case.prompt,
+                    "language": case.language,
+                    "expected": case.tool,
+                    "called": called,
+                    "arguments": arguments,
+                    "ok": ok,
+                    "repairs": writer.answer.repairs,
+                    "seconds": round(seconds, 2),
+                    "answer": spoken,
+                }
+            )
+            if not quiet:
+                print(
+                    f"{'ok ' if ok else 'BAD'} {seconds:5.1f}s {case.prompt!r}: "
+                    f"{called or '-'} {json.dumps(arguments, ensure_ascii=False)} → {spoken!r}"
+                )
+    finally:
+        client.close()
+        store.close()
+        worker.shutdown()
+    return _summary(path.name, mode, rows)
+
+
+def _summary(model: str, mode: str, rows: list[dict[str, Any]]) -> dict[str, Any]:
+    def share(selected: list[dict[str, Any]]) -> str:
+        return f"{sum(r['ok'] for r in selected)}/{len(selected)}"
+
+    return {
+        "model": model,
+        "mode": mode,
+        "all": share(rows),
+        "english": share([r for r in rows if r["language"] == "en"]),
+        "chinese": share([r for r in rows if r["language"] == "zh"]),
+        "tool_needed": share([r for r in rows if r["expected"]]),
+        "no_tool_needed": share([r for r in rows if not r["expected"]]),
+        "repairs": sum(r["repairs"] for r in rows),
+        "median_seconds": statistics.median(r["seconds"] for r in rows),
+        "rows": rows,
+    }
+
+
+def main(model: Path | None, mode: str, as_json: bool) -> int:
+    logger.remove()
+    result = asyncio.run(run(model, mode, quiet=as_json))
+    if as_json:
+        print(json.dumps(result, ensure_ascii=False, indent=2))
+    else:
+        print(
+            f"\n{result['model']} mode={mode}: {result['all']} correct "
+            f"(English {result['english']}, Chinese {result['chinese']}; needing a tool "
+            f"{result['tool_needed']}, needing none {result['no_tool_needed']}); "
+            f"{result['repairs']} repairs; median {result['median_seconds']:.1f} s per prompt"
+        )
+    return 0

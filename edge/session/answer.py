@@ -1,0 +1,309 @@
+"""One answer to one user turn: the language model writes, calls tools when it asks, and the
+spoken text streams out as it is written.
+
+Template mode: the GGUF's chat template shows the tools; an output that starts like a call
+(`{`, `<tool_call>`, a code fence) is collected and read by the tolerant parser, anything else is
+speech from the first token. Grammar mode: the output is JSON by construction and the reply
+string is unwrapped as it streams. A call the parser cannot use gets one repair attempt, then an
+answer without tools. A tool that fails or hangs gets a fixed apology: a small model told about a
+failure may still announce success, and a fixed sentence never does.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import re
+import time
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+from typing import Any
+
+from edge.config import Config
+from edge.engines.llm import LlmEngine
+from edge.tools import grammar
+from edge.tools.parsing import ParsedCall, call_start, embedded_call, parse_tool_call
+from edge.tools.registry import (
+    Tool,
+    ToolArgumentError,
+    ToolContext,
+    ToolError,
+    ToolSet,
+    ToolTimeout,
+)
+
+TOOL_FAILED = "Sorry, that did not work just now."
+TOOL_TIMEOUT = "Sorry, that is taking too long; please try again later."
+# Plain speech only: no call can start. The answer after a tool result keeps the tools in the
+# prompt (so the cached prefix stays valid) while this grammar keeps the model from calling again.
+SPEECH_ONLY = "root ::= [^{<\\[`\\n ] [^\\n]*"
+_NAME = re.compile(r'"(?:name|tool)"\s*:\s*"([^"]+)"')
+_TAG = "<tool_call>"
+
+
+@dataclass
+class ToolCallRecord:
+    name: str
+    arguments: dict[str, Any]
+    result: str | None = None
+    error: str | None = None
+    seconds: float = 0.0
+    repairable: bool = False  # the tool refused the arguments; the model may try again
+    timed_out: bool = False
+
+    def to_json(self) -> dict[str, Any]:
+        record: dict[str, Any] = {"name": self.name, "arguments": self.arguments}
+        if self.error is None:
+            record["result"] = self.result
+        else:
+            record["error"] = self.error
+        return record
+
+
+@dataclass
+class Answer:
+    """The outcome, filled in while `pieces()` runs."""
+
+    text: str = ""  # everything spoken
+    tool_calls: list[ToolCallRecord] = field(default_factory=list)
+    repairs: int = 0
+    end_conversation: bool = False
+
+
+class AnswerWriter:
+    def __init__(
+        self,
+        llm: LlmEngine,
+        config: Config,
+        tools: ToolSet,
+        context: ToolContext,
+        log: Any,
+        farewell: str = "Goodbye!",
+    ) -> None:
+        self.llm = llm
+        self.config = config
+        self.tools = tools if config.tools.enabled else ToolSet([])
+        self.context = context
+        self.log = log
+        self.farewell = farewell
+        self.answer = Answer()
+        self.grammar_mode = config.tools.mode == "grammar" and bool(self.tools)
+
+    def messages(
+        self, user_text: str, history: list[dict[str, Any]], summary: str
+    ) -> list[dict[str, Any]]:
+        """Shared prefix first (system prompt, tool list), per-device content after it."""
+        system = self.config.llm.system_prompt
+        if self.grammar_mode:
+            system += grammar.instructions(self.tools)
+        prompt: list[dict[str, Any]] = [{"role": "system", "content": system}]
+        if summary:
+            prompt.append(
+                {"role": "system", "content": f"What you remember about this user: {summary}"}
+            )
+        return [*prompt, *history, {"role": "user", "content": user_text}]
+
+    async def pieces(self, messages: list[dict[str, Any]]) -> AsyncIterator[str]:
+        """Speech text as it is written; a tool runs in between when the model calls one."""
+        repairs_left = 1
+        offer_tools = bool(self.tools)
+        attempt = messages
+        while True:
+            call_text = ""
+            async for kind, text in self._generate(attempt, offer_tools):
+                if kind == "speech":
+                    self.answer.text += text
+                    yield text
+                else:
+                    call_text = text
+            if not call_text:
+                return
+            parsed = parse_tool_call(call_text)
+            if parsed.reply is not None:  # grammar mode's direct answer, not streamed
+                self.answer.text += parsed.reply
+                yield parsed.reply
+                return
+            problem, tool, arguments = self._resolve(parsed.call, parsed.error)
+            if problem is not None or tool is None:
+                self.log.warning("unusable tool call ({}): {!r}", problem, call_text[:200])
+                self.answer.repairs += 1
+                if repairs_left:
+                    repairs_left -= 1
+                    attempt = _repair_prompt(messages, call_text, problem or "no call")
+                else:
+                    offer_tools, attempt = False, messages  # answer without tools
+                continue
+            record = await self._run(tool, arguments)
+            if record.repairable and repairs_left:
+                repairs_left -= 1
+                self.answer.repairs += 1
+                attempt = _repair_prompt(messages, call_text, record.error or "")
+                continue
+            if record.error is not None:
+                apology = TOOL_TIMEOUT if record.timed_out else TOOL_FAILED
+                self.answer.text += apology
+                yield apology
+                return
+            if tool.terminal or self.context.end_conversation:
+                self.answer.end_conversation = True
+                self.answer.text += self.farewell
+                yield self.farewell
+                return
+            # The result goes back as a note and the model may only speak: given the template's
+            # tool-response turn instead, the 0.5B model calls the same tool again and again.
+            note = (
+                f"You called the tool {tool.name} with {json.dumps(arguments, ensure_ascii=False)}"
+                f" and it returned: {record.result}\nNow answer the user's request in one short "
+                "sentence, based on this result."
+            )
+            offer_tools, attempt = False, [*messages, {"role": "system", "content": note}]
+
+    def _resolve(
+        self, call: ParsedCall | None, error: str | None
+    ) -> tuple[str | None, Tool | None, dict[str, Any]]:
+        if call is None:
+            return error or "no call", None, {}
+        tool = self.tools.find(call.name)
+        if tool is None:
+            return f"there is no tool named {call.name!r}", None, {}
+        try:
+            return None, tool, tool.clean_arguments(call.arguments)
+        except ToolArgumentError as exc:
+            return f"bad arguments for {tool.function}: {exc}", tool, {}
+
+    async def _run(self, tool: Tool, arguments: dict[str, Any]) -> ToolCallRecord:
+        record = ToolCallRecord(tool.name, arguments)
+        started = time.monotonic()
+        try:
+            record.result = await tool.call(arguments, self.context)
+            self.log.info(
+                "tool {}({}) → {!r}",
+                tool.name,
+                json.dumps(arguments, ensure_ascii=False),
+                record.result[:200],
+            )
+        except ToolError as exc:
+            record.error = str(exc)
+            record.repairable = isinstance(exc, ToolArgumentError)
+            record.timed_out = isinstance(exc, ToolTimeout)
+            self.log.warning(
+                "tool {}({}) failed: {}", tool.name, json.dumps(arguments, ensure_ascii=False), exc
+            )
+        record.seconds = time.monotonic() - started
+        self.answer.tool_calls.append(record)
+        return record
+
+    # --- one generation, split into speech and a call -------------------------------------
+
+    async def _generate(
+        self, messages: list[dict[str, Any]], offer_tools: bool
+    ) -> AsyncIterator[tuple[str, str]]:
+        """Yields ("speech", text) as it is written, and at most one ("call", raw text)."""
+        kwargs: dict[str, Any] = {
+            "max_tokens": self.config.llm.max_tokens,
+            "timeout_s": self.config.llm.timeout_s,
+        }
+        if self.tools and not self.grammar_mode:
+            kwargs["tools"] = self.tools.specs()
+        if offer_tools and self.grammar_mode:
+            kwargs["json_schema"] = json.dumps(grammar.schema(self.tools))
+        elif not offer_tools and self.tools:
+            kwargs["grammar"] = SPEECH_ONLY
+        stream = self.llm.stream(messages, **kwargs)
+        async with contextlib.aclosing(stream):
+            if "json_schema" in kwargs:
+                async for item in self._split_grammar(stream):
+                    yield item
+            else:
+                async for item in self._split_template(stream, offer_tools):
+                    yield item
+
+    async def _split_grammar(self, stream: AsyncIterator[str]) -> AsyncIterator[tuple[str, str]]:
+        reply = grammar.ReplyStreamer()
+        async for piece in stream:
+            text = reply.feed(piece)
+            if text:
+                yield "speech", text
+            if reply.closed:
+                return  # the rest is `"}`: no need to wait for it
+        if reply.is_reply is False or (reply.is_reply is None and reply.raw.strip()):
+            yield "call", reply.raw
+
+    async def _split_template(
+        self, stream: AsyncIterator[str], tools_shown: bool
+    ) -> AsyncIterator[tuple[str, str]]:
+        buffer = ""
+        mode: str | None = None if tools_shown else "speech"
+        held = ""  # speech held back while it might be the start of `<tool_call>`
+        async for piece in stream:
+            if mode == "call":
+                buffer += piece
+                if self._call_complete(buffer):
+                    break  # stop generating: the model pads calls with junk
+                continue
+            if mode is None:
+                buffer += piece
+                starts = call_start(buffer)
+                if starts is None:
+                    continue
+                mode = "call" if starts else "speech"
+                if mode == "call":
+                    if self._call_complete(buffer):
+                        break
+                    continue
+                piece, buffer = buffer, ""
+            if not tools_shown:
+                yield "speech", piece
+                continue
+            text = held + piece
+            at = embedded_call(text)
+            if at >= 0:  # "Sure! <tool_call>{…}": speak the words, read the call
+                if text[:at].strip():
+                    yield "speech", text[:at]
+                mode, buffer, held = "call", text[at:], ""
+                continue
+            cut = text.rfind("<")
+            if cut >= 0 and _TAG.startswith(text[cut:]):
+                held = text[cut:]
+                text = text[:cut]
+            else:
+                held = ""
+            if text:
+                yield "speech", text
+        if mode == "call":
+            yield "call", buffer
+        elif mode is None and buffer.strip():
+            yield "speech", buffer
+        elif held:
+            yield "speech", held
+
+    def _call_complete(self, text: str) -> bool:
+        """True once the call is fully written, or is a call to a tool without arguments."""
+        start = min((i for i in (text.find("{"), text.find("[")) if i >= 0), default=-1)
+        if start < 0:
+            return False
+        try:
+            json.JSONDecoder().raw_decode(text[start:])
+            return True
+        except json.JSONDecodeError:
+            pass
+        named = _NAME.search(text)
+        if named and ("arguments" in text or "parameters" in text):
+            tool = self.tools.find(named.group(1))
+            return tool is not None and not tool.properties
+        return False
+
+
+def _repair_prompt(
+    messages: list[dict[str, Any]], call_text: str, problem: str
+) -> list[dict[str, Any]]:
+    """The one repair attempt: the model sees its own call and what was wrong with it."""
+    return [
+        *messages,
+        {"role": "assistant", "content": call_text},
+        {
+            "role": "user",
+            "content": f"That tool call could not be used: {problem}. Call one of the listed "
+            "tools with valid arguments, or answer me directly.",
+        },
+    ]

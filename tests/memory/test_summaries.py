@@ -1,0 +1,56 @@
+from __future__ import annotations
+
+import pytest
+
+from edge.memory.summaries import _grounded, _merge, _plausible
+
+CONVERSATION = "My name is Bob and I love green tea. Nice to meet you, Bob!"
+
+
+@pytest.mark.parametrize(
+    ("summary", "kept"),
+    [
+        ("The user is called Bob and loves green tea.", True),
+        # Recorded from the 0.5B model: people it made up.
+        ("The user's name is John, family is Smith, preferences are to listen to music", False),
+        ("Bob likes Paris.", False),
+        ("用户叫小明，喜欢喝茶。", False),  # nothing of it was said here
+        ("none", False),
+    ],
+)
+def test_only_what_was_said_is_kept(summary: str, kept: bool) -> None:
+    assert _grounded(summary, CONVERSATION) is kept
+
+
+def test_chinese_is_compared_by_characters() -> None:
+    assert _grounded("用户叫小明，喜欢喝茶。", "我叫小明，我喜欢喝茶")
+    assert not _grounded("用户住在北京。", "我叫小明")
+
+
+@pytest.mark.parametrize(
+    "summary",
+    ["", "User: Hello there. How can I help you today?", "Assistant: hi", "x" * 500],
+)
+def test_echoes_and_empties_are_not_summaries(summary: str) -> None:
+    assert not _plausible(summary)
+
+
+def test_merging_keeps_old_facts_without_repeats() -> None:
+    merged = _merge("Bob loves tea.", "Bob loves tea. He has a dog named Rex.")
+    assert merged == "Bob loves tea. He has a dog named Rex."
+    long = _merge(" ".join(f"Fact number {i}." for i in range(60)), "Newest fact.")
+    assert long.endswith("Newest fact.") and len(long) <= 400
+
+
+def test_invented_and_cut_off_sentences_are_dropped() -> None:
+    from edge.memory.summaries import _grounded_sentences
+
+    # Recorded from the 0.5B model (cut at the token limit).
+    written = (
+        "The user stated that they are Bob and love green tea. They also mentioned that they are "
+        "a family member and have plans t"
+    )
+    assert _grounded_sentences(written, CONVERSATION) == (
+        "The user stated that they are Bob and love green tea."
+    )
+    assert _grounded_sentences("none", CONVERSATION) == ""

@@ -1,0 +1,131 @@
+"""The answer path with the real default model: broken tool calls are repaired once, then
+answered without tools; tools that refuse their arguments; text that only looks like a call."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import pytest
+from loguru import logger
+
+from edge.config import Config
+from edge.session.answer import AnswerWriter
+from edge.tools.registry import Tool, ToolArgumentError, ToolContext, ToolSet
+from tests.helpers import ServerThread
+
+pytestmark = pytest.mark.models
+
+
+def _writer(harness: ServerThread, tools: list[Tool], **tools_config: Any) -> AnswerWriter:
+    from edge.config import with_overrides
+
+    config = with_overrides(Config(), tools=tools_config) if tools_config else Config()
+    return AnswerWriter(
+        harness.engines.llm,
+        config,
+        ToolSet(tools),
+        ToolContext("dev-test"),
+        logger.bind(device="dev-test"),
+    )
+
+
+def _answer(harness: ServerThread, writer: AnswerWriter, prompt: str) -> str:
+    async def run() -> str:
+        return "".join([p async for p in writer.pieces(writer.messages(prompt, [], ""))])
+
+    return harness.call(run())
+
+
+def test_a_call_that_cannot_be_used_is_repaired_once_then_answered(
+    harness: ServerThread, log_lines: list[dict[str, Any]]
+) -> None:
+    called: list[dict[str, Any]] = []
+
+    async def set_volume(args: dict[str, Any], _ctx: ToolContext) -> str:
+        called.append(args)
+        return "true"
+
+    # The model will ask for 30; this tool only takes 0–10, so every call it makes is invalid.
+    tool = Tool(
+        "self.audio_speaker.set_volume",
+        "Set the volume of the audio speaker.",
+        {
+            "type": "object",
+            "properties": {"volume": {"type": "integer", "minimum": 0, "maximum": 10}},
+            "required": ["volume"],
+        },
+        set_volume,
+    )
+    writer = _writer(harness, [tool])
+    spoken = _answer(harness, writer, "Turn the volume down to 30.")
+    assert spoken.strip()  # an answer, never an exception
+    assert called == [] or all(0 <= a["volume"] <= 10 for a in called)
+    assert writer.answer.repairs >= 1
+    warnings = [line for line in log_lines if "unusable tool call" in line["message"]]
+    assert warnings and all(line["device"] == "dev-test" for line in warnings)
+    assert "maximum" in warnings[0]["message"]
+
+
+def test_a_tool_that_refuses_its_arguments_gets_one_more_try(harness: ServerThread) -> None:
+    attempts: list[dict[str, Any]] = []
+
+    async def remind(args: dict[str, Any], _ctx: ToolContext) -> str:
+        attempts.append(args)
+        raise ToolArgumentError("the delay must be more than zero")
+
+    tool = Tool(
+        "set_reminder",
+        "Set a timer or reminder.",
+        {
+            "type": "object",
+            "properties": {"minutes": {"type": "number"}, "text": {"type": "string"}},
+        },
+        remind,
+    )
+    writer = _writer(harness, [tool])
+    spoken = _answer(harness, writer, "Remind me in two minutes to check the oven.")
+    assert spoken.strip()
+    assert 1 <= len(attempts) <= 2
+    assert [c.error for c in writer.answer.tool_calls if c.error]
+
+
+def test_without_tools_the_model_just_speaks(harness: ServerThread) -> None:
+    writer = _writer(harness, [], enabled=False)
+    spoken = _answer(harness, writer, "What is the capital of France?")
+    assert "paris" in spoken.lower()
+    assert writer.answer.tool_calls == [] and writer.answer.text == spoken
+
+
+@pytest.mark.parametrize("mode", ["template", "grammar"])
+def test_a_tool_result_becomes_a_spoken_sentence(harness: ServerThread, mode: str) -> None:
+    async def status(_args: dict[str, Any], _ctx: ToolContext) -> str:
+        return json.dumps({"audio_speaker": {"volume": 70}})
+
+    async def set_volume(args: dict[str, Any], _ctx: ToolContext) -> str:
+        return "true"
+
+    tools = [
+        Tool(
+            "self.get_device_status",
+            "Current volume and status.",
+            {"type": "object", "properties": {}},
+            status,
+        ),
+        Tool(
+            "self.audio_speaker.set_volume",
+            "Set the volume of the audio speaker.",
+            {
+                "type": "object",
+                "properties": {"volume": {"type": "integer", "minimum": 0, "maximum": 100}},
+                "required": ["volume"],
+            },
+            set_volume,
+        ),
+    ]
+    writer = _writer(harness, tools, mode=mode)
+    spoken = _answer(harness, writer, "Set the volume to 40.")
+    assert [(c.name, c.arguments) for c in writer.answer.tool_calls] == [
+        ("self.audio_speaker.set_volume", {"volume": 40})
+    ]
+    assert spoken.strip() and "{" not in spoken and "<tool_call>" not in spoken
