@@ -116,6 +116,23 @@ class SessionConfig:
         ]
     )
     greeting: str = ""  # spoken after a known wake word; empty: listen silently
+    # Said on their own (or after "okay", "thanks"…), these end the conversation at once: the
+    # farewell, then close, without asking the model. Paraphrases reach the model's own
+    # end_conversation tool.
+    exit_phrases: list[str] = field(
+        default_factory=lambda: [
+            "goodbye",
+            "bye",
+            "bye bye",
+            "good night",
+            "see you",
+            "stop talking",
+            "再见",
+            "拜拜",
+            "退出",
+            "晚安",
+        ]
+    )
     emotion: str = "neutral"
     hello_timeout_s: float = 10.0  # a connection that never says hello is closed
 

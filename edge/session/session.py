@@ -58,6 +58,13 @@ def _normalise(text: str) -> str:
     return re.sub(r"[\W_]+", " ", text.lower()).strip()
 
 
+_FILLERS = {"ok", "okay", "thanks", "thank", "you", "alright", "well", "so", "and", "好的", "好"}
+
+
+def _cjk(text: str) -> bool:
+    return re.search(r"[\u3400-\u9fff]", text) is not None
+
+
 def _meaningful(text: str) -> bool:
     return any(ch.isalnum() for ch in text)
 
@@ -115,6 +122,10 @@ class DeviceSession:
         self._group: asyncio.TaskGroup | None = None
         self.last_activity = time.monotonic()
         self._wake_words = {_normalise(w) for w in config.session.wake_words}
+        self._exit_phrases = {
+            _normalise(p).replace(" ", "") if _cjk(p) else _normalise(p)
+            for p in config.session.exit_phrases
+        }
 
     # --- lifetime -------------------------------------------------------------------------
 
@@ -156,11 +167,13 @@ class DeviceSession:
             except Exception as exc:
                 self.log.error("memory could not be read: {!r}", exc)
                 turns = []
+            restored: list[dict[str, str]] = []
             for turn in turns:
-                self.history += [
+                restored += [
                     {"role": "user", "content": turn.user_text},
                     {"role": "assistant", "content": turn.assistant_text},
                 ]
+            self.history = restored + self.history
             if turns or self.summary:
                 self.log.info(
                     "memory restored: {} turns{}", len(turns), ", summary" if self.summary else ""
@@ -442,7 +455,17 @@ class DeviceSession:
         except Exception as exc:
             self.log.error("memory could not store the answer: {!r}", exc)
 
+    def _is_exit(self, text: str) -> bool:
+        words = _normalise(text).split()
+        while words and words[0] in _FILLERS:
+            words = words[1:]
+        spoken = " ".join(words).replace(" ", "") if _cjk(text) else " ".join(words)
+        return bool(spoken) and spoken in self._exit_phrases
+
     async def _answer_text(self, text: str, timings: TurnTimings) -> None:
+        if self._is_exit(text):
+            await self._end_by_request(text)
+            return
         await self.conn.send_json(messages.stt(self.session_id, text))
         turn_id = await self._begin_turn(text)
         keep = self.config.llm.history_turns * 2
@@ -474,9 +497,11 @@ class DeviceSession:
             reply = await self._speaker.speak(pieces(), timings, self.turn.speaking_started)
         finally:
             if not stored or (reply and reply != answer.text):
-                # Cut short (abort, failure): keep what was actually said.
+                # Cut short (abort, failure): keep what was said, or at least what was written.
                 await asyncio.shield(
-                    self._finish_turn(turn_id, reply, [c.to_json() for c in answer.tool_calls])
+                    self._finish_turn(
+                        turn_id, reply or answer.text, [c.to_json() for c in answer.tool_calls]
+                    )
                 )
         if reply:
             self.history += [
@@ -498,6 +523,19 @@ class DeviceSession:
         if answer.end_conversation:
             self.log.info("the user ended the conversation")
             await self.conn.close("conversation ended")
+
+    async def _end_by_request(self, text: str) -> None:
+        await self.conn.send_json(messages.stt(self.session_id, text))
+        farewell = self.config.session.farewell
+        turn_id = await self._begin_turn(text)
+        if farewell:
+            await self._speaker.speak(
+                fixed_text(farewell), TurnTimings(), self.turn.speaking_started
+            )
+        await self._finish_turn(turn_id, farewell, [])
+        self.turns_answered += 1
+        self.log.info("the user said {!r}: conversation ended", text[:40])
+        await self.conn.close("conversation ended")
 
     async def speak_proactive(self, text: str) -> bool:
         """Server-initiated speech (a reminder): waits for a reply in progress, then speaks from

@@ -10,7 +10,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from edge.memory.summaries import _grounded
+from edge.session.answer import AnswerWriter
 from edge.sim.device import SimDevice
+from edge.tools.registry import ToolContext, ToolSet
 from tests.e2e.scenario import auto_turn, texts
 from tests.helpers import Running, ServeProcess, words
 
@@ -83,15 +86,16 @@ async def test_a_summary_is_written_after_the_session(make_server, speak) -> Non
     memory = running.server.services.memory
     summarizer = running.server.services.summarizer
     assert memory is not None and summarizer is not None
+    device_id = "aa:bb:cc:00:00:43"
     # An earlier turn (seeded: what the small model makes of any one sentence varies), then a
     # spoken one; the session's end asks for the summary.
     seeded = running.harness.call(
-        memory.begin_turn("aa:bb:cc:00:00:43", "earlier", "My name is Bob and I love green tea.")
+        memory.begin_turn(device_id, "earlier", "My name is Bob and I love green tea.")
     )
     running.harness.call(
         memory.finish_turn(seeded, "Nice to meet you, Bob! Green tea is a great choice.", [])
     )
-    device = SimDevice(running.ws_url, device_id="aa:bb:cc:00:00:43")
+    device = SimDevice(running.ws_url, device_id=device_id)
     await device.connect()
     await auto_turn(device, speak("Thank you."))
     await device.drop()
@@ -99,12 +103,28 @@ async def test_a_summary_is_written_after_the_session(make_server, speak) -> Non
         if summarizer.written:
             break
         await asyncio.sleep(0.2)
-    summary = running.harness.call(memory.summary("aa:bb:cc:00:00:43"))
-    assert "bob" in summary.lower(), summary
-    # The next session puts it in the prompt, after the shared prefix.
-    device = SimDevice(running.ws_url, device_id="aa:bb:cc:00:00:43")
+    assert summarizer.written == 1  # the real model ran once, in the background, after the end
+    summary = running.harness.call(memory.summary(device_id))
+    # Whatever the 0.5B model wrote, only sentences grounded in the conversation are kept.
+    conversation = "My name is Bob and I love green tea. Nice to meet you, Bob! Thank you."
+    assert not summary or _grounded(summary, conversation), summary
+
+    # A stored summary goes into the next session's prompt, after the shared prefix.
+    running.harness.call(memory.save_summary(device_id, "The user is called Bob.", seeded))
+    device = SimDevice(running.ws_url, device_id=device_id)
     await device.connect()
     await asyncio.sleep(0.5)
-    session = running.server.devices.sessions["aa:bb:cc:00:00:43"]
-    assert session.summary == summary
+    session = running.server.devices.sessions[device_id]
+    assert session.summary == "The user is called Bob."
+    writer = AnswerWriter(
+        running.harness.engines.llm,
+        running.server.config,
+        ToolSet([]),
+        ToolContext(device_id),
+        session.log,
+    )
+    prompt = writer.messages("What is my name?", session.history, session.summary)
+    assert prompt[0] == {"role": "system", "content": running.server.config.llm.system_prompt}
+    assert prompt[1]["role"] == "system" and "The user is called Bob." in prompt[1]["content"]
+    assert prompt[-1] == {"role": "user", "content": "What is my name?"}
     await device.drop()

@@ -129,3 +129,29 @@ def test_a_tool_result_becomes_a_spoken_sentence(harness: ServerThread, mode: st
         ("self.audio_speaker.set_volume", {"volume": 40})
     ]
     assert spoken.strip() and "{" not in spoken and "<tool_call>" not in spoken
+
+
+def test_a_terminal_tool_ends_with_the_farewell(harness: ServerThread) -> None:
+    calls: list[dict[str, Any]] = []
+
+    async def power_off(args: dict[str, Any], ctx: ToolContext) -> str:
+        calls.append(args)
+        return "ok"
+
+    # A tool the model reliably calls for this request, marked terminal like end_conversation.
+    tool = Tool(
+        "self.audio_speaker.set_volume",
+        "Set the volume of the audio speaker.",
+        {
+            "type": "object",
+            "properties": {"volume": {"type": "integer", "minimum": 0, "maximum": 100}},
+            "required": ["volume"],
+        },
+        power_off,
+        terminal=True,
+    )
+    writer = _writer(harness, [tool])
+    writer.farewell = "See you!"
+    spoken = _answer(harness, writer, "Turn the volume down to 30.")
+    assert calls == [{"volume": 30}]
+    assert spoken == "See you!" and writer.answer.end_conversation
