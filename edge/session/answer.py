@@ -30,6 +30,7 @@ from edge.tools.registry import (
     ToolError,
     ToolSet,
     ToolTimeout,
+    function_name,
 )
 
 TOOL_FAILED = "Sorry, that did not work just now."
@@ -307,3 +308,38 @@ def _repair_prompt(
             "tools with valid arguments, or answer me directly.",
         },
     ]
+
+
+def turn_messages(
+    user_text: str, assistant_text: str, tool_calls: list[dict[str, Any]], grammar_mode: bool
+) -> list[dict[str, Any]]:
+    """One past turn as the model sees it again in later prompts.
+
+    Template mode leaves turns that used tools out: with "the volume has been set" in its
+    history, the 0.5B model (and the 1.5B too) answers the next request in words and calls no
+    tool, announcing a change that never happened (measured: 1 call in 8 requests after the
+    first). Grammar mode keeps them, as JSON like its own output, and then still calls tools
+    (8 in 8)."""
+    if _words(assistant_text) == _words(user_text):
+        return []  # an echo of the question: kept, the model would echo every question after
+    if not grammar_mode:
+        if tool_calls:
+            return []
+        return [
+            {"role": "user", "content": user_text},
+            {"role": "assistant", "content": assistant_text},
+        ]
+    messages: list[dict[str, Any]] = [{"role": "user", "content": user_text}]
+    for call in tool_calls:
+        name, arguments = function_name(str(call.get("name", ""))), call.get("arguments") or {}
+        text = json.dumps({"tool": name, "arguments": arguments}, ensure_ascii=False)
+        messages.append({"role": "assistant", "content": text})
+        result = call.get("result") if "result" in call else f"error: {call.get('error')}"
+        messages.append({"role": "tool", "content": str(result)})
+    reply = {"tool": "none", "reply": assistant_text}
+    messages.append({"role": "assistant", "content": json.dumps(reply, ensure_ascii=False)})
+    return messages
+
+
+def _words(text: str) -> list[str]:
+    return re.findall(r"\w+", text.lower())

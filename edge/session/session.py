@@ -34,7 +34,7 @@ from edge.protocol.messages import (
     Mcp,
 )
 from edge.services import Services
-from edge.session.answer import AnswerWriter
+from edge.session.answer import AnswerWriter, turn_messages
 from edge.session.connection import DeviceConnection
 from edge.session.faults import FaultLog
 from edge.session.reply import ReplySpeaker, TurnTimings, fixed_text
@@ -92,7 +92,7 @@ class DeviceSession:
         self.log = conn.log
         self.faults = FaultLog(self.log)
         self.turn = TurnStateMachine()
-        self.history: list[dict[str, str]] = []
+        self.turns: list[list[dict[str, Any]]] = []  # past turns as prompt messages
         self.summary = ""
         self.turns_answered = 0
         self.mcp: DeviceMcpClient | None = None
@@ -167,13 +167,12 @@ class DeviceSession:
             except Exception as exc:
                 self.log.error("memory could not be read: {!r}", exc)
                 turns = []
-            restored: list[dict[str, str]] = []
-            for turn in turns:
-                restored += [
-                    {"role": "user", "content": turn.user_text},
-                    {"role": "assistant", "content": turn.assistant_text},
-                ]
-            self.history = restored + self.history
+            grammar_mode = self.config.tools.mode == "grammar"
+            restored = [
+                turn_messages(t.user_text, t.assistant_text, t.tool_calls, grammar_mode)
+                for t in turns
+            ]
+            self.turns = restored + self.turns
             if turns or self.summary:
                 self.log.info(
                     "memory restored: {} turns{}", len(turns), ", summary" if self.summary else ""
@@ -455,6 +454,12 @@ class DeviceSession:
         except Exception as exc:
             self.log.error("memory could not store the answer: {!r}", exc)
 
+    @property
+    def history(self) -> list[dict[str, Any]]:
+        """The last `llm.history_turns` turns, as prompt messages."""
+        keep = self.config.llm.history_turns
+        return [m for turn in (self.turns[-keep:] if keep else []) for m in turn]
+
     def _is_exit(self, text: str) -> bool:
         words = _normalise(text).split()
         while words and words[0] in _FILLERS:
@@ -468,7 +473,6 @@ class DeviceSession:
             return
         await self.conn.send_json(messages.stt(self.session_id, text))
         turn_id = await self._begin_turn(text)
-        keep = self.config.llm.history_turns * 2
         context = ToolContext(self.device_id or self.conn.device_id)
         tools = await self._toolset()
         self._tool_specs = tools.specs() if self.config.tools.mode == "template" else []
@@ -480,7 +484,7 @@ class DeviceSession:
             self.log,
             self.config.session.farewell or "Goodbye!",
         )
-        prompt = writer.messages(text, self.history[-keep:] if keep else [], self.summary)
+        prompt = writer.messages(text, self.history, self.summary)
         answer = writer.answer
         stored = False
 
@@ -504,11 +508,9 @@ class DeviceSession:
                     )
                 )
         if reply:
-            self.history += [
-                {"role": "user", "content": text},
-                {"role": "assistant", "content": reply},
-            ]
-            self.history = self.history[-keep:] if keep else []  # only these go into the prompt
+            calls = [c.to_json() for c in answer.tool_calls]
+            self.turns.append(turn_messages(text, reply, calls, writer.grammar_mode))
+            del self.turns[: -self.config.llm.history_turns or len(self.turns)]
         self.turns_answered += 1
         called = ", ".join(
             f"{c.name}{'!' if c.error else ''} {c.seconds * 1000:.0f}ms" for c in answer.tool_calls
