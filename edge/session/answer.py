@@ -321,7 +321,9 @@ def turn_messages(
     first). Grammar mode keeps them, as JSON like its own output, and then still calls tools
     (8 in 8)."""
     if _words(assistant_text) == _words(user_text):
-        return []  # an echo of the question: kept, the model would echo every question after
+        # An echo: kept as an answer, the model would echo every question after it. What the
+        # user said still counts ("my name is Alice").
+        return [{"role": "user", "content": user_text}]
     if not grammar_mode:
         if tool_calls:
             return []

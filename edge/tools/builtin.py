@@ -48,8 +48,8 @@ def builtin_tools(
     tools = [
         Tool(
             "get_current_time",
-            "Look up the current local time and date. Use it whenever the user asks what time "
-            "it is or what day it is.",
+            "Tell the current clock time and date. Only when the user asks what time it is or "
+            "what the date or day is; not for greetings or other questions.",
             {"type": "object", "properties": {}},
             current_time,
             timeout_s,
