@@ -123,11 +123,12 @@ def decode_json(text: str) -> Any:
     return None
 
 
-def _close(text: str) -> str | None:
-    """Append the quotes and brackets a truncated JSON text is missing."""
-    stack: list[str] = []
+def _scan(text: str) -> tuple[list[tuple[int, str]], bool]:
+    """The characters outside JSON strings (with their positions), and whether the text ends
+    inside a string."""
+    outside: list[tuple[int, str]] = []
     in_string = escaped = False
-    for ch in text:
+    for i, ch in enumerate(text):
         if in_string:
             if escaped:
                 escaped = False
@@ -137,7 +138,17 @@ def _close(text: str) -> str | None:
                 in_string = False
         elif ch == '"':
             in_string = True
-        elif ch in "{[":
+        else:
+            outside.append((i, ch))
+    return outside, in_string
+
+
+def _close(text: str) -> str | None:
+    """Append the quotes and brackets a truncated JSON text is missing."""
+    outside, in_string = _scan(text)
+    stack: list[str] = []
+    for _i, ch in outside:
+        if ch in "{[":
             stack.append("}" if ch == "{" else "]")
         elif ch in "}]":
             if not stack or stack.pop() != ch:
@@ -154,18 +165,4 @@ def _close(text: str) -> str | None:
 
 def _last_separator(text: str) -> int:
     """Position of the last comma outside a string."""
-    in_string = escaped = False
-    last = -1
-    for i, ch in enumerate(text):
-        if in_string:
-            if escaped:
-                escaped = False
-            elif ch == "\\":
-                escaped = True
-            elif ch == '"':
-                in_string = False
-        elif ch == '"':
-            in_string = True
-        elif ch == ",":
-            last = i
-    return last
+    return max((i for i, ch in _scan(text)[0] if ch == ","), default=-1)

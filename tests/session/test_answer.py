@@ -30,6 +30,21 @@ def _writer(harness: ServerThread, tools: list[Tool], **tools_config: Any) -> An
     )
 
 
+def _volume_tool(handler: Any, maximum: int = 100, terminal: bool = False) -> Tool:
+    schema = {
+        "type": "object",
+        "properties": {"volume": {"type": "integer", "minimum": 0, "maximum": maximum}},
+        "required": ["volume"],
+    }
+    return Tool(
+        "self.audio_speaker.set_volume",
+        "Set the volume of the audio speaker.",
+        schema,
+        handler,
+        terminal=terminal,
+    )
+
+
 def _answer(harness: ServerThread, writer: AnswerWriter, prompt: str) -> str:
     async def run() -> str:
         return "".join([p async for p in writer.pieces(writer.messages(prompt, [], ""))])
@@ -47,16 +62,7 @@ def test_a_call_that_cannot_be_used_is_repaired_once_then_answered(
         return "true"
 
     # The model will ask for 30; this tool only takes 0–10, so every call it makes is invalid.
-    tool = Tool(
-        "self.audio_speaker.set_volume",
-        "Set the volume of the audio speaker.",
-        {
-            "type": "object",
-            "properties": {"volume": {"type": "integer", "minimum": 0, "maximum": 10}},
-            "required": ["volume"],
-        },
-        set_volume,
-    )
+    tool = _volume_tool(set_volume, maximum=10)
     writer = _writer(harness, [tool])
     spoken = _answer(harness, writer, "Turn the volume down to 30.")
     assert spoken.strip()  # an answer, never an exception
@@ -112,16 +118,7 @@ def test_a_tool_result_becomes_a_spoken_sentence(harness: ServerThread, mode: st
             {"type": "object", "properties": {}},
             status,
         ),
-        Tool(
-            "self.audio_speaker.set_volume",
-            "Set the volume of the audio speaker.",
-            {
-                "type": "object",
-                "properties": {"volume": {"type": "integer", "minimum": 0, "maximum": 100}},
-                "required": ["volume"],
-            },
-            set_volume,
-        ),
+        _volume_tool(set_volume),
     ]
     writer = _writer(harness, tools, mode=mode)
     spoken = _answer(harness, writer, "Set the volume to 40.")
@@ -139,17 +136,7 @@ def test_a_terminal_tool_ends_with_the_farewell(harness: ServerThread) -> None:
         return "ok"
 
     # A tool the model reliably calls for this request, marked terminal like end_conversation.
-    tool = Tool(
-        "self.audio_speaker.set_volume",
-        "Set the volume of the audio speaker.",
-        {
-            "type": "object",
-            "properties": {"volume": {"type": "integer", "minimum": 0, "maximum": 100}},
-            "required": ["volume"],
-        },
-        power_off,
-        terminal=True,
-    )
+    tool = _volume_tool(power_off, terminal=True)
     writer = _writer(harness, [tool])
     writer.farewell = "See you!"
     spoken = _answer(harness, writer, "Turn the volume down to 30.")
