@@ -84,9 +84,8 @@ async def run(model: Path | None, mode: str, quiet: bool = True) -> dict[str, An
     from edge.memory.store import MemoryStore
     from edge.models.catalog import assemble_chunks
     from edge.session.answer import AnswerWriter
-    from edge.sim.mcp_tools import SimMcpServer
+    from edge.sim.mcp_tools import McpLoopback, SimMcpServer
     from edge.tools.builtin import builtin_tools
-    from edge.tools.device_mcp import DeviceMcpClient
     from edge.tools.registry import ToolContext, ToolSet
     from edge.tools.reminders import ReminderScheduler
 
@@ -99,25 +98,16 @@ async def run(model: Path | None, mode: str, quiet: bool = True) -> dict[str, An
     worker = EngineWorker("llm", threads=1, timeout_s=120)
     llm = await asyncio.to_thread(LlmEngine, path, config.llm, worker)
     store = MemoryStore(Path(tempfile.mkdtemp(prefix="edge-bench-")) / "memory.db")
-    device = SimMcpServer()
 
     async def never_delivered(_device: str, _text: str) -> bool:
         return False
 
     reminders = ReminderScheduler(store, never_delivered)
-    client: DeviceMcpClient
-
-    async def to_device(payload: dict[str, Any]) -> bool:
-        reply = device.handle(payload)
-        if reply is not None:
-            asyncio.get_running_loop().call_soon(client.on_message, reply)
-        return True
-
-    client = DeviceMcpClient(to_device, logger)
+    client = McpLoopback(SimMcpServer(), log=logger).client
     await client.start()
     tools = ToolSet([*builtin_tools("", reminders, 8.0), *client.tools])
     if mode == "template":
-        await llm.warm_up(tools.specs())
+        await llm.warm_up(tools=tools.specs())
     log = logger.bind(device="bench")
     rows = []
     try:

@@ -70,6 +70,9 @@ class Answer:
     repairs: int = 0
     end_conversation: bool = False
 
+    def tool_calls_json(self) -> list[dict[str, Any]]:
+        return [call.to_json() for call in self.tool_calls]
+
 
 class AnswerWriter:
     def __init__(

@@ -61,8 +61,10 @@ def _normalise(text: str) -> str:
 _FILLERS = {"ok", "okay", "thanks", "thank", "you", "alright", "well", "so", "and", "好的", "好"}
 
 
-def _cjk(text: str) -> bool:
-    return re.search(r"[\u3400-\u9fff]", text) is not None
+def _phrase_key(words: list[str]) -> str:
+    """Words as compared with the exit phrases; Chinese is written without spaces."""
+    joined = " ".join(words)
+    return joined.replace(" ", "") if re.search(r"[\u3400-\u9fff]", joined) else joined
 
 
 def _meaningful(text: str) -> bool:
@@ -123,8 +125,7 @@ class DeviceSession:
         self.last_activity = time.monotonic()
         self._wake_words = {_normalise(w) for w in config.session.wake_words}
         self._exit_phrases = {
-            _normalise(p).replace(" ", "") if _cjk(p) else _normalise(p)
-            for p in config.session.exit_phrases
+            _phrase_key(_normalise(p).split()) for p in config.session.exit_phrases
         }
 
     # --- lifetime -------------------------------------------------------------------------
@@ -193,7 +194,7 @@ class DeviceSession:
         specs = (await self._toolset()).specs()
         if specs != self.services.warmed_tools and not self.engines.llm.busy:
             self.services.warmed_tools = specs
-            seconds = await self.engines.llm.warm_up(specs)
+            seconds = await self.engines.llm.warm_up(tools=specs)
             self.log.info("prompt prefix with the device's tools evaluated in {:.2f} s", seconds)
 
     async def _send_mcp(self, payload: dict[str, Any]) -> bool:
@@ -394,11 +395,11 @@ class DeviceSession:
 
     # --- replies --------------------------------------------------------------------------
 
-    def _start_reply(self, work: Coroutine[Any, Any, None]) -> None:
+    def _start_reply(self, work: Coroutine[Any, Any, object]) -> None:
         assert self._group is not None
         self._reply_task = self._group.create_task(self._run_reply(work), name="reply")
 
-    async def _run_reply(self, work: Coroutine[Any, Any, None]) -> None:
+    async def _run_reply(self, work: Coroutine[Any, Any, object]) -> None:
         try:
             await work
         except asyncio.CancelledError:
@@ -464,7 +465,7 @@ class DeviceSession:
         words = _normalise(text).split()
         while words and words[0] in _FILLERS:
             words = words[1:]
-        spoken = " ".join(words).replace(" ", "") if _cjk(text) else " ".join(words)
+        spoken = _phrase_key(words)
         return bool(spoken) and spoken in self._exit_phrases
 
     async def _answer_text(self, text: str, timings: TurnTimings) -> None:
@@ -493,7 +494,7 @@ class DeviceSession:
             async for piece in writer.pieces(prompt):
                 yield piece
             # Stored as soon as it is written, while it is still being spoken.
-            await self._finish_turn(turn_id, answer.text, [c.to_json() for c in answer.tool_calls])
+            await self._finish_turn(turn_id, answer.text, answer.tool_calls_json())
             stored = True
 
         reply = ""
@@ -503,12 +504,10 @@ class DeviceSession:
             if not stored or (reply and reply != answer.text):
                 # Cut short (abort, failure): keep what was said, or at least what was written.
                 await asyncio.shield(
-                    self._finish_turn(
-                        turn_id, reply or answer.text, [c.to_json() for c in answer.tool_calls]
-                    )
+                    self._finish_turn(turn_id, reply or answer.text, answer.tool_calls_json())
                 )
         if reply:
-            calls = [c.to_json() for c in answer.tool_calls]
+            calls = answer.tool_calls_json()
             self.turns.append(turn_messages(text, reply, calls, writer.grammar_mode))
             del self.turns[: -self.config.llm.history_turns or len(self.turns)]
         self.turns_answered += 1
@@ -531,9 +530,7 @@ class DeviceSession:
         farewell = self.config.session.farewell
         turn_id = await self._begin_turn(text)
         if farewell:
-            await self._speaker.speak(
-                fixed_text(farewell), TurnTimings(), self.turn.speaking_started
-            )
+            await self._speak_fixed(farewell)
         await self._finish_turn(turn_id, farewell, [])
         self.turns_answered += 1
         self.log.info("the user said {!r}: conversation ended", text[:40])
@@ -553,9 +550,7 @@ class DeviceSession:
         done = asyncio.get_running_loop().create_future()
 
         async def speak() -> None:
-            spoken = await self._speaker.speak(
-                fixed_text(text), TurnTimings(), self.turn.speaking_started
-            )
+            spoken = await self._speak_fixed(text)
             if not done.done():
                 done.set_result(bool(spoken) and not self.conn.closed)
 
@@ -565,8 +560,11 @@ class DeviceSession:
             await asyncio.wait([task])
         return bool(done.done() and done.result())
 
-    async def _speak_fixed(self, text: str) -> None:
-        await self._speaker.speak(fixed_text(text), TurnTimings(), self.turn.speaking_started)
+    async def _speak_fixed(self, text: str) -> str:
+        """Speak text that is not the model's (greeting, farewell, reminder); what was said."""
+        return await self._speaker.speak(
+            fixed_text(text), TurnTimings(), self.turn.speaking_started
+        )
 
     # --- idle policy ----------------------------------------------------------------------
 

@@ -5,6 +5,7 @@ a non-numeric `id` dropped. Switches make a tool fail or never answer, and hold 
 
 from __future__ import annotations
 
+import asyncio
 import json
 from dataclasses import dataclass, field
 from typing import Any
@@ -210,3 +211,20 @@ def _result(request_id: int | float, result: dict[str, Any]) -> dict[str, Any]:
 
 def _error(request_id: int | float, message: str) -> dict[str, Any]:
     return {"jsonrpc": "2.0", "id": request_id, "error": {"message": message}}
+
+
+class McpLoopback:
+    """A device MCP client wired straight to a simulated MCP server, without a socket (for
+    tests and `edge bench tools`). Replies arrive on the next loop turn, as over a socket."""
+
+    def __init__(self, device: SimMcpServer, **client_options: Any) -> None:
+        from edge.tools.device_mcp import DeviceMcpClient
+
+        self.device = device
+        self.client = DeviceMcpClient(self._send, **client_options)
+
+    async def _send(self, payload: dict[str, Any]) -> bool:
+        reply = self.device.handle(payload)
+        if reply is not None:
+            asyncio.get_running_loop().call_soon(self.client.on_message, reply)
+        return True

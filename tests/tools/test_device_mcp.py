@@ -7,39 +7,27 @@ from typing import Any
 
 import pytest
 
-from edge.sim.mcp_tools import SimMcpServer
+from edge.sim.mcp_tools import McpLoopback, SimMcpServer
 from edge.tools.device_mcp import DeviceMcpClient, DeviceMcpError
 
 
-class Wire:
-    """Carries payloads from the client to the simulated device and the replies back."""
-
-    def __init__(self, device: SimMcpServer) -> None:
-        self.device = device
-        self.sent: list[dict[str, Any]] = []
-        self.client = DeviceMcpClient(self.send, call_timeout_s=0.3, request_timeout_s=0.5)
-        self.open = True
-
-    async def send(self, payload: dict[str, Any]) -> bool:
-        if not self.open:
-            return False
-        self.sent.append(payload)
-        reply = self.device.handle(payload)
-        if reply is not None:
-            asyncio.get_running_loop().call_soon(self.client.on_message, reply)
-        return True
+def _wired(device: SimMcpServer) -> McpLoopback:
+    return McpLoopback(device, call_timeout_s=0.3, request_timeout_s=0.5)
 
 
 async def test_handshake_lists_every_page_and_hides_user_tools() -> None:
-    wire = Wire(SimMcpServer(page_size=2))
+    wire = _wired(SimMcpServer(page_size=2))
     await wire.client.start()
-    methods = [p.get("method") for p in wire.sent]
+    methods = [p.get("method") for p in wire.device.requests]
     assert methods == ["initialize", "notifications/initialized", "tools/list", "tools/list"]
-    init = wire.sent[0]
+    init = wire.device.requests[0]
     assert isinstance(init["id"], int) and init["jsonrpc"] == "2.0"
     assert "vision" not in init["params"]["capabilities"]  # no URL given to this client
-    assert [p["params"]["cursor"] for p in wire.sent[2:]] == ["", "self.screen.set_brightness"]
-    assert all(isinstance(p["id"], int) for p in wire.sent if "id" in p)
+    assert [p["params"]["cursor"] for p in wire.device.requests[2:]] == [
+        "",
+        "self.screen.set_brightness",
+    ]
+    assert all(isinstance(p["id"], int) for p in wire.device.requests if "id" in p)
     assert [t.name for t in wire.client.tools] == [
         "self.get_device_status",
         "self.audio_speaker.set_volume",
@@ -50,10 +38,10 @@ async def test_handshake_lists_every_page_and_hides_user_tools() -> None:
 
 
 async def test_vision_capability_is_offered_with_a_url() -> None:
-    wire = Wire(SimMcpServer())
+    wire = _wired(SimMcpServer())
     wire.client.vision_url = "http://10.0.0.2:8003/mcp/vision/explain"
     await wire.client.start()
-    vision = wire.sent[0]["params"]["capabilities"]["vision"]
+    vision = wire.device.requests[0]["params"]["capabilities"]["vision"]
     assert vision["url"] == "http://10.0.0.2:8003/mcp/vision/explain"
 
 
@@ -69,7 +57,7 @@ async def test_call_result_error_without_code_and_silence() -> None:
     device = SimMcpServer(
         fail_tools={"self.screen.set_brightness"}, silent_tools={"self.screen.set_theme"}
     )
-    wire = Wire(device)
+    wire = _wired(device)
     await wire.client.start()
     assert await wire.client.call_tool("self.audio_speaker.set_volume", {"volume": 30}) == "true"
     assert device.volume == 30
@@ -85,7 +73,7 @@ async def test_call_result_error_without_code_and_silence() -> None:
 
 async def test_closing_fails_pending_calls_at_once() -> None:
     device = SimMcpServer(silent_tools={"self.audio_speaker.set_volume"})
-    wire = Wire(device)
+    wire = _wired(device)
     await wire.client.start()
     call = asyncio.create_task(
         wire.client.call_tool("self.audio_speaker.set_volume", {"volume": 1})
@@ -99,7 +87,7 @@ async def test_closing_fails_pending_calls_at_once() -> None:
 
 
 async def test_a_device_that_never_lists_is_given_up_on() -> None:
-    wire = Wire(SimMcpServer(hold_list=True))
+    wire = _wired(SimMcpServer(hold_list=True))
     await wire.client.start()  # never raises
     assert wire.client.ready.is_set() and wire.client.tools == []
 
@@ -120,7 +108,7 @@ async def test_a_cursor_that_repeats_ends_the_list() -> None:
             page["result"]["nextCursor"] = "self.x"
             return page
 
-    wire = Wire(Looping(page_size=1))
+    wire = _wired(Looping(page_size=1))
     await wire.client.start()
-    assert len([p for p in wire.sent if p.get("method") == "tools/list"]) == 2
+    assert len([p for p in wire.device.requests if p.get("method") == "tools/list"]) == 2
     assert [t.name for t in wire.client.tools] == ["self.get_device_status"] * 2
