@@ -18,8 +18,10 @@ from edge.engines.loader import Engines, load_engines
 from edge.memory.store import MemoryStore, default_path
 from edge.memory.summaries import Summarizer
 from edge.services import Services
+from edge.session.answer import AnswerWriter
 from edge.tools.builtin import builtin_tools
 from edge.tools.external_mcp import ExternalMcpServer
+from edge.tools.registry import ToolContext, ToolSet
 from edge.tools.reminders import ReminderScheduler
 from edge.transport.http_server import HttpServer, make_app
 from edge.transport.ws_server import DeviceServer
@@ -77,14 +79,21 @@ class EdgeServer:
             for server in self.external_mcp:
                 self._spawn(server.run(), f"mcp:{server.config.name}")
             await asyncio.gather(*(s.ready.wait() for s in self.external_mcp))
-            if config.tools.mode == "template":
-                # The tool list is part of the shared prefix: evaluate it before the first turn.
-                services.warmed_tools = [tool.spec() for tool in services.registry.tools()]
-                await self.engines.llm.warm_up(services.warmed_tools)
+        await self._evaluate_prefix()
         host = config.server.host
         self.ws_port = await self.devices.start(host, config.server.port)
         self.http_port = await self._http.start(host, config.server.http_port)
         services.http_port = self.http_port
+
+    async def _evaluate_prefix(self) -> None:
+        """Evaluate the prompt prefix every turn starts with (the system prompt and the shared
+        tools, as the turns will render them) before the first device can ask anything."""
+        tools = ToolSet(self.services.registry.tools())
+        writer = AnswerWriter(self.engines.llm, self.config, tools, ToolContext(""), logger)
+        specs = tools.specs() if tools and not writer.grammar_mode else None
+        self.services.warmed_tools = specs or []
+        seconds = await self.engines.llm.warm_up(writer.messages("Hello", [], ""), specs)
+        logger.info("prompt prefix ({} shared tools) evaluated in {:.2f} s", len(tools), seconds)
 
     def _spawn(self, coro: Any, name: str) -> None:
         self._background.append(asyncio.create_task(coro, name=name))

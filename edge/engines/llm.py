@@ -52,11 +52,13 @@ class LlmEngine:
         """Seconds since the last generation ended (0 while one runs)."""
         return 0.0 if self.busy else time.monotonic() - self.idle_since
 
-    async def warm_up(self, tools: list[dict[str, Any]] | None = None) -> float:
+    async def warm_up(
+        self, prompt: list[Message] | None = None, tools: list[dict[str, Any]] | None = None
+    ) -> float:
         """Evaluate the shared prefix (system prompt and tool list) so the first turn does not
-        pay for it."""
+        pay for it; `prompt` defaults to the system prompt and a greeting."""
         started = time.monotonic()
-        prompt = [
+        prompt = prompt or [
             {"role": "system", "content": self.config.system_prompt},
             {"role": "user", "content": "Hello"},
         ]

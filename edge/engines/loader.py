@@ -64,12 +64,12 @@ async def load_engines(config: Config) -> Engines:
         asyncio.to_thread(TtsEngine, voice, config.tts, tts_worker),
     )
     engines = Engines(vad, AsrEngine(recognizer, asr_worker), llm, tts)
-    # First calls are slow (buffers, caches, the system prompt's KV): pay for them now.
-    _, warm, _ = await asyncio.gather(engines.asr.warm_up(), llm.warm_up(), tts.warm_up())
+    # First calls are slow (buffers, caches): pay for them now. The language model's first call
+    # is the prompt prefix, evaluated by the server once it knows the tools (EdgeServer.start).
+    await asyncio.gather(engines.asr.warm_up(), tts.warm_up())
     logger.info(
-        "engines loaded in {:.1f} s (LLM prefix warmed in {:.2f} s): asr={} llm={} tts={}",
+        "engines loaded in {:.1f} s: asr={} llm={} tts={}",
         time.monotonic() - started,
-        warm,
         config.asr.engine,
         llm_path.name,
         voice.name,
