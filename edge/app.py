@@ -19,6 +19,7 @@ from edge.memory.store import MemoryStore, default_path
 from edge.memory.summaries import Summarizer
 from edge.services import Services
 from edge.session.answer import AnswerWriter
+from edge.systemd import Notifier
 from edge.tools.builtin import builtin_tools
 from edge.tools.external_mcp import ExternalMcpServer
 from edge.tools.registry import ToolContext, ToolSet
@@ -110,15 +111,31 @@ class EdgeServer:
 
 
 async def serve(config: Config, *, ready: asyncio.Event | None = None) -> None:
-    """Run until SIGINT/SIGTERM (or until the task is cancelled)."""
+    """Run until SIGINT/SIGTERM (or until the task is cancelled). Under systemd, READY=1 is sent
+    only once the models are loaded and both ports accept connections."""
     logger.info("edge {} starting (pid {})", __version__, os.getpid())
-    engines = await load_engines(config)
-    server = EdgeServer(config, engines)
+    notifier = Notifier()
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     if threading.current_thread() is threading.main_thread():
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(sig, stop.set)
+    # The watchdog runs from the start: loading models on a Pi takes a while, and a loop that
+    # hangs while loading should be restarted as well.
+    watchdog = asyncio.create_task(notifier.watchdog(), name="watchdog")
+    try:
+        await _run(config, notifier, stop, ready)
+    finally:
+        watchdog.cancel()
+        await asyncio.gather(watchdog, return_exceptions=True)
+        notifier.close()
+
+
+async def _run(
+    config: Config, notifier: Notifier, stop: asyncio.Event, ready: asyncio.Event | None
+) -> None:
+    engines = await load_engines(config)
+    server = EdgeServer(config, engines)
     try:
         await server.start()
         logger.info(
@@ -129,10 +146,20 @@ async def serve(config: Config, *, ready: asyncio.Event | None = None) -> None:
             config.server.host,
             server.http_port,
         )
+        notifier.status = lambda: _status_line(server)
+        notifier.ready()
         if ready is not None:
             ready.set()
         await stop.wait()
         logger.info("shutting down")
+        notifier.stopping()
     finally:
         await server.stop()
         engines.close()
+
+
+def _status_line(server: EdgeServer) -> str:
+    return (
+        f"serving on ws port {server.ws_port}, http port {server.http_port}: "
+        f"{server.devices.connections} connected, {len(server.devices.sessions)} in session"
+    )
