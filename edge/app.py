@@ -7,7 +7,6 @@ import asyncio
 import os
 import signal
 import threading
-from pathlib import Path
 from typing import Any
 
 from loguru import logger
@@ -15,8 +14,10 @@ from loguru import logger
 from edge import __version__
 from edge.config import Config
 from edge.engines.loader import Engines, load_engines
-from edge.memory.store import MemoryStore, default_path
+from edge.memory.store import MemoryStore
 from edge.memory.summaries import Summarizer
+from edge.security.admission import Admission
+from edge.security.registry import DeviceRegistry
 from edge.services import Services
 from edge.session.answer import AnswerWriter
 from edge.systemd import Notifier
@@ -28,10 +29,6 @@ from edge.transport.http_server import HttpServer, make_app
 from edge.transport.ws_server import DeviceServer
 
 
-def memory_path(config: Config) -> Path:
-    return Path(config.memory.path).expanduser() if config.memory.path else default_path()
-
-
 class EdgeServer:
     """Both endpoints over one set of engines. `start` returns once devices can connect."""
 
@@ -39,13 +36,17 @@ class EdgeServer:
         self.config = config
         self.engines = engines
         self.services = Services(engines)
-        self.devices = DeviceServer(config, self.services)
+        # The device registry is opened only when devices must be approved: an open server
+        # keeps no list of who called.
+        self.registry = DeviceRegistry(config.registry_file) if config.auth.enabled else None
+        self.admission = Admission(config.auth, self.registry)
+        self.devices = DeviceServer(config, self.services, self.admission)
         self.external_mcp = [
             ExternalMcpServer(server, self.services.registry) for server in config.tools.mcp_servers
         ]
         self.ws_port = 0
         self.http_port = 0
-        self._http = HttpServer(make_app(config, lambda: self.ws_port, self.status))
+        self._http = HttpServer(make_app(config, lambda: self.ws_port, self.status, self.admission))
         self._background: list[asyncio.Task[None]] = []
 
     def status(self) -> dict[str, Any]:
@@ -61,7 +62,7 @@ class EdgeServer:
         config = self.config
         services = self.services
         if config.memory.enabled:
-            services.memory = MemoryStore(memory_path(config))
+            services.memory = MemoryStore(config.memory_file)
             if config.memory.summaries:
                 services.summarizer = Summarizer(
                     services.memory, self.engines.llm, config.memory.summary_max_tokens
@@ -108,6 +109,8 @@ class EdgeServer:
         self._background.clear()
         if self.services.memory is not None:
             self.services.memory.close()
+        if self.registry is not None:
+            self.registry.close()
 
 
 async def serve(config: Config, *, ready: asyncio.Event | None = None) -> None:

@@ -35,12 +35,18 @@ def _parser() -> argparse.ArgumentParser:
         "--hang-tool", action="append", default=[], help="device tool that never answers"
     )
 
-    devices = sub.add_parser("devices", help="what the server remembers about devices")
-    devices.add_argument("--config", type=Path, help="TOML config file (for memory.path)")
+    devices = sub.add_parser("devices", help="approve devices; what the server remembers")
+    devices.add_argument("--config", type=Path, help="TOML config file (for the state folder)")
     devices_sub = devices.add_subparsers(dest="devices", required=True)
-    devices_sub.add_parser("list", help="devices with stored conversations")
-    forget = devices_sub.add_parser("forget", help="erase a device's turns, summary, reminders")
-    forget.add_argument("device_id")
+    devices_sub.add_parser("list", help="known devices: approval status, last seen, turns")
+    for name, text in (
+        ("approve", "let a device in (it gets its token at its next config call)"),
+        ("revoke", "shut a device out"),
+        ("forget", "erase a device's turns, summary, reminders"),
+    ):
+        devices_sub.add_parser(name, help=text).add_argument("device_id")
+    pair = devices_sub.add_parser("pair", help="approve every new device that calls for a while")
+    pair.add_argument("--minutes", type=float, default=10.0)
 
     bench = sub.add_parser("bench", help="print performance figures")
     bench_sub = bench.add_subparsers(dest="bench", required=True)
@@ -99,33 +105,15 @@ def _sim(args: argparse.Namespace) -> int:
 
 
 def _devices(args: argparse.Namespace) -> int:
-    import time
-
     from edge import config
-    from edge.app import memory_path
-    from edge.memory.store import MemoryStore
+    from edge.devices_cli import run
 
     try:
         cfg = config.load(args.config)
     except config.ConfigError as exc:
         print(f"edge: {exc}", file=sys.stderr)
         return 2
-    path = memory_path(cfg)
-    if not path.exists():
-        print(f"no memory database at {path}")
-        return 0 if args.devices == "list" else 1
-    store = MemoryStore(path)
-    try:
-        if args.devices == "list":
-            for device_id, last_seen, turns in store.devices_now():
-                seen = time.strftime("%Y-%m-%d %H:%M", time.localtime(last_seen))
-                print(f"{device_id}  last seen {seen}  {turns} turns")
-            return 0
-        erased = store.forget_now(args.device_id)
-        print(f"forgot {args.device_id}: {erased} turns erased")
-        return 0
-    finally:
-        store.close()
+    return run(cfg, args.devices, getattr(args, "device_id", ""), getattr(args, "minutes", 0.0))
 
 
 def main(argv: list[str] | None = None) -> int:

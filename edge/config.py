@@ -42,11 +42,17 @@ class ServerConfig:
 
 @dataclass(frozen=True)
 class AuthConfig:
-    # Open on the LAN by default; with `enabled`, a device needs one of `tokens` or to be listed
-    # in `allowed_devices`, else it gets HTTP 401 before the WebSocket upgrade.
+    # Open on the LAN by default. With `enabled`, a device needs a token of its own, issued in
+    # the config answer once the owner approved it (`edge devices approve`, or a pairing window
+    # opened with `edge devices pair`), else HTTP 401 before the WebSocket upgrade. `tokens`
+    # (shared, set by hand on the device) and `allowed_devices` (admitted by Device-Id alone,
+    # which is the MAC address and easy to copy) are for firmware that cannot fetch a token.
     enabled: bool = False
     tokens: list[str] = field(default_factory=list)
     allowed_devices: list[str] = field(default_factory=list)
+    # Per network address, over a sliding minute; 0 turns a limit off.
+    attempts_per_minute: int = 120  # config calls and WebSocket upgrades together
+    failures_per_minute: int = 10  # refused attempts; more and the address waits (HTTP 429)
 
 
 @dataclass(frozen=True)
@@ -167,7 +173,7 @@ class ToolsConfig:
 @dataclass(frozen=True)
 class MemoryConfig:
     enabled: bool = True
-    path: str = ""  # empty: $EDGE_STATE_DIR/memory.db, else ~/.local/share/edge/memory.db
+    path: str = ""  # empty: memory.db in the state folder (state_dir)
     summaries: bool = True  # a short long-term summary per device, written after a session
     summary_max_tokens: int = 96
 
@@ -185,12 +191,37 @@ class Config:
     tools: ToolsConfig = field(default_factory=ToolsConfig)
     memory: MemoryConfig = field(default_factory=MemoryConfig)
     cache_dir: str = ""  # empty: $EDGE_CACHE_DIR, else ~/.cache/edge
+    # Databases (memory, device registry). Empty: $EDGE_STATE_DIR, else systemd's
+    # $STATE_DIRECTORY, else ~/.local/share/edge.
+    state_dir: str = ""
     log_level: str = "INFO"
 
     @property
     def cache_path(self) -> Path:
         raw = self.cache_dir or os.environ.get("EDGE_CACHE_DIR") or "~/.cache/edge"
         return Path(raw).expanduser()
+
+    @property
+    def state_path(self) -> Path:
+        raw = (
+            self.state_dir
+            or os.environ.get("EDGE_STATE_DIR")
+            or os.environ.get("STATE_DIRECTORY")
+            or "~/.local/share/edge"
+        )
+        return Path(raw).expanduser()
+
+    @property
+    def memory_file(self) -> Path:
+        return (
+            Path(self.memory.path).expanduser()
+            if self.memory.path
+            else self.state_path / "memory.db"
+        )
+
+    @property
+    def registry_file(self) -> Path:
+        return self.state_path / "devices.db"
 
 
 def _resolve(cls: type) -> dict[str, Any]:
@@ -203,6 +234,9 @@ _SECTIONS: dict[str, type] = {
     for name, hint in _resolve(Config).items()
     if isinstance(hint, type) and dataclasses.is_dataclass(hint)
 }
+
+
+_TOP_LEVEL = ("cache_dir", "state_dir", "log_level")
 
 
 def _coerce(key: str, value: Any, hint: Any, from_env: bool) -> Any:
@@ -290,12 +324,12 @@ def load(path: str | Path | None = None, env: dict[str, str] | None = None) -> C
             if not isinstance(value, dict):
                 raise ConfigError(f"config key {key}: expected a [{key}] table")
             continue
-        if key not in ("cache_dir", "log_level"):
+        if key not in _TOP_LEVEL:
             raise ConfigError(f"config key {key}: unknown setting")
         top[key] = _coerce(key, value, str, from_env=False)
     for name, cls in _SECTIONS.items():
         sections[name] = _build_section(name, cls, raw.get(name, {}), env)
-    for key in ("cache_dir", "log_level"):
+    for key in _TOP_LEVEL:
         if f"EDGE_{key.upper()}" in env:
             top[key] = env[f"EDGE_{key.upper()}"]
     config = Config(**sections, **top)
@@ -385,6 +419,11 @@ def validate(c: Config) -> None:
         _check(bool(server.name), f"{where}.name", "is required")
         _check(bool(server.command), f"{where}.command", "is required")
         _check(names.count(server.name) == 1, f"{where}.name", f"{server.name!r} is used twice")
+    for key, limit in (
+        ("auth.attempts_per_minute", c.auth.attempts_per_minute),
+        ("auth.failures_per_minute", c.auth.failures_per_minute),
+    ):
+        _check(limit >= 0, key, "must be 0 (no limit) or more")
     _check(c.session.idle_timeout_s > 0, "session.idle_timeout_s", "must be positive")
     _check(
         c.log_level.upper() in ("TRACE", "DEBUG", "INFO", "SUCCESS", "WARNING", "ERROR"),

@@ -40,14 +40,17 @@ def word_error_rate(reference: str, hypothesis: str) -> float:
 
 
 def server_config(**sections: dict[str, Any]) -> Config:
-    """Defaults, on ephemeral loopback ports and a fresh memory database, with some sections
-    changed. Summaries are off unless a test turns them on: written after every one of the
-    hundreds of sessions of the suite, they would keep the shared model busy all along."""
-    memory = Path(tempfile.mkdtemp(prefix="edge-test-")) / "memory.db"
+    """Defaults, on ephemeral loopback ports and a fresh state folder (memory, device registry),
+    with some sections changed. Summaries are off unless a test turns them on: written after
+    every one of the hundreds of sessions of the suite, they would keep the shared model busy
+    all along. So is the limit on attempts per address: every test device comes from 127.0.0.1
+    (the limits have tests of their own)."""
+    state = Path(tempfile.mkdtemp(prefix="edge-test-"))
     base = with_overrides(
-        Config(),
+        dataclasses.replace(Config(), state_dir=str(state)),
         server={"host": "127.0.0.1", "port": 0, "http_port": 0},
-        memory={"path": str(memory), "summaries": False},
+        memory={"path": str(state / "memory.db"), "summaries": False},
+        auth={"attempts_per_minute": 0},
     )
     return with_overrides(base, **sections) if sections else base
 

@@ -65,14 +65,6 @@ class Reminder:
     text: str
 
 
-def default_path() -> Path:
-    import os
-
-    state = os.environ.get("EDGE_STATE_DIR") or os.environ.get("STATE_DIRECTORY")
-    base = Path(state) if state else Path("~/.local/share/edge").expanduser()
-    return base / "memory.db"
-
-
 def open_database(path: Path) -> sqlite3.Connection:
     path.parent.mkdir(parents=True, exist_ok=True)
     db = sqlite3.connect(path, check_same_thread=False, isolation_level=None)

@@ -17,6 +17,7 @@ from loguru import logger
 
 from edge.config import Config
 from edge.protocol import ota
+from edge.security.admission import Admission
 
 _CORS = {
     "Access-Control-Allow-Origin": "*",
@@ -61,13 +62,26 @@ VISION_PATH = "/mcp/vision/explain"
 
 
 def make_app(
-    config: Config, ws_port: Callable[[], int], status: Callable[[], dict[str, Any]]
+    config: Config,
+    ws_port: Callable[[], int],
+    status: Callable[[], dict[str, Any]],
+    admission: Admission | None = None,
 ) -> web.Application:
+    admission = admission or Admission(config.auth, None)
+
     async def ota_endpoint(request: web.Request) -> web.Response:
         body = await request.read() if request.can_read_body else b""
         info = ota.parse_request(dict(request.headers), body)
+        address = request.remote or "?"
+        verdict, token = await admission.config_request(
+            info.device_id.lower(), info.client_id, address
+        )
+        if not verdict.admitted:
+            logger.bind(device=info.device_id or address).warning(
+                "config request refused ({}): {}", verdict.status, verdict.reason
+            )
+            return web.json_response({"error": verdict.reason}, status=verdict.status)
         url = websocket_url(config, request, ws_port())
-        token = config.auth.tokens[0] if config.auth.enabled and config.auth.tokens else ""
         answer = ota.response(
             info,
             websocket_url=url,
@@ -77,13 +91,14 @@ def make_app(
             timezone_offset_min=_timezone_offset_min(config),
         )
         logger.bind(device=info.device_id or request.remote or "?").info(
-            "config request ({}): client {} agent {!r} firmware {} board {} → {}",
+            "config request ({}): client {} agent {!r} firmware {} board {} → {}{}",
             request.method,
             info.client_id or "-",
             info.user_agent,
             info.firmware_version or "?",
             info.board_type or "?",
             url,
+            " with its token" if token else "",
         )
         return web.json_response(answer)
 

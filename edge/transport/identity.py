@@ -3,13 +3,10 @@ browser clients use (they cannot set headers on a WebSocket)."""
 
 from __future__ import annotations
 
-import hmac
 from dataclasses import dataclass
 from urllib.parse import parse_qs, urlsplit
 
 from websockets.datastructures import Headers
-
-from edge.config import AuthConfig
 
 
 @dataclass(frozen=True)
@@ -43,17 +40,3 @@ def identify(path: str, headers: Headers, peer: str) -> DeviceIdentity:
     if auth.lower() == "bearer":
         token = ""  # xiaozhi-sdk sends "Bearer " with an empty token
     return DeviceIdentity(pick("Device-Id").lower(), pick("Client-Id"), version, token, peer)
-
-
-def is_authorised(identity: DeviceIdentity, auth: AuthConfig) -> bool:
-    if not auth.enabled:
-        return True
-    if identity.device_id and identity.device_id in {d.lower() for d in auth.allowed_devices}:
-        return True
-    # Compare against every token in constant time, so timing says nothing about which matched.
-    matched = False
-    for token in auth.tokens:
-        matched |= bool(identity.token) and hmac.compare_digest(
-            identity.token.encode(), token.encode()
-        )
-    return matched

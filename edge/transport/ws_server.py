@@ -21,20 +21,24 @@ from edge.config import Config
 from edge.protocol import messages
 from edge.protocol.framing import SUPPORTED_VERSIONS
 from edge.protocol.messages import AudioParams, Hello, Invalid
+from edge.security.admission import Admission
 from edge.services import Services
 from edge.session.connection import DeviceConnection
 from edge.session.faults import FaultLog
 from edge.session.session import DeviceSession
 from edge.transport.http_server import VISION_PATH
-from edge.transport.identity import DeviceIdentity, identify, is_authorised
+from edge.transport.identity import DeviceIdentity, identify
 
 MAX_FRAME_BYTES = 1 << 20  # websockets closes with 1009 above this; devices send ≤ 64 KiB
 
 
 class DeviceServer:
-    def __init__(self, config: Config, services: Services) -> None:
+    def __init__(
+        self, config: Config, services: Services, admission: Admission | None = None
+    ) -> None:
         self.config = config
         self.services = services
+        self.admission = admission or Admission(config.auth, None)
         self.sessions: dict[str, DeviceSession] = {}  # by device label
         self.connections = 0
         self._server: Server | None = None
@@ -66,15 +70,23 @@ class DeviceServer:
 
     # --- before the upgrade ---------------------------------------------------------------
 
-    def _admit(self, connection: ServerConnection, request: Request) -> Response | None:
+    async def _admit(self, connection: ServerConnection, request: Request) -> Response | None:
         identity = self._identity(connection, request)
-        if not is_authorised(identity, self.config.auth):
+        peer = connection.remote_address
+        verdict = await self.admission.connection(
+            identity.device_id, identity.token, peer[0] if peer else "?"
+        )
+        if not verdict.admitted:
+            # The reason names the device's state, never the token it sent.
             logger.bind(device=identity.label).warning(
-                "refused: not authorised ({} token)", "no" if not identity.token else "unknown"
+                "refused ({}): {}", verdict.status, verdict.reason
             )
-            return connection.respond(
-                http.HTTPStatus.UNAUTHORIZED, "device not authorised on this edge server\n"
+            body = (
+                "device not authorised on this edge server\n"
+                if verdict.status == http.HTTPStatus.UNAUTHORIZED
+                else "too many connection attempts; try again in a minute\n"
             )
+            return connection.respond(http.HTTPStatus(verdict.status), body)
         if self.connections >= self.config.server.max_sessions:
             logger.bind(device=identity.label).warning(
                 "refused: {} connections already (server.max_sessions)", self.connections

@@ -1,0 +1,89 @@
+"""`edge devices`: the owner's view of devices, from the device registry (approval) and the memory
+database (conversations). Both are SQLite files the running server shares, so changes count at
+once without a restart."""
+
+from __future__ import annotations
+
+import time
+
+from edge.config import Config
+from edge.memory.store import MemoryStore
+from edge.security.registry import DeviceRegistry
+
+
+def _when(seconds: float) -> str:
+    return time.strftime("%Y-%m-%d %H:%M", time.localtime(seconds))
+
+
+def run(config: Config, command: str, device_id: str, minutes: float) -> int:
+    device_id = device_id.strip().lower()
+    if command == "forget":
+        return _forget(config, device_id)
+    if command == "list":
+        return _list(config)
+    registry = DeviceRegistry(config.registry_file)
+    try:
+        if not config.auth.enabled:
+            print("note: auth.enabled is false, so every device on the LAN is admitted anyway")
+        if command == "approve":
+            if not registry.approve(device_id):
+                print(f"{device_id} has not called this server; approving it ahead of time")
+                registry.add(device_id)
+            print(f"approved {device_id}: it gets its token at its next config call (restart it)")
+            return 0
+        if command == "revoke":
+            if not registry.revoke(device_id):
+                print(f"{device_id} is not known")
+                return 1
+            print(f"revoked {device_id}")
+            return 0
+        until = registry.open_pairing(minutes * 60)
+        print(f"pairing open until {_when(until)}: devices that start up now are approved")
+        return 0
+    finally:
+        registry.close()
+
+
+def _list(config: Config) -> int:
+    rows: dict[str, list[str]] = {}
+    path = config.registry_file
+    if path.exists():
+        registry = DeviceRegistry(path)
+        try:
+            for record in registry.devices():
+                rows[record.device_id] = [
+                    record.status,
+                    f"last seen {_when(record.last_seen)} from {record.address or '?'}",
+                ]
+            if registry.pairing_until() > time.time():
+                print(f"pairing open until {_when(registry.pairing_until())}")
+        finally:
+            registry.close()
+    memory = config.memory_file
+    if memory.exists():
+        store = MemoryStore(memory)
+        try:
+            for device, last_seen, turns in store.devices_now():
+                row = rows.setdefault(device, ["-", f"last seen {_when(last_seen)}"])
+                row.append(f"{turns} turns")
+        finally:
+            store.close()
+    if not rows:
+        print(f"no devices known (state folder {config.state_path})")
+    for device, row in rows.items():
+        print(f"{device}  {'  '.join(row)}")
+    return 0
+
+
+def _forget(config: Config, device_id: str) -> int:
+    path = config.memory_file
+    if not path.exists():
+        print(f"no memory database at {path}")
+        return 1
+    store = MemoryStore(path)
+    try:
+        erased = store.forget_now(device_id)
+    finally:
+        store.close()
+    print(f"forgot {device_id}: {erased} turns erased")
+    return 0
