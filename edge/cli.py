@@ -48,6 +48,10 @@ def _parser() -> argparse.ArgumentParser:
     pair = devices_sub.add_parser("pair", help="approve every new device that calls for a while")
     pair.add_argument("--minutes", type=float, default=10.0)
 
+    from edge.models.commands import add_parser as add_models_parser
+
+    add_models_parser(sub)
+
     bench = sub.add_parser("bench", help="print performance figures")
     bench_sub = bench.add_subparsers(dest="bench", required=True)
     tools = bench_sub.add_parser("tools", help="tool-call accuracy on spoken-style requests")
@@ -124,6 +128,10 @@ def main(argv: list[str] | None = None) -> int:
         return _sim(args)
     if args.command == "devices":
         return _devices(args)
+    if args.command == "models":
+        from edge.models.commands import run as run_models
+
+        return run_models(args)
     if args.command == "bench" and args.bench == "tools":
         from edge.bench import tool_calls
 

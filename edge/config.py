@@ -179,6 +179,13 @@ class MemoryConfig:
 
 
 @dataclass(frozen=True)
+class ModelsConfig:
+    # A profile of models/catalog.toml. Empty: the one chosen with `edge models use`, else
+    # "embedded". The explicit paths of [asr], [llm] and [tts] win over the profile.
+    profile: str = ""
+
+
+@dataclass(frozen=True)
 class Config:
     server: ServerConfig = field(default_factory=ServerConfig)
     auth: AuthConfig = field(default_factory=AuthConfig)
@@ -190,6 +197,7 @@ class Config:
     session: SessionConfig = field(default_factory=SessionConfig)
     tools: ToolsConfig = field(default_factory=ToolsConfig)
     memory: MemoryConfig = field(default_factory=MemoryConfig)
+    models: ModelsConfig = field(default_factory=ModelsConfig)
     cache_dir: str = ""  # empty: $EDGE_CACHE_DIR, else ~/.cache/edge
     # Databases (memory, device registry). Empty: $EDGE_STATE_DIR, else systemd's
     # $STATE_DIRECTORY, else ~/.local/share/edge.

@@ -79,10 +79,9 @@ CASES = [
 async def run(model: Path | None, mode: str, quiet: bool = True) -> dict[str, Any]:
     from edge.config import Config, with_overrides
     from edge.engines.llm import LlmEngine
-    from edge.engines.loader import _embedded
     from edge.engines.worker import EngineWorker
     from edge.memory.store import MemoryStore
-    from edge.models.catalog import assemble_chunks
+    from edge.models.catalog import assemble_chunks, entry, profile
     from edge.session.answer import AnswerWriter
     from edge.sim.mcp_tools import McpLoopback, SimMcpServer
     from edge.tools.builtin import builtin_tools
@@ -93,7 +92,7 @@ async def run(model: Path | None, mode: str, quiet: bool = True) -> dict[str, An
     path = (
         model
         if model is not None
-        else await asyncio.to_thread(assemble_chunks, _embedded("llm"), config.cache_path)
+        else await asyncio.to_thread(assemble_chunks, entry(profile()["llm"]), config.cache_path)
     )
     worker = EngineWorker("llm", threads=1, timeout_s=120)
     llm = await asyncio.to_thread(LlmEngine, path, config.llm, worker)

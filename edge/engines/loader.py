@@ -3,19 +3,21 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import time
 from dataclasses import dataclass
 from pathlib import Path
 
 from loguru import logger
 
-from edge.config import Config
+from edge.config import AsrConfig, Config
 from edge.engines.asr import AsrEngine, load_recognizer
 from edge.engines.llm import LlmEngine
 from edge.engines.tts import TtsEngine
 from edge.engines.vad import VadPool
 from edge.engines.worker import EngineWorker
-from edge.models.catalog import assemble_chunks, entry, package_file, profile
+from edge.models.catalog import ModelError, assemble_chunks, entry, package_file
+from edge.models.manager import ModelStore, is_downloaded_model, profile_models, read_active_profile
 
 
 @dataclass
@@ -33,25 +35,59 @@ class Engines:
             worker.shutdown()
 
 
-def _embedded(role: str) -> dict[str, object]:
-    return entry(profile("embedded")[role])
+@dataclass(frozen=True)
+class ModelFiles:
+    profile: str
+    vad: Path
+    asr: AsrConfig
+    asr_dir: Path | None  # None: faster-whisper's own default (never used: always resolved)
+    llm: Path
+    voice: Path
+
+
+def resolve_models(config: Config) -> ModelFiles:
+    """Where each engine's model is: an explicit path from the config, else the active profile's
+    model (downloaded and verified by `edge models pull`, or shipped in a PyPI package)."""
+    profile = config.models.profile or read_active_profile(config.state_path)
+    names = profile_models(profile)
+    store = ModelStore(config.cache_path / "models")
+    models = {role: entry(name) for role, name in names.items()}
+    for role, name in names.items():
+        problems = store.problems(name, rehash=False) if is_downloaded_model(models[role]) else []
+        if problems:
+            raise ModelError(f"profile {profile}: {problems[0]}")
+
+    def local(role: str) -> Path:
+        model = models[role]
+        if is_downloaded_model(model):
+            return store.path(names[role])
+        if "chunks" in model:
+            return assemble_chunks(model, config.cache_path)
+        return package_file(str(model.get("file") or model["dir"]))
+
+    asr = config.asr
+    asr_dir = Path(asr.model_dir) if asr.model_dir else local("asr")
+    if not asr.model_dir:
+        asr = dataclasses.replace(
+            asr,
+            engine=models["asr"]["engine"],
+            language=models["asr"].get("language", asr.language),
+        )
+    return ModelFiles(
+        profile=profile,
+        vad=local("vad"),
+        asr=asr,
+        asr_dir=asr_dir,
+        llm=Path(config.llm.model_path) if config.llm.model_path else local("llm"),
+        voice=Path(config.tts.voice_model) if config.tts.voice_model else local("tts"),
+    )
 
 
 async def load_engines(config: Config) -> Engines:
     """Resolve model files and load the four engines (in threads, concurrently)."""
     started = time.monotonic()
-    vad_model = package_file(str(_embedded("vad")["file"]))
-    asr_dir = None if config.asr.model_dir else package_file(str(_embedded("asr")["dir"]))
-    llm_path = (
-        Path(config.llm.model_path)
-        if config.llm.model_path
-        else await asyncio.to_thread(assemble_chunks, _embedded("llm"), config.cache_path)
-    )
-    voice = (
-        Path(config.tts.voice_model)
-        if config.tts.voice_model
-        else package_file(str(_embedded("tts")["file"]))
-    )
+    files = await asyncio.to_thread(resolve_models, config)
+    vad_model, llm_path, voice = files.vad, files.llm, files.voice
 
     vad_worker = EngineWorker("vad", threads=2, timeout_s=5.0)
     asr_worker = EngineWorker("asr", threads=1, timeout_s=config.asr.timeout_s)
@@ -59,7 +95,7 @@ async def load_engines(config: Config) -> Engines:
     tts_worker = EngineWorker("tts", threads=1, timeout_s=config.tts.timeout_s)
     vad, recognizer, llm, tts = await asyncio.gather(
         asyncio.to_thread(VadPool, vad_model, config.vad, vad_worker),
-        asyncio.to_thread(load_recognizer, config.asr, asr_dir),
+        asyncio.to_thread(load_recognizer, files.asr, files.asr_dir),
         asyncio.to_thread(LlmEngine, llm_path, config.llm, llm_worker),
         asyncio.to_thread(TtsEngine, voice, config.tts, tts_worker),
     )
@@ -68,9 +104,10 @@ async def load_engines(config: Config) -> Engines:
     # is the prompt prefix, evaluated by the server once it knows the tools (EdgeServer.start).
     await asyncio.gather(engines.asr.warm_up(), tts.warm_up())
     logger.info(
-        "engines loaded in {:.1f} s: asr={} llm={} tts={}",
+        "engines loaded in {:.1f} s (profile {}): asr={} llm={} tts={}",
         time.monotonic() - started,
-        config.asr.engine,
+        files.profile,
+        files.asr.engine,
         llm_path.name,
         voice.name,
     )

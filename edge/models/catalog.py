@@ -14,16 +14,17 @@ import tomllib
 from pathlib import Path
 from typing import Any
 
-from loguru import logger
-
 
 class ModelError(RuntimeError):
     """A model that cannot be found or does not verify; the message says which and why."""
 
 
 def catalog_path() -> Path:
+    # $EDGE_CATALOG: a catalog of one's own (a LAN mirror's URLs, the tests' loopback server).
     # An installed wheel carries the catalog inside the package; a source checkout (the usual
     # install, editable) reads it from the repository's models/ folder.
+    if os.environ.get("EDGE_CATALOG"):
+        return Path(os.environ["EDGE_CATALOG"])
     packaged = Path(__file__).with_name("catalog.toml")
     return packaged if packaged.exists() else Path(__file__).parents[2] / "models" / "catalog.toml"
 
@@ -72,6 +73,8 @@ def assemble_chunks(model: dict[str, Any], cache_dir: Path) -> Path:
         st = target.stat()
         if stamp.read_text().strip() == f"{expected} {st.st_size} {st.st_mtime_ns}":
             return target
+    from loguru import logger  # here: the model manager runs on controllers without loguru
+
     target.parent.mkdir(parents=True, exist_ok=True)
     parts = [package_file(chunk) for chunk in model["chunks"]]
     logger.info("assembling {} from {} chunks into {}", model["assembled"], len(parts), target)

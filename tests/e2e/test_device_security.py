@@ -69,9 +69,7 @@ async def test_unknown_device_waits_for_approval_then_connects(make_server, log_
     edge_devices(running, "revoke", device)
     assert await refused(running, device, token) == 401
     assert await config_token(running, device) == ""
-    assert any(
-        line["device"] == device and "revoked" in line["message"] for line in log_lines
-    )
+    assert any(line["device"] == device and "revoked" in line["message"] for line in log_lines)
 
 
 async def test_a_pairing_window_admits_new_devices_as_they_start(make_server) -> None:  # type: ignore[no-untyped-def]

@@ -1,0 +1,5 @@
+import sys
+
+from edge.models.commands import main
+
+sys.exit(main())

@@ -1,0 +1,111 @@
+"""The `edge models` subcommands; also `python3 -m edge.models` on a machine without edge's
+dependencies (an Ansible controller), since nothing here needs more than the standard library."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from edge.models.catalog import ModelError, assemble_chunks, entry, load_catalog
+from edge.models.manager import (
+    EMBEDDED,
+    ModelStore,
+    is_downloaded_model,
+    profile_models,
+    profile_problems,
+    pull_profile,
+    read_active_profile,
+    use,
+)
+
+
+def add_parser(sub: argparse._SubParsersAction) -> None:
+    models = sub.add_parser("models", help="list, download, verify and choose model profiles")
+    models.add_argument("--config", type=Path, help="TOML config file (cache and state folders)")
+    models.add_argument("--dir", type=Path, help="models folder (default: <cache>/models)")
+    verbs = models.add_subparsers(dest="models", required=True)
+    verbs.add_parser("list", help="profiles, their models, and what is here")
+    pull = verbs.add_parser("pull", help="download and verify a profile's models")
+    pull.add_argument("profile")
+    pull.add_argument(
+        "--pin", action="store_true", help="trust first downloads the catalog pins no digest for"
+    )
+    verify = verbs.add_parser("verify", help="re-hash a profile's files (default: the active one)")
+    verify.add_argument("profile", nargs="?")
+    verbs.add_parser("use", help="make edge serve load this profile").add_argument("profile")
+
+
+def _folders(args: argparse.Namespace) -> tuple[Path, Path]:
+    from edge import config
+
+    cfg = config.load(args.config)
+    return (args.dir or cfg.cache_path / "models"), cfg.state_path
+
+
+def run(args: argparse.Namespace) -> int:
+    try:
+        models_dir, state_dir = _folders(args)
+        store = ModelStore(models_dir)
+        if args.models == "list":
+            return _list(store, read_active_profile(state_dir))
+        if args.models == "pull":
+            for line in pull_profile(store, args.profile, pin=args.pin):
+                print(line)
+            if args.profile == EMBEDDED or any(
+                "chunks" in entry(name) for name in profile_models(args.profile).values()
+            ):
+                _assemble(store, args.profile)
+            print(f"profile {args.profile} is ready in {models_dir}")
+            return 0
+        if args.models == "verify":
+            profile = args.profile or read_active_profile(state_dir)
+            problems = profile_problems(store, profile)
+            for problem in problems:
+                print(problem)
+            print(f"profile {profile}: " + ("not ok" if problems else "ok, every file verified"))
+            return 1 if problems else 0
+        problems = use(store, state_dir, args.profile)
+        for problem in problems:
+            print(problem)
+        if problems:
+            print(f"profile {args.profile} is not complete: edge models pull {args.profile}")
+            return 1
+        print(f"edge serve now loads profile {args.profile} (restart the service)")
+        return 0
+    except ModelError as exc:
+        print(f"edge models: {exc}", file=sys.stderr)
+        return 1
+    except Exception as exc:  # a config error: one line, like edge serve
+        if type(exc).__name__ == "ConfigError":
+            print(f"edge: {exc}", file=sys.stderr)
+            return 2
+        raise
+
+
+def _assemble(store: ModelStore, profile: str) -> None:
+    for name in profile_models(profile).values():
+        model = entry(name)
+        if "chunks" in model:
+            print(f"assembled {assemble_chunks(model, store.dir.parent)}")
+
+
+def _list(store: ModelStore, active: str) -> int:
+    catalog = load_catalog()
+    for profile in catalog["profiles"]:
+        problems = profile_problems(store, profile, rehash=False)
+        state = "ready" if not problems else "not downloaded"
+        print(f"{profile}{' (active)' if profile == active else ''}: {state}")
+        for role, name in profile_models(profile).items():
+            model = entry(name)
+            size = model.get("size") or model.get("approx_size")
+            where = "download" if is_downloaded_model(model) else "PyPI package"
+            mb = f", {size / 1e6:.0f} MB" if size else ""
+            print(f"  {role:4} {name} ({model['engine']}, {where}{mb}; {model['license']})")
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python3 -m edge.models")
+    add_parser(parser.add_subparsers(dest="command", required=True))
+    return run(parser.parse_args(["models", *(argv if argv is not None else sys.argv[1:])]))
