@@ -48,6 +48,9 @@ def _parser() -> argparse.ArgumentParser:
     pair = devices_sub.add_parser("pair", help="approve every new device that calls for a while")
     pair.add_argument("--minutes", type=float, default=10.0)
 
+    check = sub.add_parser("check", help="is this board ready? one line per problem")
+    check.add_argument("--config", type=Path, help="TOML config file")
+
     from edge.models.commands import add_parser as add_models_parser
 
     add_models_parser(sub)
@@ -128,6 +131,10 @@ def main(argv: list[str] | None = None) -> int:
         return _sim(args)
     if args.command == "devices":
         return _devices(args)
+    if args.command == "check":
+        from edge.check import run as run_check
+
+        return run_check(args.config)
     if args.command == "models":
         from edge.models.commands import run as run_models
 
