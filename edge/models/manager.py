@@ -218,12 +218,19 @@ def use(store: ModelStore, state_dir: Path, profile: str) -> list[str]:
     return problems
 
 
-def pull_profile(store: ModelStore, profile: str, *, pin: bool) -> list[str]:
-    """Download every model of the profile; returns one line per model, what happened."""
+def pull_profile(
+    store: ModelStore, profile: str, *, pin: bool, downloads_only: bool = False
+) -> list[str]:
+    """Download every model of the profile; returns one line per model, what happened. With
+    `downloads_only` (a controller, which has no PyPI model packages), the models that come
+    from PyPI packages are left to the board's pip."""
     lines = []
     for role, name in profile_models(profile).items():
         model = entry(name)
         if not is_downloaded_model(model):
+            if downloads_only:
+                lines.append(f"{role}: {name} comes from its PyPI package, on the board")
+                continue
             problems = check_embedded(name)
             if problems:
                 raise ModelError(problems[0])

