@@ -67,8 +67,22 @@ def check_native_libraries(config: Config) -> list[str]:
     return problems
 
 
+def _edge_is_serving(config: Config) -> bool:
+    """True when the ports are taken by a running edge (its /health answers): not a problem."""
+    import json
+    import urllib.request
+
+    host = "127.0.0.1" if config.server.host in ("0.0.0.0", "::", "") else config.server.host
+    try:
+        url = f"http://{host}:{config.server.http_port}/health"
+        with urllib.request.urlopen(url, timeout=2) as response:
+            return "models_loaded" in json.loads(response.read())
+    except (OSError, ValueError):
+        return False
+
+
 def check_ports(config: Config) -> list[str]:
-    problems = []
+    problems: list[str] = []
     for key, port in (
         ("server.port", config.server.port),
         ("server.http_port", config.server.http_port),
@@ -82,7 +96,9 @@ def check_ports(config: Config) -> list[str]:
                 sock.bind((config.server.host, port))
             except OSError as exc:
                 if exc.errno == errno.EADDRINUSE:
-                    why = "in use (is edge already running?)"
+                    if _edge_is_serving(config):
+                        return []  # edge itself holds them
+                    why = "in use by another program"
                 elif exc.errno == errno.EACCES:
                     why = "needs privileges (use a port above 1023)"
                 else:

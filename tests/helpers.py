@@ -128,12 +128,15 @@ EDGE_COMMAND = [sys.executable, "-m", "edge"]
 class ServeProcess:
     """`edge serve` as a real process on ephemeral loopback ports, with its log in a file."""
 
-    def __init__(self, log: Path, *args: str, env: dict[str, str] | None = None) -> None:
+    def __init__(
+        self, log: Path, *args: str, env: dict[str, str] | None = None, ephemeral: bool = True
+    ) -> None:
+        """`ephemeral`: on loopback ports the system picks (else as the config says)."""
         import os
         import subprocess
 
         self.log = log
-        ports = ["--host", "127.0.0.1", "--port", "0", "--http-port", "0"]
+        ports = ["--host", "127.0.0.1", "--port", "0", "--http-port", "0"] if ephemeral else []
         with open(log, "a") as out:
             self.proc = subprocess.Popen(
                 [*EDGE_COMMAND, "serve", *ports, *args],

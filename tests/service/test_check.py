@@ -52,7 +52,7 @@ def test_every_problem_gets_its_own_line(tmp_path: Path) -> None:
         taken.close()
     lines = out.stdout.strip().splitlines()
     assert out.returncode == 1
-    assert any(line.startswith("ports: server.port") and "in use" in line for line in lines)
+    assert any(line.startswith("ports: server.port") and "in use by" in line for line in lines)
     assert any(line.startswith("permissions: state folder") for line in lines), out.stdout
     assert any("sensevoice-small-int8: not downloaded" in line for line in lines)
     assert any("no-such-mcp-server" in line for line in lines)
@@ -65,3 +65,28 @@ def test_a_broken_config_exits_2_with_one_line(tmp_path: Path) -> None:
     out = edge_check(config, tmp_path)
     assert out.returncode == 2 and out.stdout.strip().count("\n") == 0
     assert "vad.threshold" in out.stdout
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def test_ports_held_by_a_running_edge_are_fine(tmp_path: Path) -> None:
+    from tests.helpers import ServeProcess
+
+    ws, http = _free_port(), _free_port()
+    config = tmp_path / "edge.toml"
+    config.write_text(
+        f'state_dir = "{tmp_path}/state"\n[server]\nhost = "127.0.0.1"\nport = {ws}\n'
+        f"http_port = {http}\n"
+    )
+    serve = ServeProcess(tmp_path / "serve.log", "--config", str(config), ephemeral=False)
+    try:
+        _ws_url, ota_url = serve.wait_ready()
+        assert f":{http}/" in ota_url  # edge holds the very ports the check looks at
+        out = edge_check(config, tmp_path)
+        assert out.returncode == 0, out.stdout
+    finally:
+        serve.stop()
