@@ -85,10 +85,15 @@ def _serve(args: argparse.Namespace) -> int:
         run = uvloop.run
     except ImportError:  # pragma: no cover - uvloop is installed on Linux
         run = asyncio.run  # type: ignore[assignment]
+    from edge.models.catalog import ModelError
+
     try:
         run(app.serve(cfg))
     except KeyboardInterrupt:
         pass
+    except ModelError as exc:  # a missing or unverified model: one line, not a traceback
+        print(f"edge: {exc}", file=sys.stderr)
+        return 1
     return 0
 
 

@@ -40,7 +40,7 @@ class ModelFiles:
     profile: str
     vad: Path
     asr: AsrConfig
-    asr_dir: Path | None  # None: faster-whisper's own default (never used: always resolved)
+    asr_dir: Path
     llm: Path
     voice: Path
 
@@ -52,8 +52,19 @@ def resolve_models(config: Config) -> ModelFiles:
     names = profile_models(profile)
     store = ModelStore(config.cache_path / "models")
     models = {role: entry(name) for role, name in names.items()}
+    explicit = {
+        role
+        for role, path in (
+            ("asr", config.asr.model_dir),
+            ("llm", config.llm.model_path),
+            ("tts", config.tts.voice_model),
+        )
+        if path
+    }
     for role, name in names.items():
-        problems = store.problems(name, rehash=False) if is_downloaded_model(models[role]) else []
+        if role in explicit or not is_downloaded_model(models[role]):
+            continue
+        problems = store.problems(name, rehash=False)
         if problems:
             raise ModelError(f"profile {profile}: {problems[0]}")
 

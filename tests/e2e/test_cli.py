@@ -87,3 +87,17 @@ def test_devices_list_and_forget(tmp_path: Path) -> None:
     assert forgot.returncode == 0 and "1 turns erased" in forgot.stdout
     listed = subprocess.run([*EDGE, "devices", "list"], capture_output=True, text=True, env=env)
     assert "aa:bb:cc:00:00:01" not in listed.stdout and "aa:bb:cc:00:00:02" in listed.stdout
+
+
+def test_a_profile_not_downloaded_stops_serve_with_one_line(tmp_path: Path) -> None:
+    env = {**__import__("os").environ, "EDGE_MODELS_PROFILE": "zh", "EDGE_STATE_DIR": str(tmp_path)}
+    out = subprocess.run(
+        [*EDGE, "serve", "--host", "127.0.0.1", "--port", "0", "--http-port", "0"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env=env,
+    )
+    assert out.returncode == 1
+    assert "edge: profile zh: sensevoice-small-int8: not downloaded" in out.stderr
+    assert "Traceback" not in out.stderr
