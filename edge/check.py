@@ -24,22 +24,17 @@ Check = Callable[[Config], list[str]]
 
 
 def check_models(config: Config) -> list[str]:
-    from edge.engines.loader import resolve_models
+    # Explicit model paths in the config were checked when it loaded (config.validate).
     from edge.models.catalog import ModelError
-    from edge.models.manager import ModelStore, profile_problems, read_active_profile
+    from edge.models.manager import ModelStore, active_profile, profile_problems
 
-    profile = config.models.profile or read_active_profile(config.state_path)
     try:
-        problems = profile_problems(ModelStore(config.cache_path / "models"), profile)
+        problems = profile_problems(
+            ModelStore(config.cache_path / "models"), active_profile(config)
+        )
     except ModelError as exc:
         return [f"models: {exc}"]
-    if problems:
-        return [f"models: {problem}" for problem in problems]
-    try:
-        resolve_models(config)
-    except (ModelError, OSError) as exc:
-        return [f"models: {exc}"]
-    return []
+    return [f"models: {problem}" for problem in problems]
 
 
 def check_native_libraries(config: Config) -> list[str]:
@@ -109,11 +104,12 @@ def check_ports(config: Config) -> list[str]:
 
 def check_folders(config: Config) -> list[str]:
     problems = []
-    for what, folder in (
-        ("state folder", config.state_path),
-        ("cache folder", config.cache_path),
-        ("memory database folder", config.memory_file.parent),
-    ):
+    folders = {
+        config.state_path: "state folder",
+        config.cache_path: "cache folder",
+    }
+    folders.setdefault(config.memory_file.parent, "memory database folder")  # once per folder
+    for folder, what in folders.items():
         try:
             folder.mkdir(parents=True, exist_ok=True)
             with tempfile.NamedTemporaryFile(dir=folder, prefix=".edge-check-"):

@@ -17,7 +17,7 @@ from edge.engines.tts import TtsEngine
 from edge.engines.vad import VadPool
 from edge.engines.worker import EngineWorker
 from edge.models.catalog import ModelError, assemble_chunks, entry, package_file
-from edge.models.manager import ModelStore, is_downloaded_model, profile_models, read_active_profile
+from edge.models.manager import ModelStore, active_profile, is_downloaded_model, profile_models
 
 
 @dataclass
@@ -48,7 +48,7 @@ class ModelFiles:
 def resolve_models(config: Config) -> ModelFiles:
     """Where each engine's model is: an explicit path from the config, else the active profile's
     model (downloaded and verified by `edge models pull`, or shipped in a PyPI package)."""
-    profile = config.models.profile or read_active_profile(config.state_path)
+    profile = active_profile(config)
     names = profile_models(profile)
     store = ModelStore(config.cache_path / "models")
     models = {role: entry(name) for role, name in names.items()}

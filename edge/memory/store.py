@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from edge.database import open_database
 from edge.engines.worker import EngineWorker
 
 SCHEMA = """
@@ -65,20 +66,10 @@ class Reminder:
     text: str
 
 
-def open_database(path: Path) -> sqlite3.Connection:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    db = sqlite3.connect(path, check_same_thread=False, isolation_level=None)
-    db.execute("PRAGMA journal_mode=WAL")
-    db.execute("PRAGMA synchronous=NORMAL")
-    db.execute("PRAGMA busy_timeout=5000")  # `edge devices forget` may write while serving
-    db.executescript(SCHEMA)
-    return db
-
-
 class MemoryStore:
     def __init__(self, path: Path) -> None:
         self.path = path
-        self._db = open_database(path)
+        self._db = open_database(path, SCHEMA)
         self.worker = EngineWorker("memory", threads=1, timeout_s=10.0)
 
     def close(self) -> None:

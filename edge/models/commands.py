@@ -7,14 +7,14 @@ import argparse
 import sys
 from pathlib import Path
 
-from edge.models.catalog import ModelError, assemble_chunks, entry, load_catalog
+from edge.models.catalog import ModelError, entry, load_catalog
 from edge.models.manager import (
     ModelStore,
+    active_profile,
     is_downloaded_model,
     profile_models,
     profile_problems,
     pull_profile,
-    read_active_profile,
     use,
 )
 
@@ -40,19 +40,14 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     verbs.add_parser("use", help="make edge serve load this profile").add_argument("profile")
 
 
-def _folders(args: argparse.Namespace) -> tuple[Path, Path, str]:
-    """(models folder, state folder, the profile the config names or "")."""
+def run(args: argparse.Namespace) -> int:
     from edge import config
 
-    cfg = config.load(args.config)
-    return (args.dir or cfg.cache_path / "models"), cfg.state_path, cfg.models.profile
-
-
-def run(args: argparse.Namespace) -> int:
     try:
-        models_dir, state_dir, configured = _folders(args)
+        cfg = config.load(args.config)
+        models_dir = args.dir or cfg.cache_path / "models"
         store = ModelStore(models_dir)
-        active = configured or read_active_profile(state_dir)
+        active = active_profile(cfg)
         if args.models == "list":
             return _list(store, active)
         if args.models == "pull":
@@ -60,10 +55,6 @@ def run(args: argparse.Namespace) -> int:
                 store, args.profile, pin=args.pin, downloads_only=args.downloads_only
             ):
                 print(line)
-            if not args.downloads_only and any(
-                "chunks" in entry(name) for name in profile_models(args.profile).values()
-            ):
-                _assemble(store, args.profile)
             print(f"profile {args.profile} is ready in {models_dir}")
             return 0
         if args.models == "verify":
@@ -73,12 +64,13 @@ def run(args: argparse.Namespace) -> int:
                 print(problem)
             print(f"profile {profile}: " + ("not ok" if problems else "ok, every file verified"))
             return 1 if problems else 0
-        problems = use(store, state_dir, args.profile)
+        problems = use(store, cfg.state_path, args.profile)
         for problem in problems:
             print(problem)
         if problems:
             print(f"profile {args.profile} is not complete: edge models pull {args.profile}")
             return 1
+        configured = cfg.models.profile
         if configured and configured != args.profile:
             print(f"note: the config's models.profile = {configured!r} wins over this choice")
             return 1
@@ -87,18 +79,9 @@ def run(args: argparse.Namespace) -> int:
     except ModelError as exc:
         print(f"edge models: {exc}", file=sys.stderr)
         return 1
-    except Exception as exc:  # a config error: one line, like edge serve
-        if type(exc).__name__ == "ConfigError":
-            print(f"edge: {exc}", file=sys.stderr)
-            return 2
-        raise
-
-
-def _assemble(store: ModelStore, profile: str) -> None:
-    for name in profile_models(profile).values():
-        model = entry(name)
-        if "chunks" in model:
-            print(f"assembled {assemble_chunks(model, store.dir.parent)}")
+    except config.ConfigError as exc:  # one line, like edge serve
+        print(f"edge: {exc}", file=sys.stderr)
+        return 2
 
 
 def _list(store: ModelStore, active: str) -> int:

@@ -22,7 +22,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from edge.models.catalog import ModelError, entry, load_catalog, package_file
+from edge.config import Config
+from edge.models.catalog import ModelError, assemble_chunks, entry, load_catalog, package_file
 from edge.models.fetch import download, sha256_of
 
 EMBEDDED = "embedded"
@@ -209,6 +210,12 @@ def read_active_profile(state_dir: Path) -> str:
         return EMBEDDED
 
 
+def active_profile(config: Config) -> str:
+    """The profile edge serve loads: the config's `models.profile`, else the one chosen with
+    `edge models use`, else embedded."""
+    return config.models.profile or read_active_profile(config.state_path)
+
+
 def use(store: ModelStore, state_dir: Path, profile: str) -> list[str]:
     """Make `profile` the one `edge serve` loads, if it is complete. Returns the problems."""
     problems = profile_problems(store, profile, rehash=False)
@@ -235,6 +242,8 @@ def pull_profile(
             if problems:
                 raise ModelError(problems[0])
             lines.append(f"{role}: {name} from its PyPI package")
+            if "chunks" in model:  # assembled now, so the service's first start is quick
+                lines.append(f"assembled {assemble_chunks(model, store.dir.parent)}")
             continue
         fetched = store.pull(name, pin=pin)
         lines.append(f"{role}: {name} {'downloaded and verified' if fetched else 'present'}")

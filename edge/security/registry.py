@@ -15,11 +15,12 @@ from __future__ import annotations
 
 import hmac
 import secrets
-import sqlite3
 import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
+
+from edge.database import open_database
 
 PENDING, APPROVED, REVOKED = "pending", "approved", "revoked"
 
@@ -53,12 +54,8 @@ class DeviceRegistry:
     """Thread-safe (one connection behind a lock); every call is a short transaction."""
 
     def __init__(self, path: Path) -> None:
-        path.parent.mkdir(parents=True, exist_ok=True)
         self.path = path
-        self._db = sqlite3.connect(path, check_same_thread=False, isolation_level=None, timeout=5)
-        self._db.execute("PRAGMA journal_mode=WAL")
-        self._db.execute("PRAGMA synchronous=NORMAL")
-        self._db.executescript(_SCHEMA)
+        self._db = open_database(path, _SCHEMA)
         self._lock = threading.Lock()
 
     def close(self) -> None:

@@ -65,10 +65,8 @@ def make_app(
     config: Config,
     ws_port: Callable[[], int],
     status: Callable[[], dict[str, Any]],
-    admission: Admission | None = None,
+    admission: Admission,
 ) -> web.Application:
-    admission = admission or Admission(config.auth, None)
-
     async def ota_endpoint(request: web.Request) -> web.Response:
         body = await request.read() if request.can_read_body else b""
         info = ota.parse_request(dict(request.headers), body)

@@ -33,12 +33,10 @@ MAX_FRAME_BYTES = 1 << 20  # websockets closes with 1009 above this; devices sen
 
 
 class DeviceServer:
-    def __init__(
-        self, config: Config, services: Services, admission: Admission | None = None
-    ) -> None:
+    def __init__(self, config: Config, services: Services, admission: Admission) -> None:
         self.config = config
         self.services = services
-        self.admission = admission or Admission(config.auth, None)
+        self.admission = admission
         self.sessions: dict[str, DeviceSession] = {}  # by device label
         self.connections = 0
         self._server: Server | None = None
