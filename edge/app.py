@@ -25,7 +25,7 @@ from edge.tools.builtin import builtin_tools
 from edge.tools.external_mcp import ExternalMcpServer
 from edge.tools.registry import ToolContext, ToolSet
 from edge.tools.reminders import ReminderScheduler
-from edge.transport.http_server import HttpServer, make_app
+from edge.transport.http_server import HttpServer, loading_app, make_app
 from edge.transport.ws_server import DeviceServer
 
 
@@ -46,14 +46,39 @@ class EdgeServer:
         ]
         self.ws_port = 0
         self.http_port = 0
-        self._http = HttpServer(make_app(config, lambda: self.ws_port, self.status, self.admission))
+        metrics = self.services.metrics
+        self._http = HttpServer(
+            make_app(config, lambda: self.ws_port, self.status, self.admission, metrics)
+        )
         self._background: list[asyncio.Task[None]] = []
+        metrics.models_loaded(True)  # the engines are loaded before a server is built
+        metrics.watch(
+            "edge_sessions",
+            "Connections, and devices in a session (past their hello)",
+            lambda: {
+                "connected": self.devices.connections,
+                "in_session": len(self.devices.sessions),
+            },
+            "state",
+        )
+        metrics.watch(
+            "edge_engine_queue_depth",
+            "Requests waiting for an engine",
+            lambda: {
+                "vad": engines.vad.worker.waiting,
+                "asr": engines.asr.worker.waiting,
+                "llm": engines.llm.waiting,
+                "tts": engines.tts.worker.waiting,
+            },
+            "engine",
+        )
 
     def status(self) -> dict[str, Any]:
         return {
             "status": "ok",
             "version": __version__,
             "models_loaded": True,
+            "pid": os.getpid(),  # for `edge bench` on the same machine (memory, CPU time)
             "connections": self.devices.connections,
             "sessions": len(self.devices.sessions),
         }
@@ -137,7 +162,7 @@ async def serve(config: Config, *, ready: asyncio.Event | None = None) -> None:
 async def _run(
     config: Config, notifier: Notifier, stop: asyncio.Event, ready: asyncio.Event | None
 ) -> None:
-    engines = await load_engines(config)
+    engines = await _load_while_answering_health(config)
     server = EdgeServer(config, engines)
     try:
         await server.start()
@@ -159,6 +184,18 @@ async def _run(
     finally:
         await server.stop()
         engines.close()
+
+
+async def _load_while_answering_health(config: Config) -> Engines:
+    """Load the engines; meanwhile the HTTP port answers /health with "loading"."""
+    loading = HttpServer(
+        loading_app(lambda: {"status": "loading", "version": __version__, "models_loaded": False})
+    )
+    await loading.start(config.server.host, config.server.http_port)
+    try:
+        return await load_engines(config)
+    finally:
+        await loading.stop()
 
 
 def _status_line(server: EdgeServer) -> str:

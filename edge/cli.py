@@ -56,12 +56,56 @@ def _parser() -> argparse.ArgumentParser:
     add_models_parser(sub)
 
     bench = sub.add_parser("bench", help="print performance figures")
-    bench_sub = bench.add_subparsers(dest="bench", required=True)
+    bench_sub = bench.add_subparsers(dest="bench")
+    latency = bench_sub.add_parser(
+        "latency", help="end of speech → first audio, per stage, against the floor (the default)"
+    )
+    for target in (bench, latency):
+        _latency_arguments(target)
     tools = bench_sub.add_parser("tools", help="tool-call accuracy on spoken-style requests")
     tools.add_argument("--model", type=Path, help="GGUF file (default: the embedded model)")
     tools.add_argument("--mode", choices=["template", "grammar"], default="template")
     tools.add_argument("--json", action="store_true", help="print JSON instead of text")
     return parser
+
+
+def _latency_arguments(parser: argparse.ArgumentParser) -> None:
+    add = parser.add_argument
+    add("--turns", type=int, default=10, help="turns of the one talking device (default 10)")
+    add("--idle", type=int, default=50, help="idle devices connected (default 50)")
+    add("--max-talkers", type=int, default=6, help="most devices talking at once (default 6)")
+    add("--rounds", type=int, default=2, help="turns per device at each level (default 2)")
+    add("--idle-window", type=float, default=10.0, help="CPU measuring window, seconds")
+    add("--profile", default="", help="model profile for the server and the floor")
+    add("--config", type=Path, help="config file for the server and the floor")
+    add("--url", default="", help="use a running server (its HTTP base, http://host:8003)")
+    add("--wav", type=Path, action="append", default=[], help="16-bit WAV to speak (repeatable)")
+    add("--set", dest="settings", action="append", default=[], help="section.key=value")
+    add("--json", dest="json_out", default="", help="write the figures as JSON (- for stdout)")
+    add("--skip-floor", action="store_true", help="do not measure the engines alone")
+    add("--real-speech", action="store_true", help="speak the shipped human recordings")
+
+
+def _bench_latency(args: argparse.Namespace) -> int:
+    from edge.bench.latency import Options, main
+
+    return main(
+        Options(
+            turns=args.turns,
+            idle=args.idle,
+            max_talkers=args.max_talkers,
+            rounds=args.rounds,
+            idle_window_s=args.idle_window,
+            profile=args.profile,
+            config=args.config,
+            url=args.url,
+            wavs=args.wav,
+            settings=args.settings,
+            json_out=args.json_out,
+            skip_floor=args.skip_floor,
+            real_speech=args.real_speech,
+        )
+    )
 
 
 def _serve(args: argparse.Namespace) -> int:
@@ -148,4 +192,6 @@ def main(argv: list[str] | None = None) -> int:
         from edge.bench import tool_calls
 
         return tool_calls.main(args.model, args.mode, args.json)
+    if args.command == "bench":
+        return _bench_latency(args)
     return 2

@@ -96,6 +96,9 @@ class LlmConfig:
     system_prompt: str = DEFAULT_SYSTEM_PROMPT
     history_turns: int = 6
     timeout_s: float = 60.0
+    # A long answer gives the model up after a sentence when another device waits (fairness).
+    yield_between_sentences: bool = True
+    max_waiting: int = 16  # requests queued for the model; more are refused with an apology
 
 
 @dataclass(frozen=True)

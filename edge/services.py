@@ -9,6 +9,7 @@ from typing import Any
 from edge.engines.loader import Engines
 from edge.memory.store import MemoryStore
 from edge.memory.summaries import Summarizer
+from edge.metrics import Metrics
 from edge.tools.registry import ToolRegistry
 from edge.tools.reminders import ReminderScheduler
 
@@ -17,6 +18,7 @@ from edge.tools.reminders import ReminderScheduler
 class Services:
     engines: Engines
     registry: ToolRegistry = field(default_factory=ToolRegistry)
+    metrics: Metrics = field(default_factory=Metrics)
     memory: MemoryStore | None = None
     reminders: ReminderScheduler | None = None
     summarizer: Summarizer | None = None

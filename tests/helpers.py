@@ -167,3 +167,16 @@ class ServeProcess:
     def kill(self) -> None:
         self.proc.kill()
         self.proc.wait(30)
+
+
+async def wait_until(condition: Any, limit: float = 60.0) -> None:
+    """Poll state that offers no event to wait on (an engine's queue, for one)."""
+    import time
+
+    deadline = time.monotonic() + limit
+    while True:
+        if condition():
+            return
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"condition not met within {limit} s")
+        await asyncio.sleep(0.01)

@@ -2,12 +2,16 @@
 
 pyogg 0.6.14a1 has no encoder/decoder classes, only the C functions (defined when Debian's
 libopus0 and libopusfile0 are installed); these two small classes own one libopus state each.
-An encoder/decoder is stateful: use one per audio stream, from one thread at a time.
+An encoder/decoder is stateful: use one per audio stream. Each holds a lock around its libopus
+state, because a sentence may still be encoding in a TTS worker thread when its session ends
+and closes the encoder (a cancelled await does not stop the thread): the late frame then fails
+with OpusError instead of writing into freed memory.
 """
 
 from __future__ import annotations
 
 import ctypes
+import threading
 
 import numpy as np
 
@@ -37,6 +41,8 @@ class OpusEncoder:
     ) -> None:
         if sample_rate not in OPUS_RATES:
             raise ValueError(f"Opus cannot encode at {sample_rate} Hz")
+        self._lock = threading.Lock()
+        self._state = None
         self.sample_rate = sample_rate
         self.frame_samples = sample_rate * frame_ms // 1000
         error = ctypes.c_int()
@@ -53,24 +59,29 @@ class OpusEncoder:
         if samples.dtype != np.int16 or samples.shape != (self.frame_samples,):
             raise ValueError(f"need {self.frame_samples} int16 samples, got {samples.shape}")
         samples = np.ascontiguousarray(samples)
-        n = _opus.opus_encode(
-            self._state,
-            samples.ctypes.data_as(ctypes.POINTER(_opus.opus_int16)),
-            self.frame_samples,
-            ctypes.cast(self._out, ctypes.POINTER(ctypes.c_ubyte)),
-            MAX_PACKET_BYTES,
-        )
-        if n < 0:
-            raise OpusError(f"opus_encode failed ({n})")
-        return bytes(self._out[:n])
+        with self._lock:
+            if not self._state:
+                raise OpusError("the encoder is closed")
+            n = _opus.opus_encode(
+                self._state,
+                samples.ctypes.data_as(ctypes.POINTER(_opus.opus_int16)),
+                self.frame_samples,
+                ctypes.cast(self._out, ctypes.POINTER(ctypes.c_ubyte)),
+                MAX_PACKET_BYTES,
+            )
+            if n < 0:
+                raise OpusError(f"opus_encode failed ({n})")
+            return bytes(self._out[:n])
 
     def close(self) -> None:
-        if self._state:
-            _opus.opus_encoder_destroy(self._state)
-            self._state = None
+        with self._lock:
+            if self._state:
+                _opus.opus_encoder_destroy(self._state)
+                self._state = None
 
     def __del__(self) -> None:
-        self.close()
+        if hasattr(self, "_lock"):
+            self.close()
 
 
 class OpusDecoder:
@@ -80,6 +91,8 @@ class OpusDecoder:
     def __init__(self, sample_rate: int = 16000) -> None:
         if sample_rate not in OPUS_RATES:
             raise ValueError(f"Opus cannot decode at {sample_rate} Hz")
+        self._lock = threading.Lock()
+        self._state = None
         self.sample_rate = sample_rate
         self._max_samples = sample_rate * 120 // 1000
         error = ctypes.c_int()
@@ -94,22 +107,27 @@ class OpusDecoder:
         data = (
             ctypes.cast(ctypes.c_char_p(packet), ctypes.POINTER(ctypes.c_ubyte)) if packet else None
         )
-        n = _opus.opus_decode(
-            self._state,
-            data,
-            len(packet),
-            ctypes.cast(self._pcm, ctypes.POINTER(_opus.opus_int16)),
-            self._max_samples,
-            0,
-        )
-        if n < 0:
-            raise OpusError(f"opus_decode failed ({n})")
-        return np.frombuffer(self._pcm, dtype=np.int16, count=n).copy()
+        with self._lock:
+            if not self._state:
+                raise OpusError("the decoder is closed")
+            n = _opus.opus_decode(
+                self._state,
+                data,
+                len(packet),
+                ctypes.cast(self._pcm, ctypes.POINTER(_opus.opus_int16)),
+                self._max_samples,
+                0,
+            )
+            if n < 0:
+                raise OpusError(f"opus_decode failed ({n})")
+            return np.frombuffer(self._pcm, dtype=np.int16, count=n).copy()
 
     def close(self) -> None:
-        if self._state:
-            _opus.opus_decoder_destroy(self._state)
-            self._state = None
+        with self._lock:
+            if self._state:
+                _opus.opus_decoder_destroy(self._state)
+                self._state = None
 
     def __del__(self) -> None:
-        self.close()
+        if hasattr(self, "_lock"):
+            self.close()

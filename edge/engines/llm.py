@@ -4,11 +4,19 @@ One `Llama` serves every device, one generation at a time (a llama context is no
 waiting requests are served in arrival order. llama-cpp-python keeps the KV cache of the longest
 prefix shared with the previous request, so the system prompt stays first and identical for all
 devices (anything that changes per request goes after it), and is evaluated once at start-up.
+
+Fairness: a long answer gives the model up at the end of a sentence when another request waits,
+and queues again behind it; it resumes from its prompt plus what it has written. So a second
+device hears its first sentence after at most one sentence of the first device's answer, and the
+first device still has that sentence to play meanwhile. Generations under a grammar are not
+interrupted (a grammar cannot resume halfway). The queue is bounded: past `max_waiting`, a
+request fails at once with `EngineBusy` and the device hears an apology, not a long silence.
 """
 
 from __future__ import annotations
 
 import asyncio
+import re
 import threading
 import time
 from collections.abc import AsyncGenerator
@@ -22,7 +30,15 @@ from edge.engines.worker import EngineTimeout, EngineWorker
 
 Message = dict[str, Any]
 _DONE = object()
+_PAUSED = object()  # the generation gave the model up at a sentence end; it will queue again
 _GRAMMAR_CACHE_SIZE = 16
+# Where a spoken answer may be paused: after a sentence, never inside a tool call.
+_SENTENCE_DONE = re.compile(r"[.!?。！？…]['\")\]]*\s*$|\n\s*$")
+_CALL_START = ("{", "[", "<", "`")
+
+
+class EngineBusy(RuntimeError):
+    """More requests wait for the model than `llm.max_waiting`: refused at once."""
 
 
 class LlmEngine:
@@ -38,10 +54,12 @@ class LlmEngine:
             n_batch=256,
             verbose=False,
         )
+        self._format = _chat_formatter(self._llama)
         self._lock = asyncio.Lock()  # FIFO: generations are served in arrival order
         self._grammars: dict[str, Any] = {}  # JSON schema text → compiled LlamaGrammar
         self.idle_since = time.monotonic()  # when the last generation ended
         self.waiting = 0  # requests queued behind the running generation
+        self.pauses = 0  # generations that gave the model up to a waiting request
 
     @property
     def busy(self) -> bool:
@@ -101,62 +119,175 @@ class LlmEngine:
         text, read by `edge.tools.parsing`); `json_schema` or `grammar` (GBNF) constrain the
         output."""
         loop = asyncio.get_running_loop()
-        queue: asyncio.Queue[object] = asyncio.Queue()
-        stop = threading.Event()
         limit = max_tokens or self.config.max_tokens
         budget = timeout_s if timeout_s is not None else self.config.timeout_s
-        deadline = 0.0
+        compiled = self._grammar(json_schema, grammar)
+        rendered = self._format(messages=messages, tools=tools or None)
+        prompt = self._llama.tokenize(rendered.prompt.encode(), add_bos=False, special=True)
+        pausable = compiled is None and self.config.yield_between_sentences
+        written = ""  # the answer so far, across pauses
+        used = 0  # tokens generated so far
+        running = 0.0  # seconds spent holding the model
 
-        def produce() -> None:
+        while True:
+            queue: asyncio.Queue[object] = asyncio.Queue()
+            stop = threading.Event()
+            resume = prompt + (
+                self._llama.tokenize(written.encode(), add_bos=False, special=False)
+                if written
+                else []
+            )
+            await self._acquire()
+            paused = False
+            held_since = time.monotonic()
             try:
-                if time.monotonic() > deadline:
-                    raise EngineTimeout(f"llm had no time left ({budget} s budget)")
-                chunks: Any = self._llama.create_chat_completion(
-                    messages=messages,  # type: ignore[arg-type]
-                    tools=tools or None,  # type: ignore[arg-type]
-                    grammar=self._grammar(json_schema, grammar),
-                    stream=True,
-                    max_tokens=limit,
-                    temperature=self.config.temperature,
+                run = _Generation(
+                    self, loop, queue, stop, written, budget, deadline=held_since + budget - running
                 )
-                for chunk in chunks:
-                    if stop.is_set():
-                        break
-                    if time.monotonic() > deadline:
-                        raise EngineTimeout(f"llm took longer than {budget} s")
-                    piece = chunk["choices"][0]["delta"].get("content")
-                    if piece:
-                        loop.call_soon_threadsafe(queue.put_nowait, piece)
-                chunks.close()
-            except BaseException as exc:  # handed to the reader, re-raised there
-                loop.call_soon_threadsafe(queue.put_nowait, exc)
+                # The deadline is checked per token; the worker's own timeout is a backstop.
+                task = asyncio.ensure_future(
+                    self.worker.run(
+                        run.produce,
+                        resume,
+                        rendered,
+                        compiled,
+                        limit - used,
+                        pausable,
+                        timeout_s=budget + 5,
+                    )
+                )
+                try:
+                    while True:
+                        item = await queue.get()
+                        if item is _DONE:
+                            break
+                        if isinstance(item, BaseException):
+                            raise item
+                        if isinstance(item, tuple):
+                            paused, used = True, used + int(item[1])
+                            continue
+                        written += str(item)
+                        yield str(item)
+                finally:
+                    stop.set()
+                    # Wait for the thread to let go of the model before the next one starts.
+                    try:
+                        await asyncio.shield(task)
+                    except Exception as exc:
+                        logger.debug("llm worker ended with {!r}", exc)
+                    self.idle_since = time.monotonic()
             finally:
-                loop.call_soon_threadsafe(queue.put_nowait, _DONE)
+                running += time.monotonic() - held_since
+                self._lock.release()
+            if not paused or used >= limit:
+                return
+            self.pauses += 1
+            logger.debug("llm paused after {} tokens ({} waiting)", used, self.waiting)
 
+    async def _acquire(self) -> None:
+        """Join the queue for the model (first come, first served), or refuse when it is full.
+        A caller cancelled while queued (abort, disconnect) leaves the queue at once."""
+        if self._lock.locked() and self.waiting >= self.config.max_waiting:
+            raise EngineBusy(f"{self.waiting} requests already wait for the language model")
         self.waiting += 1
         try:
             await self._lock.acquire()
         finally:
             self.waiting -= 1
+
+
+class _Generation:
+    """One stretch of generation in a worker thread: pieces go to the loop through `queue`,
+    then `_PAUSED` (at a sentence end, when another request waits) or an exception, then
+    `_DONE`."""
+
+    def __init__(
+        self,
+        engine: LlmEngine,
+        loop: asyncio.AbstractEventLoop,
+        queue: asyncio.Queue[object],
+        stop: threading.Event,
+        written: str,
+        budget: float,
+        deadline: float,
+    ) -> None:
+        self.engine = engine
+        self.loop = loop
+        self.queue = queue
+        self.stop = stop
+        self.so_far = written
+        self.budget = budget
+        self.deadline = deadline
+
+    def _send(self, item: object) -> None:
+        self.loop.call_soon_threadsafe(self.queue.put_nowait, item)
+
+    def produce(
+        self, tokens: list[int], rendered: Any, grammar: Any, max_tokens: int, pausable: bool
+    ) -> None:
+        count = 0
+        fresh = ""  # written in this stretch: a pause needs a sentence of its own
         try:
-            deadline = time.monotonic() + budget
-            # The deadline is checked per token; the worker's own timeout is only a backstop.
-            task = asyncio.ensure_future(self.worker.run(produce, timeout_s=budget + 5))
-            try:
-                while True:
-                    item = await queue.get()
-                    if item is _DONE:
-                        break
-                    if isinstance(item, BaseException):
-                        raise item
-                    yield str(item)
-            finally:
-                stop.set()
-                # Wait for the thread to let go of the model before the next generation starts.
-                try:
-                    await asyncio.shield(task)
-                except Exception as exc:
-                    logger.debug("llm worker ended with {!r}", exc)
-                self.idle_since = time.monotonic()
+            if time.monotonic() > self.deadline:
+                raise EngineTimeout(f"llm had no time left ({self.budget} s budget)")
+            chunks: Any = self.engine._llama.create_completion(
+                prompt=tokens,
+                stop=rendered.stop,
+                stopping_criteria=rendered.stopping_criteria,
+                grammar=grammar,
+                stream=True,
+                max_tokens=max_tokens,
+                temperature=self.engine.config.temperature,
+            )
+            for chunk in chunks:
+                if self.stop.is_set():
+                    break
+                if time.monotonic() > self.deadline:
+                    raise EngineTimeout(f"llm took longer than {self.budget} s")
+                count += 1
+                piece = chunk["choices"][0]["text"]
+                if piece:
+                    self.so_far += piece
+                    fresh += piece
+                    self._send(piece)
+                if (
+                    pausable
+                    and self.engine.waiting
+                    and any(ch.isalnum() for ch in fresh)
+                    and _pause_point(self.so_far)
+                ):
+                    self._send((_PAUSED, count))
+                    break
+            chunks.close()
+        except BaseException as exc:  # handed to the reader, re-raised there
+            self._send(exc)
         finally:
-            self._lock.release()
+            self._send(_DONE)
+
+
+def _pause_point(text: str) -> bool:
+    stripped = text.lstrip()
+    return (
+        bool(stripped)
+        and not stripped.startswith(_CALL_START)
+        and bool(_SENTENCE_DONE.search(text))
+    )
+
+
+def _chat_formatter(llama: Any) -> Any:
+    """The GGUF's own chat template, rendered by llama-cpp-python's Jinja formatter, exactly as
+    its chat completion does: the prompt is rendered here so that a paused answer can resume
+    from the prompt plus its own words."""
+    from llama_cpp.llama_chat_format import Jinja2ChatFormatter
+
+    template = llama.metadata.get("tokenizer.chat_template")
+    if not template:
+        raise ValueError("the GGUF model has no chat template (tokenizer.chat_template)")
+    eos, bos = llama.token_eos(), llama.token_bos()
+
+    def text(token: int) -> str:
+        return llama._model.token_get_text(token) if token != -1 else ""
+
+    return Jinja2ChatFormatter(
+        template=template, eos_token=text(eos), bos_token=text(bos), stop_token_ids=[eos]
+    )

@@ -5,20 +5,23 @@ flood the journal. The counts are summarised when the session ends."""
 from __future__ import annotations
 
 from collections import Counter
+from collections.abc import Callable
 from typing import Any
 
 MAX_LINES_PER_KIND = 20
 
 
 class FaultLog:
-    def __init__(self, log: Any) -> None:
+    def __init__(self, log: Any, count: Callable[[str], None] = lambda _kind: None) -> None:
         self._log = log
+        self._count = count  # every fault, logged or not (the server's error metrics)
         self.counts: Counter[str] = Counter()
         self._seen: set[tuple[str, str]] = set()
         self._lines: Counter[str] = Counter()
 
     def __call__(self, kind: str, detail: str) -> None:
         self.counts[kind] += 1
+        self._count(kind)
         if (kind, detail) in self._seen:
             return
         self._seen.add((kind, detail))

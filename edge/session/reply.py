@@ -54,6 +54,7 @@ class ReplySpeaker:
         encoder: OpusEncoder,
         audio: AudioConfig,
         emotion: str,
+        on_error: Callable[[str], None] = lambda _kind: None,
     ) -> None:
         self.conn = conn
         self.session_id = session_id
@@ -61,6 +62,7 @@ class ReplySpeaker:
         self.encoder = encoder
         self.audio = audio
         self.emotion = emotion
+        self.on_error = on_error  # counts failures by kind (the server's error metrics)
         self.log = conn.log
 
     async def speak(
@@ -113,6 +115,7 @@ class ReplySpeaker:
                 await out.put(sentence)
         except Exception as exc:
             self.log.error("language model failed mid-reply: {!r}", exc)
+            self.on_error("llm")
             if not produced:
                 await out.put(APOLOGY)
         else:
@@ -131,6 +134,7 @@ class ReplySpeaker:
                 packets = await self.tts.packets(sentence, self.encoder)
             except Exception as exc:
                 self.log.error("speech synthesis failed for {!r}: {!r}", sentence[:60], exc)
+                self.on_error("tts")
                 continue
             if timings.tts_first_audio is None:
                 timings.tts_first_audio = time.monotonic()

@@ -21,6 +21,7 @@ from edge.audio.opus import OpusDecoder, OpusEncoder, OpusError
 from edge.audio.pcm import to_float
 from edge.config import Config
 from edge.engines.vad import VadDetector
+from edge.metrics import TurnRecord
 from edge.protocol import framing, messages
 from edge.protocol.messages import (
     Abort,
@@ -92,7 +93,7 @@ class DeviceSession:
         self.device_id = device_id  # "" for a device that sent no Device-Id: nothing is stored
         self.memory = services.memory if device_id else None
         self.log = conn.log
-        self.faults = FaultLog(self.log)
+        self.faults = FaultLog(self.log, services.metrics.error)
         self.turn = TurnStateMachine()
         self.turns: list[list[dict[str, Any]]] = []  # past turns as prompt messages
         self.summary = ""
@@ -112,8 +113,15 @@ class DeviceSession:
         self._encoder = OpusEncoder(
             config.audio.downlink_sample_rate, config.audio.frame_duration_ms
         )
+        self.metrics = services.metrics
         self._speaker = ReplySpeaker(
-            conn, session_id, engines.tts, self._encoder, config.audio, config.session.emotion
+            conn,
+            session_id,
+            engines.tts,
+            self._encoder,
+            config.audio,
+            config.session.emotion,
+            self.metrics.error,
         )
         self._audio: asyncio.Queue[object] = asyncio.Queue(maxsize=AUDIO_BACKLOG)
         self._detector: VadDetector | None = None
@@ -167,6 +175,7 @@ class DeviceSession:
                 self.summary = await self.memory.summary(self.device_id)
             except Exception as exc:
                 self.log.error("memory could not be read: {!r}", exc)
+                self.metrics.error("memory")
                 turns = []
             grammar_mode = self.config.tools.mode == "grammar"
             restored = [
@@ -406,6 +415,7 @@ class DeviceSession:
             raise
         except Exception:
             self.log.exception("reply failed")
+            self.metrics.error("reply crashed")
         finally:
             # The VAD is not reset here: in auto mode the device's next `listen start` does it,
             # and in realtime mode it holds the barge-in utterance that interrupted this reply.
@@ -418,6 +428,7 @@ class DeviceSession:
             text = await self.engines.asr.transcribe(samples, timeout_s=self.config.asr.timeout_s)
         except Exception as exc:
             self.log.error("speech recognition failed: {!r}", exc)
+            self.metrics.error("asr")
             text = ""
         timings.asr_done = time.monotonic()
         if not _meaningful(text):
@@ -445,6 +456,7 @@ class DeviceSession:
             return await self.memory.begin_turn(self.device_id, self.session_id, text)
         except Exception as exc:
             self.log.error("memory could not store the turn: {!r}", exc)
+            self.metrics.error("memory")
             return None
 
     async def _finish_turn(self, turn_id: int | None, text: str, tools: list[Any]) -> None:
@@ -454,6 +466,7 @@ class DeviceSession:
             await self.memory.finish_turn(turn_id, text, tools)
         except Exception as exc:
             self.log.error("memory could not store the answer: {!r}", exc)
+            self.metrics.error("memory")
 
     @property
     def history(self) -> list[dict[str, Any]]:
@@ -511,6 +524,20 @@ class DeviceSession:
             self.turns.append(turn_messages(text, reply, calls, writer.grammar_mode))
             del self.turns[: -self.config.llm.history_turns or len(self.turns)]
         self.turns_answered += 1
+        self.metrics.turn(
+            TurnRecord(
+                self.device_id or self.conn.device_id,
+                timings.end_of_speech,
+                timings.asr_done,
+                timings.llm_first_token,
+                timings.tts_first_audio,
+                timings.first_frame_sent,
+                len(answer.tool_calls),
+            )
+        )
+        for call in answer.tool_calls:
+            if call.error is not None:
+                self.metrics.error("tool timeout" if call.timed_out else "tool failed")
         called = ", ".join(
             f"{c.name}{'!' if c.error else ''} {c.seconds * 1000:.0f}ms" for c in answer.tool_calls
         )

@@ -1,4 +1,4 @@
-"""The HTTP side: the config ("OTA") endpoint the firmware calls first, and /health.
+"""The HTTP side: the config ("OTA") endpoint the firmware calls first, /health and /metrics.
 
 The OTA answer must always be usable: a malformed body still gets a `websocket` section (without
 one the device falls back to MQTT with stale settings and never reaches us). CORS is open so that
@@ -16,6 +16,7 @@ from aiohttp import web
 from loguru import logger
 
 from edge.config import Config
+from edge.metrics import CONTENT_TYPE, Metrics
 from edge.protocol import ota
 from edge.security.admission import Admission
 
@@ -66,6 +67,7 @@ def make_app(
     ws_port: Callable[[], int],
     status: Callable[[], dict[str, Any]],
     admission: Admission,
+    metrics: Metrics,
 ) -> web.Application:
     async def ota_endpoint(request: web.Request) -> web.Response:
         body = await request.read() if request.can_read_body else b""
@@ -103,6 +105,20 @@ def make_app(
     async def health(_request: web.Request) -> web.Response:
         return web.json_response(status())
 
+    async def metrics_endpoint(_request: web.Request) -> web.Response:
+        return web.Response(body=metrics.exposition(), headers={"Content-Type": CONTENT_TYPE})
+
+    async def recent_turns(request: web.Request) -> web.Response:
+        # Stage timestamps of recent turns, for `edge bench` on the same machine. They carry
+        # device ids, so only loopback callers get them.
+        if not _loopback(request):
+            return web.json_response({"error": "loopback only"}, status=403)
+        try:
+            since = float(request.query.get("since", "0"))
+        except ValueError:
+            return web.json_response({"error": "since must be a number"}, status=400)
+        return web.json_response({"turns": metrics.recent_turns(since)})
+
     async def vision(request: web.Request) -> web.Response:
         # Devices with a camera upload photos here (protocol §7.3); the body of our answer
         # becomes their tool result. There is no vision model on the board, and we say so.
@@ -120,7 +136,30 @@ def make_app(
         app.router.add_route("POST", path, ota_endpoint)
         app.router.add_route("OPTIONS", path, ota_endpoint)
     app.router.add_get("/health", health)
+    app.router.add_get("/metrics", metrics_endpoint)
+    app.router.add_get("/debug/turns", recent_turns)
     app.router.add_post(VISION_PATH, vision)
+    return app
+
+
+def _loopback(request: web.Request) -> bool:
+    return (request.remote or "").split("%")[0] in ("127.0.0.1", "::1", "::ffff:127.0.0.1")
+
+
+def loading_app(status: Callable[[], dict[str, Any]]) -> web.Application:
+    """Served while the models load (a minute or more on a Pi): /health says so, and the config
+    endpoint answers 503 so the firmware retries instead of being sent to a WebSocket port that
+    does not listen yet."""
+
+    async def health(_request: web.Request) -> web.Response:
+        return web.json_response(status(), status=503)
+
+    async def not_yet(_request: web.Request) -> web.Response:
+        return web.json_response({"error": "starting: models are loading"}, status=503)
+
+    app = web.Application(middlewares=[_cors])
+    app.router.add_get("/health", health)
+    app.router.add_route("*", "/{tail:.*}", not_yet)
     return app
 
 

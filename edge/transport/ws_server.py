@@ -110,13 +110,14 @@ class DeviceServer:
             await self._serve_device(ws, identity, log)
         except Exception:
             log.exception("session crashed; connection closed")
+            self.services.metrics.error("session crashed")
         finally:
             self.connections -= 1
 
     async def _serve_device(
         self, ws: ServerConnection, identity: DeviceIdentity, log: object
     ) -> None:
-        faults = FaultLog(log)
+        faults = FaultLog(log, self.services.metrics.error)
         connected = time.monotonic()
         hello = await self._await_hello(ws, faults)
         if hello is None:

@@ -45,3 +45,18 @@ def test_corrupt_packet_raises_opus_error() -> None:
 def test_wrong_frame_size_is_refused() -> None:
     with pytest.raises(ValueError):
         OpusEncoder(16000, 60).encode(np.zeros(100, np.int16))
+
+
+def test_a_closed_encoder_or_decoder_refuses_instead_of_crashing() -> None:
+    # A TTS thread may still encode a sentence when its session has ended and closed the
+    # encoder: that frame must fail cleanly, not touch freed libopus memory.
+    encoder = OpusEncoder(24000, 60)
+    frame = np.zeros(encoder.frame_samples, np.int16)
+    packet = encoder.encode(frame)
+    encoder.close()
+    with pytest.raises(OpusError, match="closed"):
+        encoder.encode(frame)
+    decoder = OpusDecoder(24000)
+    decoder.close()
+    with pytest.raises(OpusError, match="closed"):
+        decoder.decode(packet)

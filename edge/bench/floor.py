@@ -1,0 +1,171 @@
+"""The floor: each stage of a turn measured on its engine alone, with nothing else running.
+
+For one utterance: VAD fed the audio frame by frame as the device sends it (its delay is audio
+time: the hang-over, plus the part of a frame that holds no speech), ASR on the segment VAD cut,
+the language model answering the transcript through the real answer path (shared prefix
+already evaluated, tools offered, up to its first complete clause), and the voice synthesizing
+that clause into Opus packets. Their sum is the fastest a turn could be with these models on this
+machine; the pipeline is judged against it.
+"""
+
+from __future__ import annotations
+
+import tempfile
+import time
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from loguru import logger
+
+from edge.audio.opus import OpusEncoder
+from edge.audio.pcm import frames, to_float
+from edge.bench.utterances import RATE, Utterance
+from edge.config import Config
+from edge.engines.loader import Engines
+from edge.engines.sentences import SentenceSplitter
+from edge.engines.vad import VadDetector
+from edge.memory.store import MemoryStore
+from edge.session.answer import AnswerWriter
+from edge.sim.mcp_tools import McpLoopback, SimMcpServer
+from edge.tools.builtin import builtin_tools
+from edge.tools.registry import ToolContext, ToolSet
+from edge.tools.reminders import ReminderScheduler
+
+
+@dataclass(frozen=True)
+class FloorTurn:
+    name: str
+    vad: float  # end of speech → segment closed (audio time)
+    asr: float
+    llm_first_token: float
+    llm_first_clause: float
+    tts: float  # the first clause synthesized and encoded
+    transcript: str
+    first_clause: str
+    tools: int
+
+    @property
+    def total(self) -> float:
+        return self.vad + self.asr + self.llm_first_clause + self.tts
+
+
+class FloorBench:
+    """Owns what the answer path needs besides the engines: the built-in tools and the
+    simulated device's tools, so the prompt matches the server's."""
+
+    def __init__(self, engines: Engines, config: Config, vad_model: Path) -> None:
+        self.engines = engines
+        self.config = config
+        self.vad_model = vad_model
+        self._store = MemoryStore(Path(tempfile.mkdtemp(prefix="edge-bench-")) / "memory.db")
+        self._client = McpLoopback(SimMcpServer(), log=logger).client
+        self.tools = ToolSet([])
+
+    async def start(self) -> None:
+        async def never_delivered(_device: str, _text: str) -> bool:
+            return False
+
+        reminders = ReminderScheduler(self._store, never_delivered)
+        await self._client.start()
+        if self.config.tools.enabled:
+            self.tools = ToolSet(
+                [*builtin_tools("", reminders, 8.0), *self._client.tools],
+            )
+        writer = self._writer()
+        specs = self.tools.specs() if self.tools and not writer.grammar_mode else None
+        await self.engines.llm.warm_up(writer.messages("Hello", [], ""), specs)
+
+    def close(self) -> None:
+        self._client.close()
+        self._store.close()
+
+    def _writer(self) -> AnswerWriter:
+        log = logger.bind(device="bench-floor")
+        return AnswerWriter(self.engines.llm, self.config, self.tools, ToolContext("bench"), log)
+
+    async def measure(self, utterance: Utterance) -> FloorTurn | None:
+        segment, vad_s = self._vad(utterance.pcm)
+        if segment is None:
+            return None
+        started = time.monotonic()
+        text = await self.engines.asr.transcribe(segment, timeout_s=self.config.asr.timeout_s)
+        asr_s = time.monotonic() - started
+        writer = self._writer()
+        first_token, first_clause, clause = await _first_clause(
+            writer.pieces(writer.messages(text, [], ""))
+        )
+        encoder = OpusEncoder(
+            self.config.audio.downlink_sample_rate, self.config.audio.frame_duration_ms
+        )
+        try:
+            started = time.monotonic()
+            await self.engines.tts.packets(clause or "Sorry.", encoder)
+            tts_s = time.monotonic() - started
+        finally:
+            encoder.close()
+        return FloorTurn(
+            utterance.name,
+            vad_s,
+            asr_s,
+            first_token,
+            first_clause,
+            tts_s,
+            text,
+            clause,
+            len(writer.answer.tool_calls),
+        )
+
+    def _vad(self, pcm: np.ndarray) -> tuple[np.ndarray | None, float]:
+        """Feed 60 ms frames as the device would, then silence, until a segment closes."""
+        frame = RATE * self.config.audio.frame_duration_ms // 1000
+        detector = VadDetector(self.vad_model, self.config.vad)
+        chunks = frames(pcm, frame)
+        speech_frames = len(chunks)
+        silence = np.zeros(frame, np.int16)
+        limit = speech_frames + int(5 * RATE / frame)
+        for index in range(limit):
+            chunk = chunks[index] if index < speech_frames else silence
+            result = detector.feed(to_float(chunk))
+            if result.utterances:
+                # Negative when a pause inside the speech closed the segment early.
+                delay = (index + 1 - speech_frames) * frame / RATE
+                return np.concatenate(result.utterances), delay
+        return None, 0.0
+
+
+async def _first_clause(pieces: AsyncIterator[str]) -> tuple[float, float, str]:
+    """Seconds to the first piece of speech and to the first complete clause, and the clause."""
+    started = time.monotonic()
+    splitter = SentenceSplitter()
+    first_token = 0.0
+    clause = ""
+    async for piece in pieces:
+        if not first_token:
+            first_token = time.monotonic() - started
+        done = splitter.push(piece)
+        if done:
+            clause = done[0]
+            break
+    else:
+        rest = splitter.finish()
+        clause = rest[0] if rest else ""
+    await pieces.aclose()  # type: ignore[attr-defined]
+    return first_token, time.monotonic() - started, clause
+
+
+def as_row(turn: FloorTurn) -> dict[str, Any]:
+    return {
+        "name": turn.name,
+        "vad": turn.vad,
+        "asr": turn.asr,
+        "llm_first_token": turn.llm_first_token,
+        "llm_first_clause": turn.llm_first_clause,
+        "tts": turn.tts,
+        "total": turn.total,
+        "transcript": turn.transcript,
+        "first_clause": turn.first_clause,
+        "tools": turn.tools,
+    }

@@ -1,0 +1,517 @@
+"""`edge bench`: how fast edge answers, how close that is to what its engines allow, and how many
+devices one board serves.
+
+1. The floor: every stage on its engine alone (`edge.bench.floor`), in this process.
+2. A fresh server (`edge serve` as its own process), or one given by `--url`.
+3. One talking device, `--turns` turns, the first turn after start included: end of speech →
+   first audio frame as the device receives it, and each server stage from the server's own
+   timestamps (`/debug/turns`), all measured from the moment the device sent its last frame of
+   speech.
+4. `--idle` devices connected and silent: the server's CPU time and memory they add.
+5. With them still connected, 1, 2, 3… devices talking at once (`--rounds` turns each), until
+   p95 first audio passes 3 s or `--max-talkers` is reached. Every answer must arrive, be
+   played to its end and never overflow the device's 40-packet queue.
+
+Prints a table, and the same figures as JSON with `--json FILE` (`-` for standard output).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import os
+import platform
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import psutil
+from loguru import logger
+
+from edge.bench.floor import FloorBench, FloorTurn, as_row
+from edge.bench.server import ServerUnderTest
+from edge.bench.utterances import QUESTIONS, RATE, Utterance, recorded, synthesized
+from edge.sim.device import SimDevice
+from edge.sim.run import fetch_ota
+
+CONCURRENCY_LIMIT_S = 3.0  # p95 first audio beyond this is not a conversation any more
+TURN_TIMEOUT_S = 90.0
+STAGES = ("vad_decision", "asr_done", "llm_first_token", "tts_first_audio", "first_frame_sent")
+STAGE_NAMES = {
+    "vad_decision": "end of speech → VAD decision",
+    "asr_done": "ASR done",
+    "llm_first_token": "LLM first token",
+    "tts_first_audio": "first sentence synthesized",
+    "first_frame_sent": "first audio frame sent",
+    "first_audio": "first audio frame at the device",
+}
+
+
+@dataclass
+class Options:
+    turns: int = 10
+    idle: int = 50
+    max_talkers: int = 6
+    rounds: int = 2
+    idle_window_s: float = 10.0
+    profile: str = ""
+    config: Path | None = None
+    url: str = ""  # an existing server's HTTP base, e.g. http://192.168.1.20:8003
+    wavs: list[Path] = field(default_factory=list)
+    settings: list[str] = field(default_factory=list)  # section.key=value, as EDGE_* variables
+    json_out: str = ""
+    skip_floor: bool = False
+    real_speech: bool = False  # the shipped human recordings instead of the spoken questions
+
+
+@dataclass
+class Turn:
+    device: str
+    utterance: str
+    end_of_speech: float
+    first_audio: float | None  # seconds after the end of speech
+    stages: dict[str, float]  # server stage → seconds after the end of speech
+    tools: int
+    delivered: bool  # `tts stop` arrived after audio, and the last frame was played
+    overflowed: int  # packets the device dropped: its queue was full (not paced)
+    cut_early: bool  # the server answered before the device finished speaking
+
+
+def _setting_env(settings: list[str]) -> dict[str, str]:
+    env = {}
+    for item in settings:
+        key, _, value = item.partition("=")
+        section, _, name = key.partition(".")
+        if not value or not name:
+            raise SystemExit(f"edge bench: --set wants section.key=value, not {item!r}")
+        env[f"EDGE_{section.upper()}_{name.upper()}"] = value
+    return env
+
+
+def percentile(values: list[float], q: float) -> float | None:
+    return float(np.percentile(values, q)) if values else None
+
+
+def _spread(values: list[float]) -> dict[str, float | None]:
+    return {"p50": percentile(values, 50), "p95": percentile(values, 95), "n": len(values)}
+
+
+# --- the floor -----------------------------------------------------------------------------
+
+
+async def _floor(options: Options, env: dict[str, str]) -> tuple[list[Utterance], list[FloorTurn]]:
+    from edge.config import load
+    from edge.engines.loader import load_engines, resolve_models
+
+    config = load(options.config, {**os.environ, **env})
+    engines = await load_engines(config)
+    try:
+        speech = recorded(options.wavs) if options.wavs else []
+        if options.real_speech:
+            speech += recorded()
+        if not speech:
+            pcm = {q: engines.tts.synthesize_pcm(q, RATE) for q in QUESTIONS}
+            speech = synthesized(pcm)
+        if options.skip_floor:
+            return speech, []
+        bench = FloorBench(engines, config, resolve_models(config).vad)
+        await bench.start()
+        try:
+            turns = []
+            for utterance in speech:
+                turn = await bench.measure(utterance)
+                if turn is not None:
+                    turns.append(turn)
+            return speech, turns
+        finally:
+            bench.close()
+    finally:
+        engines.close()
+
+
+# --- devices ---------------------------------------------------------------------------------
+
+
+async def _connect(server: ServerUnderTest, device_id: str) -> SimDevice:
+    answer = await fetch_ota(server.ota_url, device_id, f"bench-{device_id}")
+    ws = answer["websocket"]
+    device = SimDevice(
+        ws["url"], device_id=device_id, protocol_version=int(ws.get("version", 1)), token=""
+    )
+    device.token = ws.get("token", "")
+    await device.connect()
+    return device
+
+
+async def _turn(server: ServerUnderTest, device: SimDevice, utterance: Utterance) -> Turn:
+    mark = len(device.events)
+    overflow_before = device.stats.dropped_overflow
+    await device.listen_start("auto")
+    await device.say(utterance.pcm, silence_s=TURN_TIMEOUT_S / 2)
+    end = device.last_speech_sent or time.monotonic()
+    delivered = True
+    try:
+        await device.wait_tts_stop(TURN_TIMEOUT_S, after=mark)
+        await device.wait_played(30)
+    except Exception:
+        delivered = False
+    stt_at = next(
+        (e.t for e in device.events[mark:] if e.message and e.message.get("type") == "stt"), None
+    )
+    latency = device.first_audio_latency(mark)
+    stages: dict[str, float] = {}
+    tools = 0
+    for record in reversed(await server.recent_turns(end - 60)):
+        if record["device"] == device.device_id and record["vad_decision"] >= end - 30:
+            stages = {s: record[s] - end for s in STAGES if record.get(s) is not None}
+            tools = int(record["tools"])
+            break
+    return Turn(
+        device.device_id,
+        utterance.name,
+        end,
+        latency,
+        stages,
+        tools,
+        delivered and latency is not None,
+        device.stats.dropped_overflow - overflow_before,
+        stt_at is not None and stt_at < end,
+    )
+
+
+# --- phases ----------------------------------------------------------------------------------
+
+
+async def _one_talker(
+    server: ServerUnderTest, speech: list[Utterance], turns: int, say: Any
+) -> list[Turn]:
+    device = await _connect(server, "be:00:00:00:01:00")
+    results = []
+    try:
+        for index in range(turns):
+            turn = await _turn(server, device, speech[index % len(speech)])
+            results.append(turn)
+            say(f"  turn {index + 1}/{turns} {turn.utterance!r}: {_ms(turn.first_audio)}")
+    finally:
+        await device.drop()
+    return results
+
+
+async def _wait_quiet(server: ServerUnderTest, limit_s: float = 180.0) -> None:
+    """Until the server used under 5 % of a core for two seconds in a row."""
+    quiet = 0
+    deadline = time.monotonic() + limit_s
+    while quiet < 2 and time.monotonic() < deadline:
+        before = server.cpu_seconds()
+        await asyncio.sleep(1.0)
+        after = server.cpu_seconds()
+        if before is None or after is None:
+            return
+        quiet = quiet + 1 if after - before < 0.05 else 0
+
+
+async def _idle_cost(
+    server: ServerUnderTest, count: int, window_s: float, say: Any
+) -> tuple[dict[str, Any], list[SimDevice]]:
+    async def cpu_over_window() -> float | None:
+        before = server.cpu_seconds()
+        await asyncio.sleep(window_s)
+        after = server.cpu_seconds()
+        return None if before is None or after is None else after - before
+
+    await _wait_quiet(server)  # the talker's memory writes and summary
+    base_cpu = await cpu_over_window()
+    base_rss = server.rss_mb()
+    devices: list[SimDevice] = []
+    for index in range(count):
+        devices.append(await _connect(server, f"be:00:00:00:02:{index:02x}"))
+    await asyncio.sleep(3)  # their MCP handshakes
+    idle_cpu = await cpu_over_window()
+    idle_rss = server.rss_mb()
+    figures: dict[str, Any] = {"devices": count, "window_s": window_s}
+    if base_cpu is not None and idle_cpu is not None and base_rss and idle_rss:
+        figures |= {
+            "cpu_percent_of_core_without": 100 * base_cpu / window_s,
+            "cpu_percent_of_core_with": 100 * idle_cpu / window_s,
+            "cpu_percent_of_core_added": 100 * (idle_cpu - base_cpu) / window_s,
+            "cpu_percent_of_core_per_device": 100 * (idle_cpu - base_cpu) / window_s / count
+            if count
+            else 0.0,
+            "rss_mb_without": base_rss,
+            "rss_mb_with": idle_rss,
+            "rss_mb_added": idle_rss - base_rss,
+        }
+    say(f"  {count} idle devices connected: {json.dumps(_rounded(figures))}")
+    return figures, devices
+
+
+async def _concurrency(
+    server: ServerUnderTest, speech: list[Utterance], options: Options, say: Any
+) -> tuple[list[dict[str, Any]], list[Turn]]:
+    talkers = [
+        await _connect(server, f"be:00:00:00:03:{k:02x}") for k in range(options.max_talkers)
+    ]
+    levels: list[dict[str, Any]] = []
+    all_turns: list[Turn] = []
+    try:
+        for count in range(1, options.max_talkers + 1):
+            turns: list[Turn] = []
+            for round_index in range(options.rounds):
+                picks = [speech[(k + round_index * count) % len(speech)] for k in range(count)]
+                turns += await asyncio.gather(
+                    *(_turn(server, talkers[k], picks[k]) for k in range(count))
+                )
+            all_turns += turns
+            spread = _spread([t.first_audio for t in turns if t.first_audio is not None])
+            delivered = sum(t.delivered for t in turns)
+            levels.append(
+                {
+                    "talkers": count,
+                    "first_audio": spread,
+                    "turns": len(turns),
+                    "delivered": delivered,
+                    "overflowed_packets": sum(t.overflowed for t in turns),
+                }
+            )
+            p95 = spread["p95"]
+            say(
+                f"  {count} talking at once: p50 {_ms(spread['p50'])}, "
+                f"p95 {_ms(p95)}, delivered {delivered}/{len(turns)}"
+            )
+            if p95 is None or p95 > CONCURRENCY_LIMIT_S or delivered < len(turns):
+                break
+    finally:
+        await asyncio.gather(*(t.drop() for t in talkers), return_exceptions=True)
+    return levels, all_turns
+
+
+# --- the report --------------------------------------------------------------------------------
+
+
+def _ms(value: float | None) -> str:
+    return "-" if value is None else f"{value * 1000:.0f} ms"
+
+
+def _rounded(value: Any) -> Any:
+    if isinstance(value, float):
+        return round(value, 4)
+    if isinstance(value, dict):
+        return {k: _rounded(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_rounded(v) for v in value]
+    return value
+
+
+def _stage_table(turns: list[Turn]) -> dict[str, dict[str, float | None]]:
+    table = {}
+    for stage in STAGES:
+        table[stage] = _spread([t.stages[stage] for t in turns if stage in t.stages])
+    table["first_audio"] = _spread([t.first_audio for t in turns if t.first_audio is not None])
+    return table
+
+
+def _floor_table(floor: list[FloorTurn]) -> dict[str, Any]:
+    def cumulative(parts: int) -> list[float]:
+        out = []
+        for f in floor:
+            steps = [f.vad, f.asr, f.llm_first_clause, f.tts][:parts]
+            out.append(sum(steps))
+        return out
+
+    return {
+        "vad_decision": _spread(cumulative(1)),
+        "asr_done": _spread(cumulative(2)),
+        "llm_first_token": _spread([f.vad + f.asr + f.llm_first_token for f in floor]),
+        "tts_first_audio": _spread(cumulative(4)),
+        "first_audio": _spread([f.total for f in floor]),
+        "engines_alone": {
+            "vad": _spread([f.vad for f in floor]),
+            "asr": _spread([f.asr for f in floor]),
+            "llm_first_token": _spread([f.llm_first_token for f in floor]),
+            "llm_first_clause": _spread([f.llm_first_clause for f in floor]),
+            "tts_first_clause": _spread([f.tts for f in floor]),
+        },
+    }
+
+
+def _machine() -> dict[str, Any]:
+    return {
+        "platform": platform.platform(),
+        "machine": platform.machine(),
+        "cpus": os.cpu_count(),
+        "memory_gb": round(psutil.virtual_memory().total / 1e9, 1),
+        "python": platform.python_version(),
+    }
+
+
+def _print_report(report: dict[str, Any]) -> None:
+    print(f"\nedge bench on {report['machine']['machine']}, {report['machine']['cpus']} CPUs")
+    one = report["one_talker"]
+    floor = report.get("floor") or {}
+    print(f"\none talking device, {one['turns']} turns (first turn: {_ms(one['first_turn'])})")
+    print(f"{'stage (from end of speech)':36} {'p50':>8} {'p95':>8} {'floor p50':>10}")
+    for stage in (*STAGES, "first_audio"):
+        row = one["stages"][stage]
+        floor_p50 = (floor.get(stage) or {}).get("p50")
+        print(
+            f"{STAGE_NAMES[stage]:36} {_ms(row['p50']):>8} {_ms(row['p95']):>8} "
+            f"{_ms(floor_p50):>10}"
+        )
+    if report.get("ratio_to_floor") is not None:
+        print(f"pipeline / floor (p50 first audio): {report['ratio_to_floor']:.2f}")
+    for kind in ("plain", "with_tools"):
+        spread = one["by_kind"][kind]
+        if spread["n"]:
+            print(
+                f"  {kind.replace('_', ' ')} turns: p50 {_ms(spread['p50'])}, "
+                f"p95 {_ms(spread['p95'])} ({spread['n']})"
+            )
+    if one["cut_early"]:
+        print(f"  {one['cut_early']} turns answered before the speaker finished (not counted)")
+    engines = floor.get("engines_alone")
+    if engines:
+        print(
+            "engines alone (p50): "
+            + ", ".join(f"{name} {_ms(v['p50'])}" for name, v in engines.items())
+        )
+    memory = report["memory"]
+    print(
+        f"\nserver memory: {memory.get('rss_mb_after_one_talker') or 0:.0f} MB RSS "
+        f"after one talker, {memory.get('rss_mb_end') or 0:.0f} MB at the end"
+    )
+    idle = report.get("idle") or {}
+    if "cpu_percent_of_core_per_device" in idle:
+        print(
+            f"{idle['devices']} idle devices: +{idle['cpu_percent_of_core_added']:.2f} % of one "
+            f"core in all ({idle['cpu_percent_of_core_per_device']:.3f} % each), "
+            f"+{idle['rss_mb_added']:.1f} MB RSS"
+        )
+    if report["concurrency"]:
+        print(
+            "\ntalking at once (with the idle devices connected), "
+            f"{CONCURRENCY_LIMIT_S:.0f} s p95 limit"
+        )
+        for level in report["concurrency"]:
+            spread = level["first_audio"]
+            print(
+                f"  {level['talkers']}: p50 {_ms(spread['p50'])}, p95 {_ms(spread['p95'])}, "
+                f"delivered {level['delivered']}/{level['turns']}, "
+                f"overflowed packets {level['overflowed_packets']}"
+            )
+        print(f"most conversations at once within the limit: {report['max_talkers_within_limit']}")
+
+
+async def run(options: Options) -> dict[str, Any]:
+    started = time.monotonic()
+    env = _setting_env(options.settings)
+    if options.profile:
+        env["EDGE_MODELS_PROFILE"] = options.profile
+
+    def say(line: str) -> None:
+        print(f"[{time.monotonic() - started:6.1f}s] {line}", file=sys.stderr, flush=True)
+
+    say("measuring each engine alone (the floor)")
+    speech, floor = await _floor(options, env)
+    for f in floor:
+        say(
+            f"  {f.name!r}: vad {_ms(f.vad)} asr {_ms(f.asr)} llm {_ms(f.llm_first_clause)} "
+            f"tts {_ms(f.tts)} = {_ms(f.total)} ({f.first_clause!r})"
+        )
+    if options.url:
+        server = await ServerUnderTest.attach(options.url)
+        say(f"using the server at {options.url}")
+    else:
+        say("starting edge serve")
+        server = await ServerUnderTest.start(options.config, env)
+        say(f"edge serve ready ({server.http_base}), log in {server.log}")
+    idle_devices: list[SimDevice] = []
+    try:
+        say(f"one talking device, {options.turns} turns")
+        one = await _one_talker(server, speech, options.turns, say)
+        rss_one = server.rss_mb()
+        idle: dict[str, Any] = {}
+        if options.idle:
+            say(f"{options.idle} idle devices, {options.idle_window_s:.0f} s CPU windows")
+            idle, idle_devices = await _idle_cost(server, options.idle, options.idle_window_s, say)
+        levels: list[dict[str, Any]] = []
+        if options.max_talkers:
+            say("devices talking at once")
+            levels, _ = await _concurrency(server, speech, options, say)
+        rss_end = server.rss_mb()
+    finally:
+        await asyncio.gather(*(d.drop() for d in idle_devices), return_exceptions=True)
+        if not options.url:
+            server.stop()
+    counted = [t for t in one if not t.cut_early]
+    stages = _stage_table(counted)
+    floor_table = _floor_table(floor) if floor else None
+    ratio = None
+    if floor_table and stages["first_audio"]["p50"] and floor_table["first_audio"]["p50"]:
+        ratio = stages["first_audio"]["p50"] / floor_table["first_audio"]["p50"]
+    within = [lv["talkers"] for lv in levels if (lv["first_audio"]["p95"] or 99) <= 3.0]
+    report = {
+        "machine": _machine(),
+        "options": {
+            "turns": options.turns,
+            "idle": options.idle,
+            "max_talkers": options.max_talkers,
+            "rounds": options.rounds,
+            "profile": options.profile or "(config)",
+            "settings": options.settings,
+            "server": options.url or "started by the bench",
+        },
+        "one_talker": {
+            "turns": len(one),
+            "first_turn": one[0].first_audio if one else None,
+            "stages": stages,
+            "by_kind": {
+                "plain": _spread([t.first_audio for t in counted if t.first_audio and not t.tools]),
+                "with_tools": _spread(
+                    [t.first_audio for t in counted if t.first_audio and t.tools]
+                ),
+            },
+            "cut_early": len(one) - len(counted),
+            "delivered": sum(t.delivered for t in one),
+            "overflowed_packets": sum(t.overflowed for t in one),
+            "turns_detail": [
+                {
+                    "utterance": t.utterance,
+                    "first_audio": t.first_audio,
+                    "stages": t.stages,
+                    "tools": t.tools,
+                    "cut_early": t.cut_early,
+                }
+                for t in one
+            ],
+        },
+        "floor": floor_table,
+        "floor_turns": [as_row(f) for f in floor],
+        "ratio_to_floor": ratio,
+        "memory": {"rss_mb_after_one_talker": rss_one, "rss_mb_end": rss_end},
+        "idle": idle,
+        "concurrency": levels,
+        "max_talkers_within_limit": max(within, default=0),
+        "seconds": time.monotonic() - started,
+    }
+    return dict(_rounded(report))
+
+
+def main(options: Options) -> int:
+    logger.remove()
+    logger.add(sys.stderr, level="WARNING")
+    report = asyncio.run(run(options))
+    _print_report(report)
+    if options.json_out:
+        text = json.dumps(report, ensure_ascii=False, indent=2)
+        if options.json_out == "-":
+            print(text)
+        else:
+            Path(options.json_out).write_text(text + "\n")
+            print(f"\nJSON written to {options.json_out}")
+    with contextlib.suppress(Exception):
+        sys.stdout.flush()
+    return 0

@@ -1,0 +1,126 @@
+"""The server under test: `edge serve` started as its own process (as on a board), or one that
+is already running. For a server on this machine, its process is found by the pid /health
+reports, for its memory and CPU time."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+import aiohttp
+import psutil
+
+_LOOPBACK = {"127.0.0.1", "localhost", "::1"}
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+def _spawn(command: list[str], log: Path, env: dict[str, str]) -> subprocess.Popen[bytes]:
+    with open(log, "wb") as out:
+        return subprocess.Popen(command, stdout=out, stderr=subprocess.STDOUT, env=env)
+
+
+class ServerUnderTest:
+    def __init__(self, http_base: str, proc: subprocess.Popen[bytes] | None, log: Path | None):
+        self.http_base = http_base.rstrip("/")
+        self.proc = proc
+        self.log = log
+        self.process: psutil.Process | None = None
+        self.ws_url = ""
+
+    @property
+    def ota_url(self) -> str:
+        return f"{self.http_base}/xiaozhi/ota/"
+
+    @property
+    def local(self) -> bool:
+        return urlsplit(self.http_base).hostname in _LOOPBACK
+
+    @classmethod
+    async def start(
+        cls, config_file: Path | None, env: dict[str, str], timeout_s: float = 900
+    ) -> ServerUnderTest:
+        workdir = Path(tempfile.mkdtemp(prefix="edge-bench-server-"))
+        log = workdir / "edge.log"
+        http_port = free_port()
+        command = [sys.executable, "-m", "edge", "serve", "--host", "127.0.0.1"]
+        command += ["--port", str(free_port()), "--http-port", str(http_port)]
+        if config_file is not None:
+            command += ["--config", str(config_file)]
+        environment = {"EDGE_STATE_DIR": str(workdir / "state"), **os.environ, **env}
+        proc = _spawn(command, log, environment)
+        server = cls(f"http://127.0.0.1:{http_port}", proc, log)
+        await server.wait_ready(timeout_s)
+        return server
+
+    @classmethod
+    async def attach(cls, http_base: str) -> ServerUnderTest:
+        server = cls(http_base, None, None)
+        await server.wait_ready(30)
+        return server
+
+    async def health(self) -> tuple[int, dict[str, Any]]:
+        async with (
+            aiohttp.ClientSession() as http,
+            http.get(f"{self.http_base}/health", timeout=aiohttp.ClientTimeout(total=5)) as resp,
+        ):
+            return resp.status, dict(await resp.json(content_type=None))
+
+    async def wait_ready(self, timeout_s: float) -> None:
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            if self.proc is not None and self.proc.poll() is not None:
+                tail = self.log.read_text()[-3000:] if self.log else ""
+                raise RuntimeError(f"edge serve exited with {self.proc.returncode}:\n{tail}")
+            try:
+                status, body = await self.health()
+            except (aiohttp.ClientError, TimeoutError):
+                status, body = 0, {}
+            if status == 200 and body.get("models_loaded"):
+                pid = body.get("pid")
+                if self.local and isinstance(pid, int) and psutil.pid_exists(pid):
+                    self.process = psutil.Process(pid)
+                return
+            await asyncio.sleep(0.3)
+        raise RuntimeError(f"the server at {self.http_base} was not ready in {timeout_s:.0f} s")
+
+    async def recent_turns(self, since: float) -> list[dict[str, Any]]:
+        """Stage timestamps of the server's recent turns (only for a server on this machine,
+        whose monotonic clock is ours)."""
+        if not self.local:
+            return []
+        url = f"{self.http_base}/debug/turns?since={since}"
+        async with aiohttp.ClientSession() as http, http.get(url) as resp:
+            if resp.status != 200:
+                return []
+            return list((await resp.json())["turns"])
+
+    def rss_mb(self) -> float | None:
+        return self.process.memory_info().rss / 1e6 if self.process else None
+
+    def cpu_seconds(self) -> float | None:
+        if self.process is None:
+            return None
+        times = self.process.cpu_times()
+        return float(times.user + times.system)
+
+    def stop(self) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(30)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait(10)
