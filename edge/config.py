@@ -99,6 +99,12 @@ class LlmConfig:
     # A long answer gives the model up after a sentence when another device waits (fairness).
     yield_between_sentences: bool = True
     max_waiting: int = 16  # requests queued for the model; more are refused with an apology
+    # "local" (llama.cpp in this process) or "openai": an OpenAI-compatible server at `url`
+    # (llama-server, Ollama, vLLM), e.g. url = "http://192.168.1.20:8080/v1".
+    backend: str = "local"
+    url: str = ""
+    model: str = ""  # the model name sent to that server (Ollama and vLLM need it)
+    api_key: str = ""
 
 
 @dataclass(frozen=True)
@@ -363,6 +369,13 @@ def validate(c: Config) -> None:
     )
     _check(c.server.protocol_version in (1, 2, 3), "server.protocol_version", "must be 1, 2 or 3")
     _check(c.server.websocket_path.startswith("/"), "server.websocket_path", "must start with /")
+    _check(c.llm.backend in ("local", "openai"), "llm.backend", "must be 'local' or 'openai'")
+    _check(
+        c.llm.backend != "openai" or c.llm.url.startswith(("http://", "https://")),
+        "llm.url",
+        "the openai backend needs the server's URL, like http://host:8080/v1",
+    )
+    _check(c.llm.max_waiting >= 1, "llm.max_waiting", "must be at least 1")
     url = c.server.public_websocket_url
     _check(
         not url or url.startswith(("ws://", "wss://")),

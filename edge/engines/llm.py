@@ -21,7 +21,7 @@ import threading
 import time
 from collections.abc import AsyncGenerator
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 from loguru import logger
 
@@ -39,6 +39,37 @@ _CALL_START = ("{", "[", "<", "`")
 
 class EngineBusy(RuntimeError):
     """More requests wait for the model than `llm.max_waiting`: refused at once."""
+
+
+class LanguageModel(Protocol):
+    """What answers, summaries and the server use: this module's `LlmEngine`, or
+    `edge.engines.openai_llm.OpenAiLlm` for a server elsewhere on the LAN."""
+
+    config: LlmConfig
+    waiting: int
+    pauses: int
+
+    @property
+    def busy(self) -> bool: ...
+
+    def idle_for(self) -> float: ...
+
+    async def warm_up(
+        self, prompt: list[Message] | None = None, tools: list[dict[str, Any]] | None = None
+    ) -> float: ...
+
+    def stream(
+        self,
+        messages: list[Message],
+        *,
+        max_tokens: int | None = None,
+        timeout_s: float | None = None,
+        tools: list[dict[str, Any]] | None = None,
+        json_schema: str | None = None,
+        grammar: str | None = None,
+    ) -> AsyncGenerator[str, None]: ...
+
+    def close(self) -> None: ...
 
 
 class LlmEngine:
@@ -183,6 +214,9 @@ class LlmEngine:
                 return
             self.pauses += 1
             logger.debug("llm paused after {} tokens ({} waiting)", used, self.waiting)
+
+    def close(self) -> None:
+        self.worker.shutdown()
 
     async def _acquire(self) -> None:
         """Join the queue for the model (first come, first served), or refuse when it is full.

@@ -12,7 +12,8 @@ from loguru import logger
 
 from edge.config import AsrConfig, Config
 from edge.engines.asr import AsrEngine, load_recognizer
-from edge.engines.llm import LlmEngine
+from edge.engines.llm import LanguageModel, LlmEngine
+from edge.engines.openai_llm import OpenAiLlm
 from edge.engines.tts import TtsEngine
 from edge.engines.vad import VadPool
 from edge.engines.worker import EngineWorker
@@ -24,15 +25,16 @@ from edge.models.manager import ModelStore, active_profile, is_downloaded_model,
 class Engines:
     vad: VadPool
     asr: AsrEngine
-    llm: LlmEngine
+    llm: LanguageModel
     tts: TtsEngine
 
     def workers(self) -> list[EngineWorker]:
-        return [self.vad.worker, self.asr.worker, self.llm.worker, self.tts.worker]
+        return [self.vad.worker, self.asr.worker, self.tts.worker]
 
     def close(self) -> None:
         for worker in self.workers():
             worker.shutdown()
+        self.llm.close()
 
 
 @dataclass(frozen=True)
@@ -89,7 +91,10 @@ def resolve_models(config: Config) -> ModelFiles:
         vad=local("vad"),
         asr=asr,
         asr_dir=asr_dir,
-        llm=Path(config.llm.model_path) if config.llm.model_path else local("llm"),
+        # No local model file is needed (or assembled) when a server elsewhere answers.
+        llm=Path(config.llm.model_path or "-")
+        if config.llm.model_path or config.llm.backend != "local"
+        else local("llm"),
         voice=Path(config.tts.voice_model) if config.tts.voice_model else local("tts"),
     )
 
@@ -102,12 +107,17 @@ async def load_engines(config: Config) -> Engines:
 
     vad_worker = EngineWorker("vad", threads=2, timeout_s=5.0)
     asr_worker = EngineWorker("asr", threads=1, timeout_s=config.asr.timeout_s)
-    llm_worker = EngineWorker("llm", threads=1, timeout_s=config.llm.timeout_s)
     tts_worker = EngineWorker("tts", threads=1, timeout_s=config.tts.timeout_s)
+
+    def language_model() -> LanguageModel:
+        if config.llm.backend == "openai":
+            return OpenAiLlm(config.llm)
+        return LlmEngine(llm_path, config.llm, EngineWorker("llm", 1, config.llm.timeout_s))
+
     vad, recognizer, llm, tts = await asyncio.gather(
         asyncio.to_thread(VadPool, vad_model, config.vad, vad_worker),
         asyncio.to_thread(load_recognizer, files.asr, files.asr_dir),
-        asyncio.to_thread(LlmEngine, llm_path, config.llm, llm_worker),
+        asyncio.to_thread(language_model),
         asyncio.to_thread(TtsEngine, voice, config.tts, tts_worker),
     )
     engines = Engines(vad, AsrEngine(recognizer, asr_worker), llm, tts)
@@ -119,7 +129,7 @@ async def load_engines(config: Config) -> Engines:
         time.monotonic() - started,
         files.profile,
         files.asr.engine,
-        llm_path.name,
+        llm_path.name if config.llm.backend == "local" else config.llm.url,
         voice.name,
     )
     return engines

@@ -17,7 +17,7 @@ from typing import Any
 
 from loguru import logger
 
-from edge.engines.llm import LlmEngine
+from edge.engines.llm import LanguageModel
 from edge.memory.store import MemoryStore, Turn
 from edge.tools.parsing import decode_json
 
@@ -50,7 +50,7 @@ def summary_prompt(system_prompt: str, previous: str, turns: list[Turn]) -> list
 
 
 class Summarizer:
-    def __init__(self, store: MemoryStore, llm: LlmEngine, max_tokens: int) -> None:
+    def __init__(self, store: MemoryStore, llm: LanguageModel, max_tokens: int) -> None:
         self.store = store
         self.llm = llm
         self.max_tokens = max_tokens

@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from edge.config import Config
-from edge.engines.llm import LlmEngine
+from edge.engines.llm import LanguageModel
 from edge.tools import grammar
 from edge.tools.parsing import ParsedCall, call_start, embedded_call, parse_tool_call
 from edge.tools.registry import (
@@ -77,7 +77,7 @@ class Answer:
 class AnswerWriter:
     def __init__(
         self,
-        llm: LlmEngine,
+        llm: LanguageModel,
         config: Config,
         tools: ToolSet,
         context: ToolContext,

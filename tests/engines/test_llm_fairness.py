@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 
 from edge.config import DEFAULT_SYSTEM_PROMPT
-from edge.engines.llm import EngineBusy, LlmEngine
+from edge.engines.llm import EngineBusy, LanguageModel
 from tests.helpers import ServerThread, wait_until
 
 STORY = "Tell me a long story about a dragon, in ten sentences."
@@ -23,7 +23,7 @@ def _prompt(text: str) -> list[dict[str, Any]]:
 
 
 @pytest.fixture
-def llm(harness: ServerThread) -> Iterator[LlmEngine]:
+def llm(harness: ServerThread) -> Iterator[LanguageModel]:
     engine = harness.engines.llm
     saved = engine.config
     yield engine
@@ -31,7 +31,7 @@ def llm(harness: ServerThread) -> Iterator[LlmEngine]:
 
 
 async def _collect(
-    llm: LlmEngine, name: str, text: str, log: list[tuple[str, str]], max_tokens: int = 60
+    llm: Any, name: str, text: str, log: list[tuple[str, str]], max_tokens: int = 60
 ) -> str:
     out = ""
     async for piece in llm.stream(_prompt(text), max_tokens=max_tokens):
@@ -42,7 +42,7 @@ async def _collect(
 
 
 def test_a_waiting_device_gets_its_first_sentence_before_a_long_answer_goes_on(
-    harness: ServerThread, llm: LlmEngine
+    harness: ServerThread, llm: Any
 ) -> None:
     async def scenario() -> tuple[list[tuple[str, str]], str, str, int]:
         log: list[tuple[str, str]] = []
@@ -77,7 +77,7 @@ def test_a_waiting_device_gets_its_first_sentence_before_a_long_answer_goes_on(
     assert a_text.count(a_before_b.strip()) == 1, a_text
 
 
-def test_requests_are_served_in_arrival_order(harness: ServerThread, llm: LlmEngine) -> None:
+def test_requests_are_served_in_arrival_order(harness: ServerThread, llm: Any) -> None:
     async def scenario() -> list[str]:
         log: list[tuple[str, str]] = []
         llm.config = dataclasses.replace(llm.config, yield_between_sentences=False)
@@ -97,9 +97,7 @@ def test_requests_are_served_in_arrival_order(harness: ServerThread, llm: LlmEng
     assert harness.call(scenario()) == ["A", "B", "C", "D"]
 
 
-def test_a_cancelled_request_leaves_the_queue_at_once(
-    harness: ServerThread, llm: LlmEngine
-) -> None:
+def test_a_cancelled_request_leaves_the_queue_at_once(harness: ServerThread, llm: Any) -> None:
     async def scenario() -> tuple[int, bool, list[tuple[str, str]], int]:
         log: list[tuple[str, str]] = []
         pauses = llm.pauses
@@ -119,7 +117,7 @@ def test_a_cancelled_request_leaves_the_queue_at_once(
     assert pauses == 0  # and nobody gave the model up for it
 
 
-def test_a_full_queue_refuses_at_once(harness: ServerThread, llm: LlmEngine) -> None:
+def test_a_full_queue_refuses_at_once(harness: ServerThread, llm: Any) -> None:
     async def scenario() -> tuple[type[BaseException] | None, list[str]]:
         log: list[tuple[str, str]] = []
         llm.config = dataclasses.replace(llm.config, max_waiting=1)
