@@ -62,6 +62,8 @@ def _parser() -> argparse.ArgumentParser:
     )
     for target in (bench, latency):
         _latency_arguments(target)
+    vad = bench_sub.add_parser("vad", help="what the VAD hang-over costs in words cut off")
+    vad.add_argument("--json", action="store_true", help="print JSON instead of text")
     tools = bench_sub.add_parser("tools", help="tool-call accuracy on spoken-style requests")
     tools.add_argument("--model", type=Path, help="GGUF file (default: the embedded model)")
     tools.add_argument("--mode", choices=["template", "grammar"], default="template")
@@ -192,6 +194,10 @@ def main(argv: list[str] | None = None) -> int:
         from edge.bench import tool_calls
 
         return tool_calls.main(args.model, args.mode, args.json)
+    if args.command == "bench" and args.bench == "vad":
+        from edge.bench import hangover
+
+        return hangover.main(args.json)
     if args.command == "bench":
         return _bench_latency(args)
     return 2

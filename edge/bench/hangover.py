@@ -1,0 +1,98 @@
+"""`edge bench vad`: what the VAD hang-over (`vad.end_silence_ms`) costs in words cut off.
+
+A shorter hang-over answers sooner, but a speaker who pauses longer than it mid-sentence is cut
+off: the turn ends at the pause and the words after it are lost. For each hang-over, every
+shipped recording of real speech (each holds a natural pause: Beckett's between two sentences,
+Dickens' at commas) is fed frame by frame as a device sends it; the first segment is what the
+turn would answer. Words cut off = words of the whole recording's transcript missing from the
+first segment's transcript.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import json
+import re
+from typing import Any
+
+import numpy as np
+
+from edge.audio.pcm import frames, to_float
+from edge.bench.utterances import RATE, recorded
+from edge.config import load
+from edge.engines.loader import load_engines, resolve_models
+from edge.engines.vad import VadDetector
+
+HANGOVERS_MS = (200, 300, 400, 500, 600, 700, 800)
+FRAME = RATE * 60 // 1000
+
+
+def _words(text: str) -> list[str]:
+    return re.findall(r"[\w']+", text.lower())
+
+
+def _first_segment(detector: VadDetector, pcm: np.ndarray) -> tuple[np.ndarray | None, float]:
+    """The first closed segment, and how long after the end of the speech it closed (s)."""
+    chunks = frames(pcm, FRAME)
+    silence = np.zeros(FRAME, np.int16)
+    for index in range(len(chunks) + int(3 * RATE / FRAME)):
+        result = detector.feed(to_float(chunks[index] if index < len(chunks) else silence))
+        if result.utterances:
+            return result.utterances[0], (index + 1 - len(chunks)) * FRAME / RATE
+    return None, 0.0
+
+
+async def run() -> dict[str, Any]:
+    config = load(None)
+    engines = await load_engines(config)
+    vad_model = resolve_models(config).vad
+    try:
+        speech = recorded()
+        full = {u.name: await engines.asr.transcribe(to_float(u.pcm)) for u in speech}
+        rows = []
+        for hangover in HANGOVERS_MS:
+            vad = dataclasses.replace(config.vad, end_silence_ms=hangover)
+            cut_clips, lost, total, delays = 0, 0, 0, []
+            for utterance in speech:
+                segment, delay = _first_segment(VadDetector(vad_model, vad), utterance.pcm)
+                heard = await engines.asr.transcribe(segment) if segment is not None else ""
+                reference = _words(full[utterance.name])
+                missing = max(0, len(reference) - len(_words(heard)))
+                total += len(reference)
+                lost += missing
+                cut_clips += delay < 0
+                delays.append(delay)
+            rows.append(
+                {
+                    "end_silence_ms": hangover,
+                    "recordings_cut": cut_clips,
+                    "recordings": len(speech),
+                    "words_cut_off": lost,
+                    "words": total,
+                    "share_cut_off": lost / total if total else 0.0,
+                    "decision_after_speech_ms": 1000
+                    * float(np.median([d for d in delays if d >= 0] or [0])),
+                }
+            )
+        return {"transcripts": full, "rows": rows}
+    finally:
+        engines.close()
+
+
+def main(as_json: bool) -> int:
+    from loguru import logger
+
+    logger.remove()
+    report = asyncio.run(run())
+    if as_json:
+        print(json.dumps(report, indent=2))
+        return 0
+    print(f"{'hang-over':>10} {'decided after':>14} {'recordings cut':>15} {'words cut off':>14}")
+    for row in report["rows"]:
+        print(
+            f"{row['end_silence_ms']:>7} ms {row['decision_after_speech_ms']:>11.0f} ms "
+            f"{row['recordings_cut']:>8}/{row['recordings']:<6} "
+            f"{row['words_cut_off']:>7}/{row['words']} ({100 * row['share_cut_off']:.0f} %)"
+        )
+    return 0

@@ -1,0 +1,50 @@
+"""`edge bench` as a process, cut short: it measures the floor, starts a server, drives it with
+simulated devices and reports every figure. The figures are not judged here (no timing
+assertions), only that each one was measured and every answer was delivered and paced."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+from edge.bench.utterances import SPEECH_DIR
+
+
+def test_bench_reports_every_figure(tmp_path: Path) -> None:
+    out = tmp_path / "bench.json"
+    result = subprocess.run(
+        [
+            *(sys.executable, "-m", "edge", "bench", "--turns", "2", "--idle", "3"),
+            *("--max-talkers", "2", "--rounds", "1", "--idle-window", "2"),
+            *("--wav", str(SPEECH_DIR / "age_of_wisdom.wav"), "--json", str(out)),
+            *("--set", "vad.end_silence_ms=500"),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=900,
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "end of speech → VAD decision" in result.stdout
+    report = json.loads(out.read_text())
+    one = report["one_talker"]
+    assert one["turns"] == 2 and one["delivered"] == 2 and one["overflowed_packets"] == 0
+    for stage in ("vad_decision", "asr_done", "llm_first_token", "first_frame_sent"):
+        assert one["stages"][stage]["n"] == 2, stage
+        assert one["stages"][stage]["p50"] > 0
+    # Stages follow each other as the pipeline runs them.
+    first = one["turns_detail"][0]["stages"]
+    assert first["vad_decision"] < first["asr_done"] <= first["llm_first_token"]
+    assert first["llm_first_token"] <= first["first_frame_sent"]
+    assert one["turns_detail"][0]["first_audio"] >= first["first_frame_sent"]
+    floor = report["floor"]
+    assert floor["first_audio"]["n"] == 1 and report["ratio_to_floor"] > 0
+    assert report["memory"]["rss_mb_end"] > 100
+    idle = report["idle"]
+    assert idle["devices"] == 3 and "cpu_percent_of_core_per_device" in idle
+    levels = report["concurrency"]
+    assert levels and levels[0]["talkers"] == 1
+    for level in levels:
+        assert level["delivered"] == level["turns"] and level["overflowed_packets"] == 0
+    assert report["machine"]["cpus"] >= 1
