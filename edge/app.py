@@ -36,6 +36,8 @@ class EdgeServer:
         self.config = config
         self.engines = engines
         self.services = Services(engines)
+        if config.tools.enabled and config.tools.mode == "template":
+            self.services.prefix_tools_file = config.state_path / "prefix-tools.json"
         # The device registry is opened only when devices must be approved: an open server
         # keeps no list of who called.
         self.registry = DeviceRegistry(config.registry_file) if config.auth.enabled else None
@@ -118,9 +120,14 @@ class EdgeServer:
         tools = ToolSet(self.services.registry.tools())
         writer = AnswerWriter(self.engines.llm, self.config, tools, ToolContext(""), logger)
         specs = tools.specs() if tools and not writer.grammar_mode else None
+        # The tool list of the last device that connected (devices of one kind share it), when
+        # it extends today's shared tools: the first question after a restart finds it ready.
+        known = self.services.remembered_prefix_tools()
+        if specs and known[: len(specs)] == specs and len(known) > len(specs):
+            specs = known
         self.services.warmed_tools = specs or []
         seconds = await self.engines.llm.warm_up(writer.messages("Hello", [], ""), specs)
-        logger.info("prompt prefix ({} shared tools) evaluated in {:.2f} s", len(tools), seconds)
+        logger.info("prompt prefix ({} tools) evaluated in {:.2f} s", len(specs or []), seconds)
 
     def _spawn(self, coro: Any, name: str) -> None:
         self._background.append(asyncio.create_task(coro, name=name))

@@ -186,6 +186,24 @@ async def _turn(server: ServerUnderTest, device: SimDevice, utterance: Utterance
 # --- phases ----------------------------------------------------------------------------------
 
 
+async def _started_after_a_device(options: Options, env: dict[str, str]) -> ServerUnderTest:
+    """A board restarts with its devices known: the first start meets a device (its tool
+    list is kept), the second is the one measured, first turn included."""
+    first = await ServerUnderTest.start(options.config, env)
+    assert first.log is not None
+    try:
+        device = await _connect(first, "be:00:00:00:00:01")
+        deadline = time.monotonic() + 120
+        while "device's tools evaluated" not in first.log.read_text():
+            if time.monotonic() > deadline:
+                break
+            await asyncio.sleep(0.2)
+        await device.drop()
+    finally:
+        first.stop()
+    return await ServerUnderTest.start(options.config, env, workdir=first.log.parent)
+
+
 async def _one_talker(
     server: ServerUnderTest, speech: list[Utterance], turns: int, say: Any
 ) -> list[Turn]:
@@ -425,8 +443,8 @@ async def run(options: Options) -> dict[str, Any]:
         server = await ServerUnderTest.attach(options.url)
         say(f"using the server at {options.url}")
     else:
-        say("starting edge serve")
-        server = await ServerUnderTest.start(options.config, env)
+        say("starting edge serve, and once a device has been seen, again (as a board in use)")
+        server = await _started_after_a_device(options, env)
         say(f"edge serve ready ({server.http_base}), log in {server.log}")
     idle_devices: list[SimDevice] = []
     try:

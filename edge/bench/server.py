@@ -28,7 +28,7 @@ def free_port() -> int:
 
 
 def _spawn(command: list[str], log: Path, env: dict[str, str]) -> subprocess.Popen[bytes]:
-    with open(log, "wb") as out:
+    with open(log, "ab") as out:
         return subprocess.Popen(command, stdout=out, stderr=subprocess.STDOUT, env=env)
 
 
@@ -50,16 +50,25 @@ class ServerUnderTest:
 
     @classmethod
     async def start(
-        cls, config_file: Path | None, env: dict[str, str], timeout_s: float = 900
+        cls,
+        config_file: Path | None,
+        env: dict[str, str],
+        timeout_s: float = 900,
+        workdir: Path | None = None,
     ) -> ServerUnderTest:
-        workdir = Path(tempfile.mkdtemp(prefix="edge-bench-server-"))
+        """`workdir` holds the server's state; given again, the server starts as a board that
+        has served before (it knows its devices' tool list)."""
+        workdir = workdir or Path(tempfile.mkdtemp(prefix="edge-bench-server-"))
         log = workdir / "edge.log"
         http_port = free_port()
         command = [sys.executable, "-m", "edge", "serve", "--host", "127.0.0.1"]
         command += ["--port", str(free_port()), "--http-port", str(http_port)]
         if config_file is not None:
             command += ["--config", str(config_file)]
-        environment = {"EDGE_STATE_DIR": str(workdir / "state"), **os.environ, **env}
+        # Summaries are written when the model is idle: in a benchmark that would be in the
+        # middle of the idle-CPU window. They never delay a turn (they yield to any question).
+        defaults = {"EDGE_STATE_DIR": str(workdir / "state"), "EDGE_MEMORY_SUMMARIES": "false"}
+        environment = {**defaults, **os.environ, **env}
         proc = _spawn(command, log, environment)
         server = cls(f"http://127.0.0.1:{http_port}", proc, log)
         await server.wait_ready(timeout_s)

@@ -205,6 +205,7 @@ class DeviceSession:
             self.services.warmed_tools = specs
             seconds = await self.engines.llm.warm_up(tools=specs)
             self.log.info("prompt prefix with the device's tools evaluated in {:.2f} s", seconds)
+            self.services.remember_prefix_tools(specs)
 
     async def _send_mcp(self, payload: dict[str, Any]) -> bool:
         return await self.conn.send_json(messages.mcp(self.session_id, payload))
