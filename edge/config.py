@@ -308,6 +308,11 @@ def _coerce(key: str, value: Any, hint: Any, from_env: bool) -> Any:
     raise ConfigError(f"config key {key}: unsupported type {hint!r}")
 
 
+def env_name(section: str, key: str) -> str:
+    """The environment variable that overrides `section.key`."""
+    return f"EDGE_{section.upper()}_{key.upper()}"
+
+
 def _build_section(name: str, cls: type, raw: dict[str, Any], env: dict[str, str]) -> Any:
     hints = _resolve(cls)
     values: dict[str, Any] = {}
@@ -316,9 +321,9 @@ def _build_section(name: str, cls: type, raw: dict[str, Any], env: dict[str, str
             raise ConfigError(f"config key {name}.{key}: unknown setting")
         values[key] = _coerce(f"{name}.{key}", value, hints[key], from_env=False)
     for key, hint in hints.items():
-        env_name = f"EDGE_{name.upper()}_{key.upper()}"
-        if env_name in env:
-            values[key] = _coerce(f"{name}.{key} ({env_name})", env[env_name], hint, from_env=True)
+        variable = env_name(name, key)
+        if variable in env:
+            values[key] = _coerce(f"{name}.{key} ({variable})", env[variable], hint, from_env=True)
     return cls(**values)
 
 

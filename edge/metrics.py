@@ -65,15 +65,15 @@ class Metrics:
         self._refreshers: list[Callable[[], None]] = []
 
     def watch(
-        self, name: str, help_text: str, read: Callable[[], dict[str, float]], label: str = ""
+        self, name: str, help_text: str, read: Callable[[], dict[str, float]], label: str
     ) -> None:
         """A gauge family read at scrape time (sessions, queue depths): never stale, no bookkeeping
         on the hot path."""
-        gauge = Gauge(name, help_text, [label] if label else [], registry=self.registry)
+        gauge = Gauge(name, help_text, [label], registry=self.registry)
 
         def collect() -> None:
             for key, value in read().items():
-                (gauge.labels(key) if label else gauge).set(value)
+                gauge.labels(key).set(value)
 
         self._refreshers.append(collect)
 

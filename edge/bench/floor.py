@@ -119,21 +119,25 @@ class FloorBench:
         )
 
     def _vad(self, pcm: np.ndarray) -> tuple[np.ndarray | None, float]:
-        """Feed 60 ms frames as the device would, then silence, until a segment closes."""
         frame = RATE * self.config.audio.frame_duration_ms // 1000
         detector = VadDetector(self.vad_model, self.config.vad)
-        chunks = frames(pcm, frame)
-        speech_frames = len(chunks)
-        silence = np.zeros(frame, np.int16)
-        limit = speech_frames + int(5 * RATE / frame)
-        for index in range(limit):
-            chunk = chunks[index] if index < speech_frames else silence
-            result = detector.feed(to_float(chunk))
-            if result.utterances:
-                # Negative when a pause inside the speech closed the segment early.
-                delay = (index + 1 - speech_frames) * frame / RATE
-                return np.concatenate(result.utterances), delay
-        return None, 0.0
+        segments, delay = first_segments(detector, pcm, frame, silence_s=5.0)
+        return (np.concatenate(segments) if segments else None), delay
+
+
+def first_segments(
+    detector: VadDetector, pcm: np.ndarray, frame: int, silence_s: float
+) -> tuple[list[np.ndarray], float]:
+    """Feed frames of `frame` samples as a device sends them, then up to `silence_s` of
+    silence, until VAD closes a segment: the segments it closed, and how long after the end
+    of the speech that happened (negative when a pause inside the speech closed it early)."""
+    chunks = frames(pcm, frame)
+    silence = np.zeros(frame, np.int16)
+    for index in range(len(chunks) + int(silence_s * RATE / frame)):
+        result = detector.feed(to_float(chunks[index] if index < len(chunks) else silence))
+        if result.utterances:
+            return result.utterances, (index + 1 - len(chunks)) * frame / RATE
+    return [], 0.0
 
 
 async def _first_clause(pieces: AsyncIterator[str]) -> tuple[float, float, str]:

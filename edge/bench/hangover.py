@@ -18,7 +18,8 @@ from typing import Any
 
 import numpy as np
 
-from edge.audio.pcm import frames, to_float
+from edge.audio.pcm import to_float
+from edge.bench.floor import first_segments
 from edge.bench.utterances import RATE, recorded
 from edge.config import load
 from edge.engines.loader import load_engines, resolve_models
@@ -30,17 +31,6 @@ FRAME = RATE * 60 // 1000
 
 def _words(text: str) -> list[str]:
     return re.findall(r"[\w']+", text.lower())
-
-
-def _first_segment(detector: VadDetector, pcm: np.ndarray) -> tuple[np.ndarray | None, float]:
-    """The first closed segment, and how long after the end of the speech it closed (s)."""
-    chunks = frames(pcm, FRAME)
-    silence = np.zeros(FRAME, np.int16)
-    for index in range(len(chunks) + int(3 * RATE / FRAME)):
-        result = detector.feed(to_float(chunks[index] if index < len(chunks) else silence))
-        if result.utterances:
-            return result.utterances[0], (index + 1 - len(chunks)) * FRAME / RATE
-    return None, 0.0
 
 
 async def run() -> dict[str, Any]:
@@ -55,8 +45,9 @@ async def run() -> dict[str, Any]:
             vad = dataclasses.replace(config.vad, end_silence_ms=hangover)
             cut_clips, lost, total, delays = 0, 0, 0, []
             for utterance in speech:
-                segment, delay = _first_segment(VadDetector(vad_model, vad), utterance.pcm)
-                heard = await engines.asr.transcribe(segment) if segment is not None else ""
+                detector = VadDetector(vad_model, vad)
+                segments, delay = first_segments(detector, utterance.pcm, FRAME, silence_s=3.0)
+                heard = await engines.asr.transcribe(segments[0]) if segments else ""
                 reference = _words(full[utterance.name])
                 missing = max(0, len(reference) - len(_words(heard)))
                 total += len(reference)

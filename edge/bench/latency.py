@@ -35,6 +35,7 @@ from loguru import logger
 from edge.bench.floor import FloorBench, FloorTurn, as_row
 from edge.bench.server import ServerUnderTest
 from edge.bench.utterances import QUESTIONS, RATE, Utterance, recorded, synthesized
+from edge.config import env_name
 from edge.sim.device import SimDevice
 from edge.sim.run import fetch_ota
 
@@ -88,7 +89,7 @@ def _setting_env(settings: list[str]) -> dict[str, str]:
         section, _, name = key.partition(".")
         if not value or not name:
             raise SystemExit(f"edge bench: --set wants section.key=value, not {item!r}")
-        env[f"EDGE_{section.upper()}_{name.upper()}"] = value
+        env[env_name(section, name)] = value
     return env
 
 

@@ -18,6 +18,8 @@ from urllib.parse import urlsplit
 import aiohttp
 import psutil
 
+from edge.config import env_name
+
 _LOOPBACK = {"127.0.0.1", "localhost", "::1"}
 
 
@@ -67,7 +69,10 @@ class ServerUnderTest:
             command += ["--config", str(config_file)]
         # Summaries are written when the model is idle: in a benchmark that would be in the
         # middle of the idle-CPU window. They never delay a turn (they yield to any question).
-        defaults = {"EDGE_STATE_DIR": str(workdir / "state"), "EDGE_MEMORY_SUMMARIES": "false"}
+        defaults = {
+            "EDGE_STATE_DIR": str(workdir / "state"),
+            env_name("memory", "summaries"): "false",
+        }
         environment = {**defaults, **os.environ, **env}
         proc = _spawn(command, log, environment)
         server = cls(f"http://127.0.0.1:{http_port}", proc, log)

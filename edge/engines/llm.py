@@ -30,11 +30,18 @@ from edge.engines.worker import EngineTimeout, EngineWorker
 
 Message = dict[str, Any]
 _DONE = object()
-_PAUSED = object()  # the generation gave the model up at a sentence end; it will queue again
 _GRAMMAR_CACHE_SIZE = 16
 # Where a spoken answer may be paused: after a sentence, never inside a tool call.
 _SENTENCE_DONE = re.compile(r"[.!?。！？…]['\")\]]*\s*$|\n\s*$")
 _CALL_START = ("{", "[", "<", "`")
+
+
+def greeting_prompt(config: LlmConfig) -> list[Message]:
+    """The system prompt and a greeting: what a warm-up evaluates when given no prompt."""
+    return [
+        {"role": "system", "content": config.system_prompt},
+        {"role": "user", "content": "Hello"},
+    ]
 
 
 class EngineBusy(RuntimeError):
@@ -107,10 +114,7 @@ class LlmEngine:
         """Evaluate the shared prefix (system prompt and tool list) so the first turn does not
         pay for it; `prompt` defaults to the system prompt and a greeting."""
         started = time.monotonic()
-        prompt = prompt or [
-            {"role": "system", "content": self.config.system_prompt},
-            {"role": "user", "content": "Hello"},
-        ]
+        prompt = prompt or greeting_prompt(self.config)
         async for _ in self.stream(prompt, max_tokens=1, tools=tools):
             pass
         return time.monotonic() - started
@@ -169,7 +173,6 @@ class LlmEngine:
                 else []
             )
             await self._acquire()
-            paused = False
             held_since = time.monotonic()
             try:
                 run = _Generation(
@@ -194,9 +197,6 @@ class LlmEngine:
                             break
                         if isinstance(item, BaseException):
                             raise item
-                        if isinstance(item, tuple):
-                            paused, used = True, used + int(item[1])
-                            continue
                         written += str(item)
                         yield str(item)
                 finally:
@@ -207,6 +207,7 @@ class LlmEngine:
                     except Exception as exc:
                         logger.debug("llm worker ended with {!r}", exc)
                     self.idle_since = time.monotonic()
+                    paused, used = run.paused, used + run.count
             finally:
                 running += time.monotonic() - held_since
                 self._lock.release()
@@ -232,8 +233,8 @@ class LlmEngine:
 
 class _Generation:
     """One stretch of generation in a worker thread: pieces go to the loop through `queue`,
-    then `_PAUSED` (at a sentence end, when another request waits) or an exception, then
-    `_DONE`."""
+    then an exception if one happened, then `_DONE`. `paused` says it stopped at a sentence end
+    for a waiting request; `count` is the tokens it generated (read once the thread is done)."""
 
     def __init__(
         self,
@@ -252,6 +253,8 @@ class _Generation:
         self.so_far = written
         self.budget = budget
         self.deadline = deadline
+        self.paused = False
+        self.count = 0
 
     def _send(self, item: object) -> None:
         self.loop.call_soon_threadsafe(self.queue.put_nowait, item)
@@ -259,7 +262,6 @@ class _Generation:
     def produce(
         self, tokens: list[int], rendered: Any, grammar: Any, max_tokens: int, pausable: bool
     ) -> None:
-        count = 0
         fresh = ""  # written in this stretch: a pause needs a sentence of its own
         try:
             if time.monotonic() > self.deadline:
@@ -278,7 +280,7 @@ class _Generation:
                     break
                 if time.monotonic() > self.deadline:
                     raise EngineTimeout(f"llm took longer than {self.budget} s")
-                count += 1
+                self.count += 1
                 piece = chunk["choices"][0]["text"]
                 if piece:
                     self.so_far += piece
@@ -290,7 +292,7 @@ class _Generation:
                     and any(ch.isalnum() for ch in fresh)
                     and _pause_point(self.so_far)
                 ):
-                    self._send((_PAUSED, count))
+                    self.paused = True
                     break
             chunks.close()
         except BaseException as exc:  # handed to the reader, re-raised there

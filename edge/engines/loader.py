@@ -43,7 +43,7 @@ class ModelFiles:
     vad: Path
     asr: AsrConfig
     asr_dir: Path
-    llm: Path
+    llm: Path | None  # None: a server elsewhere answers (llm.backend = "openai")
     voice: Path
 
 
@@ -92,8 +92,10 @@ def resolve_models(config: Config) -> ModelFiles:
         asr=asr,
         asr_dir=asr_dir,
         # No local model file is needed (or assembled) when a server elsewhere answers.
-        llm=Path(config.llm.model_path or "-")
-        if config.llm.model_path or config.llm.backend != "local"
+        llm=None
+        if config.llm.backend != "local"
+        else Path(config.llm.model_path)
+        if config.llm.model_path
         else local("llm"),
         voice=Path(config.tts.voice_model) if config.tts.voice_model else local("tts"),
     )
@@ -110,7 +112,7 @@ async def load_engines(config: Config) -> Engines:
     tts_worker = EngineWorker("tts", threads=1, timeout_s=config.tts.timeout_s)
 
     def language_model() -> LanguageModel:
-        if config.llm.backend == "openai":
+        if llm_path is None:
             return OpenAiLlm(config.llm)
         return LlmEngine(llm_path, config.llm, EngineWorker("llm", 1, config.llm.timeout_s))
 
@@ -129,7 +131,7 @@ async def load_engines(config: Config) -> Engines:
         time.monotonic() - started,
         files.profile,
         files.asr.engine,
-        llm_path.name if config.llm.backend == "local" else config.llm.url,
+        llm_path.name if llm_path else config.llm.url,
         voice.name,
     )
     return engines

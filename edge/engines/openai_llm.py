@@ -21,7 +21,7 @@ import aiohttp
 from loguru import logger
 
 from edge.config import LlmConfig
-from edge.engines.llm import EngineBusy, Message
+from edge.engines.llm import EngineBusy, Message, greeting_prompt
 from edge.engines.worker import EngineTimeout
 
 IN_FLIGHT = 4  # requests sent at once; the server queues or batches them (llama-server slots)
@@ -58,10 +58,7 @@ class OpenAiLlm:
         """Have the server evaluate (and, if it caches prompts, keep) the shared prefix. A server
         that is down is not fatal here: it may come up later, and each turn says so."""
         started = time.monotonic()
-        prompt = prompt or [
-            {"role": "system", "content": self.config.system_prompt},
-            {"role": "user", "content": "Hello"},
-        ]
+        prompt = prompt or greeting_prompt(self.config)
         try:
             async for _ in self.stream(prompt, max_tokens=1, tools=tools):
                 pass

@@ -7,6 +7,7 @@ browser test pages can call it.
 
 from __future__ import annotations
 
+import ipaddress
 import time
 from collections.abc import Awaitable, Callable
 from datetime import datetime
@@ -143,7 +144,12 @@ def make_app(
 
 
 def _loopback(request: web.Request) -> bool:
-    return (request.remote or "").split("%")[0] in ("127.0.0.1", "::1", "::ffff:127.0.0.1")
+    try:
+        address = ipaddress.ip_address((request.remote or "").split("%")[0])
+    except ValueError:
+        return False
+    mapped = getattr(address, "ipv4_mapped", None)  # ::ffff:127.0.0.1 from a dual-stack socket
+    return bool((mapped or address).is_loopback)
 
 
 def loading_app(status: Callable[[], dict[str, Any]]) -> web.Application:
