@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
 
 from edge.audio.opus import OpusEncoder
@@ -141,6 +141,21 @@ class ReplySpeaker:
             await out.put((sentence, packets))
         await out.put(_END)
 
+    def _stamp_first_frame(self, timings: TurnTimings) -> Callable[[bytes], Awaitable[bool]]:
+        """The audio sender, stamping the first frame as it is handed to the socket.
+
+        Stamped before the send, not after: the device may already hold the frame when the
+        send returns, and "sent" must never come after "received".
+        """
+        if timings.first_frame_sent is not None:
+            return self.conn.send_audio
+
+        async def send_first(packet: bytes) -> bool:
+            timings.first_frame_sent = time.monotonic()
+            return await self.conn.send_audio(packet)
+
+        return send_first
+
     async def _play(
         self,
         audio: asyncio.Queue[object],
@@ -162,10 +177,8 @@ class ReplySpeaker:
             if wait > 0:
                 await asyncio.sleep(wait)
             for packet in packets:
-                if not await pacer.send(self.conn.send_audio, packet):
+                if not await pacer.send(self._stamp_first_frame(timings), packet):
                     return False
-                if timings.first_frame_sent is None:
-                    timings.first_frame_sent = time.monotonic()
             spoken.append(sentence)
         return True
 
