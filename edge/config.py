@@ -70,6 +70,10 @@ class VadConfig:
     # Silence that ends an utterance in auto/realtime mode: shorter answers sooner, longer cuts
     # fewer sentences off at a pause.
     end_silence_ms: int = 700
+    # A pause this long starts speech recognition on the speech so far, so that its text is
+    # ready when the pause reaches end_silence_ms (0: recognise only then). A pause that ends
+    # in more speech wastes that recognition.
+    early_asr_ms: int = 200
     min_speech_ms: int = 250
     max_utterance_s: float = 20.0
     # Fallback: a listening turn with speech whose device stopped sending audio ends after this.
@@ -402,6 +406,7 @@ def validate(c: Config) -> None:
     _check(c.audio.gap_after_tts_start_ms >= 0, "audio.gap_after_tts_start_ms", "must be >= 0")
     _check(0.0 < c.vad.threshold < 1.0, "vad.threshold", "must be between 0 and 1")
     _check(c.vad.end_silence_ms >= 100, "vad.end_silence_ms", "must be at least 100")
+    _check(c.vad.early_asr_ms >= 0, "vad.early_asr_ms", "must be 0 (off) or more")
     _check(c.vad.max_utterance_s > 1.0, "vad.max_utterance_s", "must be more than 1 s")
     _check(c.vad.pool_size >= 0, "vad.pool_size", "must be >= 0")
     _check(

@@ -60,6 +60,13 @@ class Metrics:
         self._errors = Counter(
             "edge_errors", "Failures and bad input, by kind", ["kind"], registry=r
         )
+        self._early = Counter(
+            "edge_early_asr",
+            "Speech recognised at a pause before the end of the turn, by outcome: used (the "
+            "pause ended the turn) or discarded (the user spoke on)",
+            ["outcome"],
+            registry=r,
+        )
         self._models = Gauge("edge_models_loaded", "1 once every model is loaded", registry=r)
         self._recent: deque[TurnRecord] = deque(maxlen=RECENT_TURNS)
         self._refreshers: list[Callable[[], None]] = []
@@ -82,6 +89,9 @@ class Metrics:
 
     def error(self, kind: str) -> None:
         self._errors.labels(kind).inc()
+
+    def early_asr(self, used: bool) -> None:
+        self._early.labels("used" if used else "discarded").inc()
 
     def turn(self, record: TurnRecord) -> None:
         self._turns.labels("tools" if record.tools else "plain").inc()

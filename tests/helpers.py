@@ -180,3 +180,19 @@ async def wait_until(condition: Any, limit: float = 60.0) -> None:
         if time.monotonic() > deadline:
             raise TimeoutError(f"condition not met within {limit} s")
         await asyncio.sleep(0.01)
+
+
+async def http_get(url: str) -> tuple[int, str, str]:
+    """Status, content type and body of a GET."""
+    import aiohttp
+
+    async with aiohttp.ClientSession() as http, http.get(url) as resp:
+        return resp.status, resp.headers.get("Content-Type", ""), await resp.text()
+
+
+def metric_value(text: str, name: str, **labels: str) -> float:
+    """One sample of a Prometheus text exposition (0 when absent)."""
+    label_text = ",".join(f'{k}="{v}"' for k, v in labels.items())
+    pattern = re.escape(f"{name}{{{label_text}}}" if labels else name) + r" ([0-9.e+-]+)"
+    match = re.search(r"^" + pattern + "$", text, re.MULTILINE)
+    return float(match.group(1)) if match else 0.0

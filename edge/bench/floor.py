@@ -1,7 +1,8 @@
 """The floor: each stage of a turn measured on its engine alone, with nothing else running.
 
 For one utterance: VAD fed the audio frame by frame as the device sends it (its delay is audio
-time: the hang-over, plus the part of a frame that holds no speech), ASR on the segment VAD cut,
+time: the hang-over, plus the part of a frame that holds no speech), ASR on the segment VAD cut
+(started at the final early pause, as the server does, so only what is left of it counts),
 the language model answering the transcript through the real answer path (shared prefix
 already evaluated, tools offered, up to its first complete clause), and the voice synthesizing
 that clause into Opus packets. Their sum is the fastest a turn could be with these models on this
@@ -39,7 +40,7 @@ from edge.tools.reminders import ReminderScheduler
 class FloorTurn:
     name: str
     vad: float  # end of speech → segment closed (audio time)
-    asr: float
+    asr: float  # after the segment closed (early recognition may have done most of it)
     llm_first_token: float
     llm_first_clause: float
     tts: float  # the first clause synthesized and encoded
@@ -87,12 +88,16 @@ class FloorBench:
         return AnswerWriter(self.engines.llm, self.config, self.tools, ToolContext("bench"), log)
 
     async def measure(self, utterance: Utterance) -> FloorTurn | None:
-        segment, vad_s = self._vad(utterance.pcm)
-        if segment is None:
+        vad = self._vad(utterance.pcm)
+        if not vad.segments:
             return None
+        # As the server does: recognition starts at the pause that turned out final, if any.
+        heard = vad.early_audio if vad.early_audio is not None else np.concatenate(vad.segments)
         started = time.monotonic()
-        text = await self.engines.asr.transcribe(segment, timeout_s=self.config.asr.timeout_s)
+        text = await self.engines.asr.transcribe(heard, timeout_s=self.config.asr.timeout_s)
         asr_s = time.monotonic() - started
+        if vad.early_delay is not None:  # what is left of it once the turn has ended
+            asr_s = max(0.0, vad.early_delay + asr_s - vad.delay)
         writer = self._writer()
         first_token, first_clause, clause = await _first_clause(
             writer.pieces(writer.messages(text, [], ""))
@@ -108,7 +113,7 @@ class FloorBench:
             encoder.close()
         return FloorTurn(
             utterance.name,
-            vad_s,
+            vad.delay,
             asr_s,
             first_token,
             first_clause,
@@ -118,26 +123,43 @@ class FloorBench:
             len(writer.answer.tool_calls),
         )
 
-    def _vad(self, pcm: np.ndarray) -> tuple[np.ndarray | None, float]:
+    def _vad(self, pcm: np.ndarray) -> VadOutcome:
         frame = RATE * self.config.audio.frame_duration_ms // 1000
-        detector = VadDetector(self.vad_model, self.config.vad)
-        segments, delay = first_segments(detector, pcm, frame, silence_s=5.0)
-        return (np.concatenate(segments) if segments else None), delay
+        return first_segments(VadDetector(self.vad_model, self.config.vad), pcm, frame, 5.0)
+
+
+@dataclass
+class VadOutcome:
+    """How VAD closed the first utterance of a recording fed as a device sends it."""
+
+    segments: list[np.ndarray]
+    delay: float  # end of speech → segment closed (negative: a pause inside the speech did)
+    early_delay: float | None = None  # end of speech → the last early pause, if it was final
+    early_audio: np.ndarray | None = None  # the speech early recognition would have heard
 
 
 def first_segments(
     detector: VadDetector, pcm: np.ndarray, frame: int, silence_s: float
-) -> tuple[list[np.ndarray], float]:
+) -> VadOutcome:
     """Feed frames of `frame` samples as a device sends them, then up to `silence_s` of
-    silence, until VAD closes a segment: the segments it closed, and how long after the end
-    of the speech that happened (negative when a pause inside the speech closed it early)."""
+    silence, until VAD closes a segment."""
     chunks = frames(pcm, frame)
     silence = np.zeros(frame, np.int16)
+    early: tuple[int, float, np.ndarray] | None = None
     for index in range(len(chunks) + int(silence_s * RATE / frame)):
         result = detector.feed(to_float(chunks[index] if index < len(chunks) else silence))
+        at = (index + 1 - len(chunks)) * frame / RATE
+        if result.early is not None:
+            early = (result.early_pauses, at, result.early)
         if result.utterances:
-            return result.utterances, (index + 1 - len(chunks)) * frame / RATE
-    return [], 0.0
+            final = early is not None and early[0] == result.early_pauses > 0
+            return VadOutcome(
+                result.utterances,
+                at,
+                early[1] if final and early else None,
+                early[2] if final and early else None,
+            )
+    return VadOutcome([], 0.0)
 
 
 async def _first_clause(pieces: AsyncIterator[str]) -> tuple[float, float, str]:

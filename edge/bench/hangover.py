@@ -46,7 +46,8 @@ async def run() -> dict[str, Any]:
             cut_clips, lost, total, delays = 0, 0, 0, []
             for utterance in speech:
                 detector = VadDetector(vad_model, vad)
-                segments, delay = first_segments(detector, utterance.pcm, FRAME, silence_s=3.0)
+                vad_outcome = first_segments(detector, utterance.pcm, FRAME, silence_s=3.0)
+                segments, delay = vad_outcome.segments, vad_outcome.delay
                 heard = await engines.asr.transcribe(segments[0]) if segments else ""
                 reference = _words(full[utterance.name])
                 missing = max(0, len(reference) - len(_words(heard)))

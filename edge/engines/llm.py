@@ -34,6 +34,11 @@ _GRAMMAR_CACHE_SIZE = 16
 # Where a spoken answer may be paused: after a sentence, never inside a tool call.
 _SENTENCE_DONE = re.compile(r"[.!?。！？…]['\")\]]*\s*$|\n\s*$")
 _CALL_START = ("{", "[", "<", "`")
+# Stands in for the coming user message when a prompt is rendered ahead of it: the prompt up to
+# here is what the request will start with, whatever the chat template puts around a message.
+_USER_MARK = "\ue000edge-user-message\ue000"
+# Tokens evaluated between checks for a waiting request while reading ahead (~0.1 s here).
+_PREFETCH_CHUNK = 16
 
 
 def greeting_prompt(config: LlmConfig) -> list[Message]:
@@ -75,6 +80,10 @@ class LanguageModel(Protocol):
         json_schema: str | None = None,
         grammar: str | None = None,
     ) -> AsyncGenerator[str, None]: ...
+
+    async def prefetch(
+        self, messages: list[Message], tools: list[dict[str, Any]] | None = None
+    ) -> int: ...
 
     def close(self) -> None: ...
 
@@ -215,6 +224,44 @@ class LlmEngine:
                 return
             self.pauses += 1
             logger.debug("llm paused after {} tokens ({} waiting)", used, self.waiting)
+
+    async def prefetch(
+        self, messages: list[Message], tools: list[dict[str, Any]] | None = None
+    ) -> int:
+        """Evaluate the prompt a device's next request will start with (`messages`: everything
+        before its coming user message) while the user is still speaking, so that only their
+        words are left to read when speech recognition is done. Never waits for the model, and
+        gives it up within a few tokens when a request arrives. Returns the tokens evaluated."""
+        if self._lock.locked():
+            return 0
+        rendered = self._format(
+            messages=[*messages, {"role": "user", "content": _USER_MARK}], tools=tools or None
+        )
+        head, found, _ = rendered.prompt.partition(_USER_MARK)
+        if not found:
+            return 0
+        tokens = self._llama.tokenize(head.encode(), add_bos=False, special=True)
+        async with self._lock:
+            return int(await self.worker.run(self._evaluate_ahead, tokens))
+
+    def _evaluate_ahead(self, tokens: list[int]) -> int:
+        llama = self._llama
+        cached = 0
+        for have, want in zip(llama._input_ids, tokens, strict=False):
+            if have != want:
+                break
+            cached += 1
+        if cached == len(tokens):
+            return 0
+        llama.n_tokens = cached  # `eval` drops the cache past this point
+        done = 0
+        for start in range(cached, len(tokens), _PREFETCH_CHUNK):
+            chunk = tokens[start : start + _PREFETCH_CHUNK]
+            llama.eval(chunk)
+            done += len(chunk)
+            if self.waiting:
+                break  # a real request is queued: it matters more
+        return done
 
     def close(self) -> None:
         self.worker.shutdown()

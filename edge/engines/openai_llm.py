@@ -52,6 +52,13 @@ class OpenAiLlm:
     def idle_for(self) -> float:
         return 0.0 if self.busy else time.monotonic() - self.idle_since
 
+    async def prefetch(
+        self, messages: list[Message], tools: list[dict[str, Any]] | None = None
+    ) -> int:
+        """Reading ahead is left to the server's own prompt cache: a request sent only to warm
+        it would hold one of its slots while another device may need it."""
+        return 0
+
     async def warm_up(
         self, prompt: list[Message] | None = None, tools: list[dict[str, Any]] | None = None
     ) -> float:

@@ -2,6 +2,12 @@
 
 Each detector keeps its own ONNX session (~12 MB), so detectors are pooled: a session borrows one
 only while it listens, and an idle connected device holds none.
+
+Early pauses: the hang-over that ends an utterance (`end_silence_ms`, 700 ms) is long so that a
+pause between sentences does not cut the user off. To keep that hang-over from adding speech
+recognition's time on top, a second detector with a short hang-over (`early_asr_ms`) reports
+each pause as it starts, with the speech so far; the session transcribes it at once, and uses
+that text if the pause turns out to be the end of the utterance.
 """
 
 from __future__ import annotations
@@ -9,6 +15,7 @@ from __future__ import annotations
 import threading
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import sherpa_onnx
@@ -23,6 +30,10 @@ SAMPLE_RATE = 16000
 class VadResult:
     speaking: bool  # the detector is inside speech right now
     utterances: list[np.ndarray]  # speech segments that ended (float32, 16 kHz)
+    # The user has just paused for `early_asr_ms`: the speech of this utterance so far.
+    early: np.ndarray | None = None
+    # Counts the early pauses of this utterance; `early` is final while it stays the same.
+    early_pauses: int = 0
 
 
 class VadDetector:
@@ -32,40 +43,66 @@ class VadDetector:
 
     def __init__(self, model: Path, config: VadConfig) -> None:
         self._lock = threading.Lock()
-        cfg = sherpa_onnx.VadModelConfig()
-        cfg.silero_vad.model = str(model)
-        cfg.silero_vad.threshold = config.threshold
-        cfg.silero_vad.min_silence_duration = config.end_silence_ms / 1000.0
-        cfg.silero_vad.min_speech_duration = config.min_speech_ms / 1000.0
-        cfg.silero_vad.max_speech_duration = config.max_utterance_s
-        cfg.silero_vad.window_size = 512
-        cfg.sample_rate = SAMPLE_RATE
-        cfg.num_threads = 1
-        self._vad = sherpa_onnx.VoiceActivityDetector(
-            cfg, buffer_size_in_seconds=config.max_utterance_s + 10
-        )
+        self._vad = _detector(model, config, config.end_silence_ms)
+        early = 0 < config.early_asr_ms < config.end_silence_ms
+        self._early = _detector(model, config, config.early_asr_ms) if early else None
+        self._early_speech: list[np.ndarray] = []  # this utterance's speech, pause by pause
 
     def feed(self, samples: np.ndarray) -> VadResult:
         with self._lock:
             self._vad.accept_waveform(samples)
-            return VadResult(self._vad.is_speech_detected(), self._drain())
+            result = VadResult(self._vad.is_speech_detected(), _drain(self._vad))
+            if self._early is not None:
+                self._early.accept_waveform(samples)
+                paused = _drain(self._early)
+                if paused:
+                    self._early_speech.extend(paused)
+                    result.early = np.concatenate(self._early_speech)
+                result.early_pauses = len(self._early_speech)
+                if self._early.is_speech_detected():
+                    result.early_pauses = -1  # speaking again: no early text is final
+                if result.utterances:
+                    self._early_speech.clear()
+            return result
 
     def flush(self) -> list[np.ndarray]:
         """End of input: whatever speech is pending becomes an utterance."""
         with self._lock:
             self._vad.flush()
-            return self._drain()
-
-    def _drain(self) -> list[np.ndarray]:
-        segments = []
-        while not self._vad.empty():
-            segments.append(np.asarray(self._vad.front.samples, dtype=np.float32))
-            self._vad.pop()
-        return segments
+            if self._early is not None:
+                self._early.reset()
+                self._early_speech.clear()
+            return _drain(self._vad)
 
     def reset(self) -> None:
         with self._lock:
             self._vad.reset()
+            if self._early is not None:
+                self._early.reset()
+            self._early_speech.clear()
+
+
+def _detector(model: Path, config: VadConfig, silence_ms: int) -> Any:
+    cfg = sherpa_onnx.VadModelConfig()
+    cfg.silero_vad.model = str(model)
+    cfg.silero_vad.threshold = config.threshold
+    cfg.silero_vad.min_silence_duration = silence_ms / 1000.0
+    cfg.silero_vad.min_speech_duration = config.min_speech_ms / 1000.0
+    cfg.silero_vad.max_speech_duration = config.max_utterance_s
+    cfg.silero_vad.window_size = 512
+    cfg.sample_rate = SAMPLE_RATE
+    cfg.num_threads = 1
+    return sherpa_onnx.VoiceActivityDetector(
+        cfg, buffer_size_in_seconds=config.max_utterance_s + 10
+    )
+
+
+def _drain(vad: Any) -> list[np.ndarray]:
+    segments = []
+    while not vad.empty():
+        segments.append(np.asarray(vad.front.samples, dtype=np.float32))
+        vad.pop()
+    return segments
 
 
 class VadPool:

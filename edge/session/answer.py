@@ -107,6 +107,14 @@ class AnswerWriter:
             )
         return [*prompt, *history, {"role": "user", "content": user_text}]
 
+    def prompt_ahead(
+        self, history: list[dict[str, Any]], summary: str
+    ) -> tuple[list[dict[str, Any]], list[dict[str, Any]] | None]:
+        """The messages and tools of the next request, up to the user's coming words: what
+        `LanguageModel.prefetch` reads while the user speaks."""
+        tools = self.tools.specs() if self.tools and not self.grammar_mode else None
+        return self.messages("", history, summary)[:-1], tools
+
     async def pieces(self, messages: list[dict[str, Any]]) -> AsyncIterator[str]:
         """Speech text as it is written; a tool runs in between when the model calls one."""
         repairs_left = 1

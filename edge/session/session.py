@@ -128,6 +128,10 @@ class DeviceSession:
         self._manual_audio: list[np.ndarray] = []
         self._in_speech = False
         self._generation = 0  # bumped by every `listen start`: older VAD results are stale
+        # Speech recognition started at the user's latest pause: (the detector's pause count
+        # then, the task). Used when that pause becomes the end of the utterance.
+        self._early: tuple[int, asyncio.Task[str | None]] | None = None
+        self._prefetch: asyncio.Task[None] | None = None
         self._reply_task: asyncio.Task[None] | None = None
         self._group: asyncio.TaskGroup | None = None
         self.last_activity = time.monotonic()
@@ -262,6 +266,8 @@ class DeviceSession:
             case ListenStart(mode=mode):
                 if self.turn.listen_start(mode):
                     self._reset_listening()
+                    if mode == "manual":  # no VAD to say when speech starts: the button does
+                        self._read_ahead()
             case ListenStop():
                 self._enqueue(_LISTEN_STOP)
             case ListenDetect(text=wake_text):
@@ -318,6 +324,7 @@ class DeviceSession:
             self._audio.get_nowait()
         self._manual_audio.clear()
         self._in_speech = False
+        self._drop_early()
         if self._detector is not None:
             self._detector.reset()
 
@@ -386,22 +393,55 @@ class DeviceSession:
         result = await self.engines.vad.feed(self._detector, to_float(pcm))
         if not self.turn.hears_user or generation != self._generation:
             return  # the state moved on, or listening restarted, while VAD ran
+        if result.speaking and not self._in_speech:
+            self._read_ahead()
         if result.speaking or result.utterances:
             self.last_activity = time.monotonic()
             self._in_speech = result.speaking
             if self.turn.state == TurnState.SPEAKING:  # realtime barge-in
                 self.log.info("user speech during the reply: barge-in")
                 await self._on_abort("barge-in")
+        if result.early is not None and not result.utterances:
+            self._drop_early()
+            assert self._group is not None
+            task = self._group.create_task(self._transcribe(result.early), name="early asr")
+            self._early = (result.early_pauses, task)
         if result.utterances:
-            await self._end_utterance(result.utterances)
+            await self._end_utterance(result.utterances, result.early_pauses)
 
-    async def _end_utterance(self, segments: list[np.ndarray]) -> None:
+    async def _end_utterance(self, segments: list[np.ndarray], early_pauses: int = 0) -> None:
         self._in_speech = False
+        early, self._early = self._early, None
+        if early is not None and (early[0] != early_pauses or early_pauses <= 0):
+            self._drop_early(early)  # the user spoke again after that pause: its text is partial
+            early = None
         if not segments:
             return
         timings = TurnTimings()
         if self.turn.utterance_end():
-            self._start_reply(self._answer_speech(np.concatenate(segments), timings))
+            if early is not None:
+                self.metrics.early_asr(used=True)
+            samples = np.concatenate(segments)
+            self._start_reply(self._answer_speech(samples, timings, early and early[1]))
+        elif early is not None:
+            self._drop_early(early)
+
+    def _drop_early(self, early: tuple[int, asyncio.Task[str | None]] | None = None) -> None:
+        early = early or self._early
+        if early is self._early:
+            self._early = None
+        if early is not None:
+            early[1].cancel()
+            self.metrics.early_asr(used=False)
+
+    async def _transcribe(self, samples: np.ndarray) -> str | None:
+        """The text of `samples`, or None (logged) when recognition fails."""
+        try:
+            return await self.engines.asr.transcribe(samples, timeout_s=self.config.asr.timeout_s)
+        except Exception as exc:
+            self.log.error("speech recognition failed: {!r}", exc)
+            self.metrics.error("asr")
+            return None
 
     # --- replies --------------------------------------------------------------------------
 
@@ -424,13 +464,15 @@ class DeviceSession:
             self.last_activity = time.monotonic()
             self._reply_task = None
 
-    async def _answer_speech(self, samples: np.ndarray, timings: TurnTimings) -> None:
-        try:
-            text = await self.engines.asr.transcribe(samples, timeout_s=self.config.asr.timeout_s)
-        except Exception as exc:
-            self.log.error("speech recognition failed: {!r}", exc)
-            self.metrics.error("asr")
-            text = ""
+    async def _answer_speech(
+        self,
+        samples: np.ndarray,
+        timings: TurnTimings,
+        early: asyncio.Task[str | None] | None = None,
+    ) -> None:
+        text = await early if early is not None else None
+        if text is None:  # no early text, or its recognition failed: try the whole utterance
+            text = await self._transcribe(samples) or ""
         timings.asr_done = time.monotonic()
         if not _meaningful(text):
             self.log.info("no words recognised in {:.1f} s of audio", samples.size / UPLINK_RATE)
@@ -447,8 +489,36 @@ class DeviceSession:
                     await self.mcp.ready.wait()
             if not self.mcp.ready.is_set():
                 self.log.warning("device tools not listed yet; answering without them")
+        return self._tools_now()
+
+    def _tools_now(self) -> ToolSet:
         device = self.mcp.tools if self.mcp is not None else []
         return ToolSet([*self.services.registry.tools(), *device, *self.iot_tools])
+
+    def _writer(self, tools: ToolSet, context: ToolContext) -> AnswerWriter:
+        farewell = self.config.session.farewell or "Goodbye!"
+        return AnswerWriter(self.engines.llm, self.config, tools, context, self.log, farewell)
+
+    def _read_ahead(self) -> None:
+        """While the user speaks, have the model read this device's prompt up to their coming
+        words (summary, history), so that only the words are left when recognition is done."""
+        if self._prefetch is not None and not self._prefetch.done():
+            return
+        if self.mcp is not None and not self.mcp.ready.is_set() and self.config.tools.enabled:
+            return  # the tool list will still change: nothing to read ahead yet
+        assert self._group is not None
+        self._prefetch = self._group.create_task(self._prefetch_prompt(), name="read ahead")
+
+    async def _prefetch_prompt(self) -> None:
+        tools = self._tools_now() if self.config.tools.enabled else ToolSet([])
+        writer = self._writer(tools, ToolContext(self.device_id or self.conn.device_id))
+        try:
+            read = await self.engines.llm.prefetch(*writer.prompt_ahead(self.history, self.summary))
+        except Exception as exc:  # only a lost head start: the answer reads it all anyway
+            self.log.warning("reading the prompt ahead failed: {!r}", exc)
+            return
+        if read:
+            self.log.debug("read {} prompt tokens ahead", read)
 
     async def _begin_turn(self, text: str) -> int | None:
         if self.memory is None:
@@ -491,14 +561,7 @@ class DeviceSession:
         context = ToolContext(self.device_id or self.conn.device_id)
         tools = await self._toolset()
         self._tool_specs = tools.specs() if self.config.tools.mode == "template" else []
-        writer = AnswerWriter(
-            self.engines.llm,
-            self.config,
-            tools,
-            context,
-            self.log,
-            self.config.session.farewell or "Goodbye!",
-        )
+        writer = self._writer(tools, context)
         prompt = writer.messages(text, self.history, self.summary)
         answer = writer.answer
         stored = False

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import re
 from typing import Any
 
 import aiohttp
@@ -10,25 +9,14 @@ import aiohttp
 from edge.sim.device import SimDevice
 from edge.transport.http_server import HttpServer, loading_app
 from tests.e2e.scenario import assert_reply_bracket
-
-
-async def _get(url: str) -> tuple[int, str, str]:
-    async with aiohttp.ClientSession() as http, http.get(url) as resp:
-        return resp.status, resp.headers.get("Content-Type", ""), await resp.text()
-
-
-def _value(text: str, name: str, **labels: str) -> float:
-    label_text = ",".join(f'{k}="{v}"' for k, v in labels.items())
-    pattern = re.escape(f"{name}{{{label_text}}}" if labels else name) + r" ([0-9.e+-]+)"
-    match = re.search(r"^" + pattern + "$", text, re.MULTILINE)
-    return float(match.group(1)) if match else 0.0
+from tests.helpers import http_get, metric_value
 
 
 async def test_metrics_count_turns_stages_sessions_and_errors(make_server: Any) -> None:
     server = make_server(tools={"enabled": False})
-    _, content_type, before = await _get(f"{server.http_url}/metrics")
+    _, content_type, before = await http_get(f"{server.http_url}/metrics")
     assert content_type.startswith("text/plain") and "version=" in content_type
-    assert _value(before, "edge_models_loaded") == 1.0
+    assert metric_value(before, "edge_models_loaded") == 1.0
     for engine in ("vad", "asr", "llm", "tts"):
         assert f'edge_engine_queue_depth{{engine="{engine}"}}' in before
 
@@ -40,19 +28,19 @@ async def test_metrics_count_turns_stages_sessions_and_errors(make_server: Any) 
         await dev.send_json({"type": "listen", "state": "detect", "text": "Say hello."})
         await dev.wait_tts_stop(60, after=mark)
         assert_reply_bracket(dev, mark)
-        _, _, during = await _get(f"{server.http_url}/metrics")
-        status, _, turns = await _get(f"{server.http_url}/debug/turns")
+        _, _, during = await http_get(f"{server.http_url}/metrics")
+        status, _, turns = await http_get(f"{server.http_url}/debug/turns")
     finally:
         await dev.drop()
 
-    assert _value(during, "edge_sessions", state="in_session") == 1.0
-    assert _value(during, "edge_turns_total", kind="plain") == 1.0
-    assert _value(during, "edge_errors_total", kind="bad message") == 1.0
+    assert metric_value(during, "edge_sessions", state="in_session") == 1.0
+    assert metric_value(during, "edge_turns_total", kind="plain") == 1.0
+    assert metric_value(during, "edge_errors_total", kind="bad message") == 1.0
     for stage in ("llm_first_token", "first_sentence_synthesized", "first_frame_sent"):
-        assert _value(during, "edge_turn_stage_seconds_count", stage=stage) == 1.0
-        assert _value(during, "edge_turn_stage_seconds_sum", stage=stage) > 0
+        assert metric_value(during, "edge_turn_stage_seconds_count", stage=stage) == 1.0
+        assert metric_value(during, "edge_turn_stage_seconds_sum", stage=stage) > 0
     # A text query has no ASR stage.
-    assert _value(during, "edge_turn_stage_seconds_count", stage="asr") == 0.0
+    assert metric_value(during, "edge_turn_stage_seconds_count", stage="asr") == 0.0
     assert status == 200
     assert '"device": "aa:00:00:00:0e:01"' in turns and '"first_frame_sent"' in turns
 
@@ -61,7 +49,7 @@ async def test_health_says_loading_and_the_config_call_waits_until_models_are_lo
     http = HttpServer(loading_app(lambda: {"status": "loading", "models_loaded": False}))
     port = await http.start("127.0.0.1", 0)
     try:
-        status, _, body = await _get(f"http://127.0.0.1:{port}/health")
+        status, _, body = await http_get(f"http://127.0.0.1:{port}/health")
         assert status == 503 and '"models_loaded": false' in body
         async with (
             aiohttp.ClientSession() as client,
@@ -74,5 +62,5 @@ async def test_health_says_loading_and_the_config_call_waits_until_models_are_lo
 
 
 async def test_health_of_a_ready_server_says_models_loaded(server: Any) -> None:
-    status, _, body = await _get(f"{server.http_url}/health")
+    status, _, body = await http_get(f"{server.http_url}/health")
     assert status == 200 and '"models_loaded": true' in body and '"pid"' in body
