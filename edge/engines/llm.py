@@ -155,9 +155,11 @@ class LlmEngine:
         json_schema: str | None = None,
         grammar: str | None = None,
     ) -> AsyncGenerator[str, None]:
-        """Yield text pieces as the model writes them. Closing the iterator (or cancelling the
-        task that reads it) stops the generation within one token. The timeout counts from the
-        moment this request gets the model, not while it waits for another device's turn.
+        """Yield text pieces as the model writes them; an empty piece means the model paused
+        at a sentence end for another request (speak what you have). Closing the iterator (or
+        cancelling the task that reads it) stops the generation within one token. The timeout
+        counts from the moment this request gets the model, not while it waits for another
+        device's turn.
 
         `tools` are rendered by the GGUF's own chat template (the model answers with a call in
         text, read by `edge.tools.parsing`); `json_schema` or `grammar` (GBNF) constrain the
@@ -222,6 +224,9 @@ class LlmEngine:
                 self._lock.release()
             if not paused or used >= limit:
                 return
+            # An empty piece says "what you have is a whole sentence": the next token, the one
+            # that would show it, comes only after the other device's sentence.
+            yield ""
             self.pauses += 1
             logger.debug("llm paused after {} tokens ({} waiting)", used, self.waiting)
 

@@ -7,6 +7,8 @@ import re
 
 # End of a sentence: Latin .!? followed by space (not "3.14"), or CJK full stops, or a newline.
 _SENTENCE_END = re.compile(r"(?<=[.!?…])[\"')\]]*\s+|(?<=[。！？；])|\n+")
+# A buffer that ends a sentence, once nothing follows it yet: letters before the stop.
+_SENTENCE_DONE = re.compile(r"[^\W\d_][.!?…][\"')\]]*\s*$|[。！？；]\s*$")
 # A clause break that is good enough for the first piece of a reply.
 _CLAUSE_END = re.compile(r"(?<=[,;:])\s+|(?<=[，、：；])")
 # The first piece may end at a clause break once it is this long (weighted: a CJK character is
@@ -58,6 +60,13 @@ class SentenceSplitter:
             head, self._buffer = self._buffer[: match.end()], self._buffer[match.end() :]
             self._add(head, out)
         return out
+
+    def complete(self) -> list[str]:
+        """The writer paused: a sentence it ended is complete without the space that would
+        follow it (a decimal point is not a sentence end, so "3." stays)."""
+        if not _SENTENCE_DONE.search(self._buffer):
+            return []
+        return self.finish()
 
     def finish(self) -> list[str]:
         out: list[str] = []

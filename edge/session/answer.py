@@ -248,6 +248,10 @@ class AnswerWriter:
         mode: str | None = None if tools_shown else "speech"
         held = ""  # speech held back while it might be the start of `<tool_call>`
         async for piece in stream:
+            if not piece:  # the model paused at a sentence end: pass the hint on
+                if mode == "speech" and not held:
+                    yield "speech", ""
+                continue
             if mode == "call":
                 buffer += piece
                 if self._call_complete(buffer):

@@ -105,6 +105,11 @@ class ReplySpeaker:
         produced = False
         try:
             async for piece in pieces:
+                if not piece:  # the model paused after a sentence: speak it now
+                    for sentence in splitter.complete():
+                        produced = True
+                        await out.put(sentence)
+                    continue
                 if timings.llm_first_token is None:
                     timings.llm_first_token = time.monotonic()
                 for sentence in splitter.push(piece):

@@ -63,6 +63,8 @@ def test_a_waiting_device_gets_its_first_sentence_before_a_long_answer_goes_on(
     assert "A" in order[b_end:], order
     a_before_b = "".join(piece for name, piece in log[:b_first] if name == "A")
     assert a_before_b.rstrip()[-1] in ".!?", a_before_b
+    # It said so with an empty piece, so its listener hears that sentence meanwhile.
+    assert ("A", "") in log[:b_first], log[:b_first]
     # ...and B's whole first sentence came before A wrote anything more.
     b_text_so_far, b_sentence = "", b_end
     for index in range(b_first, b_end):

@@ -41,3 +41,19 @@ def test_cjk() -> None:
 def test_markdown_and_emoji_are_not_spoken() -> None:
     assert clean_for_speech("**Sure!** 😊 Here's a [link](http://x).") == "Sure! Here's a link."
     assert split(["🙂", " ** "]) == []
+
+
+def test_a_pause_completes_a_sentence_without_the_space_after_it() -> None:
+    # The model paused for another device right after the stop: speak the sentence now.
+    splitter = SentenceSplitter()
+    assert splitter.push("The capital of France is Paris.") == []
+    assert splitter.complete() == ["The capital of France is Paris."]
+    assert splitter.push(" It is big.") == [] and splitter.finish() == ["It is big."]
+    # Not a sentence end: a number, or no stop at all.
+    for unfinished in ("Pi is 3.", "The capital of"):
+        splitter = SentenceSplitter()
+        splitter.push(unfinished)
+        assert splitter.complete() == []
+    splitter = SentenceSplitter()
+    splitter.push("今天天气很好！")
+    assert splitter.complete() == []  # a CJK stop needs no space: already spoken
