@@ -6,13 +6,10 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
-from collections.abc import Iterator
 from typing import Any
 
-import pytest
-
 from edge.config import DEFAULT_SYSTEM_PROMPT
-from edge.engines.llm import EngineBusy, LanguageModel
+from edge.engines.llm import EngineBusy
 from tests.helpers import ServerThread, wait_until
 
 STORY = "Tell me a long story about a dragon, in ten sentences."
@@ -20,14 +17,6 @@ STORY = "Tell me a long story about a dragon, in ten sentences."
 
 def _prompt(text: str) -> list[dict[str, Any]]:
     return [{"role": "system", "content": DEFAULT_SYSTEM_PROMPT}, {"role": "user", "content": text}]
-
-
-@pytest.fixture
-def llm(harness: ServerThread) -> Iterator[LanguageModel]:
-    engine = harness.engines.llm
-    saved = engine.config
-    yield engine
-    engine.config = saved
 
 
 async def _collect(

@@ -5,10 +5,7 @@ Counts of tokens and order of events only: no assertion on how long anything too
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Iterator
 from typing import Any
-
-import pytest
 
 from edge.config import DEFAULT_SYSTEM_PROMPT
 from tests.helpers import ServerThread, wait_until
@@ -21,14 +18,6 @@ HISTORY = [
 
 def _ahead(history: list[dict[str, Any]]) -> list[dict[str, Any]]:
     return [{"role": "system", "content": DEFAULT_SYSTEM_PROMPT}, *history]
-
-
-@pytest.fixture
-def llm(harness: ServerThread) -> Iterator[Any]:
-    engine = harness.engines.llm
-    saved = engine.config
-    yield engine
-    engine.config = saved
 
 
 async def _answer(llm: Any, messages: list[dict[str, Any]]) -> str:
