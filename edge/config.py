@@ -98,6 +98,8 @@ class LlmConfig:
     max_tokens: int = 160
     temperature: float = 0.4
     system_prompt: str = DEFAULT_SYSTEM_PROMPT
+    # Turns of the conversation in the prompt, at most. Past it the older half goes at once,
+    # so the prompt only grows between drops and the model does not re-read it every turn.
     history_turns: int = 6
     timeout_s: float = 60.0
     # A long answer gives the model up after a sentence when another device waits (fairness).

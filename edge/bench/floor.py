@@ -1,12 +1,12 @@
 """The floor: each stage of a turn measured on its engine alone, with nothing else running.
 
 For one utterance: VAD fed the audio frame by frame as the device sends it (its delay is audio
-time: the hang-over, plus the part of a frame that holds no speech), ASR on the segment VAD cut
-(started at the final early pause, as the server does, so only what is left of it counts),
-the language model answering the transcript through the real answer path (shared prefix
-already evaluated, tools offered, up to its first complete clause), and the voice synthesizing
-that clause into Opus packets. Their sum is the fastest a turn could be with these models on this
-machine; the pipeline is judged against it.
+time: the hang-over, plus the part of a frame that holds no speech); ASR on the segment VAD cut
+(started at the final early pause, as the server does, so only what is left of it counts); the
+language model answering the transcript through the real answer path (the prompt up to the
+user's words read ahead, as the server reads it while they speak; tools offered; up to its first
+complete clause); and the voice synthesizing that clause into Opus packets. Their sum is the
+fastest a turn could be with these models on this machine; the pipeline is judged against it.
 """
 
 from __future__ import annotations
@@ -99,6 +99,8 @@ class FloorBench:
         if vad.early_delay is not None:  # what is left of it once the turn has ended
             asr_s = max(0.0, vad.early_delay + asr_s - vad.delay)
         writer = self._writer()
+        # As the server does while the user speaks: the prompt up to their words is read ahead.
+        await self.engines.llm.prefetch(*writer.prompt_ahead([], ""))
         first_token, first_clause, clause = await _first_clause(
             writer.pieces(writer.messages(text, [], ""))
         )

@@ -541,7 +541,7 @@ class DeviceSession:
 
     @property
     def history(self) -> list[dict[str, Any]]:
-        """The last `llm.history_turns` turns, as prompt messages."""
+        """The kept turns (at most `llm.history_turns`), as prompt messages."""
         keep = self.config.llm.history_turns
         return [m for turn in (self.turns[-keep:] if keep else []) for m in turn]
 
@@ -586,7 +586,7 @@ class DeviceSession:
         if reply:
             calls = answer.tool_calls_json()
             self.turns.append(turn_messages(text, reply, calls, writer.grammar_mode))
-            del self.turns[: -self.config.llm.history_turns or len(self.turns)]
+            trim_history(self.turns, self.config.llm.history_turns)
         self.turns_answered += 1
         self.metrics.turn(
             TurnRecord(
@@ -677,3 +677,12 @@ class DeviceSession:
                     await asyncio.wait([task])
             await self.conn.close("idle")
             return
+
+
+def trim_history(turns: list[Any], keep: int) -> None:
+    """Past `keep` turns, drop the older half at once rather than one turn per turn: a window
+    sliding by one turn changes the prompt right after the system prompt every turn, and the
+    model re-reads the whole history each time; dropped in halves, the prompt only grows
+    between drops and the model's cache of it is reused."""
+    if len(turns) > keep:
+        del turns[: len(turns) - (max(1, keep // 2) if keep else 0)]
