@@ -209,7 +209,8 @@ async def test_08_09_10_auto_turn_order_pacing_and_gap(
     make_server,
     speak,  # type: ignore[no-untyped-def]
 ) -> None:
-    server = make_server(llm={"max_tokens": 60})  # a few seconds of speech is enough to judge
+    # A few seconds of speech are enough to judge; no tools, so the story is never a tool call.
+    server = make_server(llm={"max_tokens": 60}, tools={"enabled": False})
     dev = SimDevice(server.ws_url)
     await dev.connect()
     mark = await auto_turn(dev, speak("Tell me a short story about a cat."))
