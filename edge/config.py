@@ -78,7 +78,7 @@ class VadConfig:
     max_utterance_s: float = 20.0
     # Fallback: a listening turn with speech whose device stopped sending audio ends after this.
     no_audio_timeout_s: float = 2.0
-    pool_size: int = 4  # VAD instances kept ready (each ~12 MB); more are made when needed
+    pool_size: int = 4  # VAD instances kept ready (~24 MB each); more are made when needed
 
 
 @dataclass(frozen=True)

@@ -1,7 +1,7 @@
 """Voice activity detection: sherpa-onnx's VoiceActivityDetector with the silero ONNX model.
 
-Each detector keeps its own ONNX session (~12 MB), so detectors are pooled: a session borrows one
-only while it listens, and an idle connected device holds none.
+Each detector keeps its own ONNX sessions (~12 MB each; two with early pauses on), so detectors
+are pooled: a session borrows one only while it listens, and an idle connected device holds none.
 
 Early pauses: the hang-over that ends an utterance (`end_silence_ms`, 700 ms) is long so that a
 pause between sentences does not cut the user off. To keep that hang-over from adding speech

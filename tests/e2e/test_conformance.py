@@ -464,7 +464,9 @@ async def test_27_28_idle_farewell_and_close_but_never_mid_answer(
     speak,  # type: ignore[no-untyped-def]
 ) -> None:
     srv = make_server(
-        session={"idle_timeout_s": 2.0, "farewell": "Goodbye!"}, llm={"max_tokens": 60}
+        session={"idle_timeout_s": 2.0, "farewell": "Goodbye!"},
+        llm={"max_tokens": 60},
+        tools={"enabled": False},  # the story must be a story, never a short tool answer
     )
     dev = SimDevice(srv.ws_url)
     await dev.connect()
