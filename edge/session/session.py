@@ -411,25 +411,23 @@ class DeviceSession:
 
     async def _end_utterance(self, segments: list[np.ndarray], early_pauses: int = 0) -> None:
         self._in_speech = False
-        early, self._early = self._early, None
-        if early is not None and (early[0] != early_pauses or early_pauses <= 0):
-            self._drop_early(early)  # the user spoke again after that pause: its text is partial
-            early = None
+        if self._early is not None and (self._early[0] != early_pauses or early_pauses <= 0):
+            self._drop_early()  # the user spoke again after that pause: its text is partial
         if not segments:
             return
         timings = TurnTimings()
-        if self.turn.utterance_end():
-            if early is not None:
-                self.metrics.early_asr(used=True)
-            samples = np.concatenate(segments)
-            self._start_reply(self._answer_speech(samples, timings, early and early[1]))
-        elif early is not None:
-            self._drop_early(early)
+        if not self.turn.utterance_end():
+            self._drop_early()
+            return
+        early, self._early = self._early, None
+        if early is not None:
+            self.metrics.early_asr(used=True)
+        samples = np.concatenate(segments)
+        self._start_reply(self._answer_speech(samples, timings, early and early[1]))
 
-    def _drop_early(self, early: tuple[int, asyncio.Task[str | None]] | None = None) -> None:
-        early = early or self._early
-        if early is self._early:
-            self._early = None
+    def _drop_early(self) -> None:
+        """Forget the early text: the user spoke on after its pause, or listening restarted."""
+        early, self._early = self._early, None
         if early is not None:
             early[1].cancel()
             self.metrics.early_asr(used=False)
@@ -510,8 +508,7 @@ class DeviceSession:
         self._prefetch = self._group.create_task(self._prefetch_prompt(), name="read ahead")
 
     async def _prefetch_prompt(self) -> None:
-        tools = self._tools_now() if self.config.tools.enabled else ToolSet([])
-        writer = self._writer(tools, ToolContext(self.device_id or self.conn.device_id))
+        writer = self._writer(self._tools_now(), ToolContext(self.device_id or self.conn.device_id))
         try:
             read = await self.engines.llm.prefetch(*writer.prompt_ahead(self.history, self.summary))
         except Exception as exc:  # only a lost head start: the answer reads it all anyway
