@@ -77,6 +77,15 @@ def _remote(url: str, **llm: Any) -> OpenAiLlm:
     return OpenAiLlm(config.llm)
 
 
+def _started_with_remote(harness: ServerThread, **sections: dict[str, Any]) -> EdgeServer:
+    """A real server on the shared engines, its language model an OpenAI-compatible server."""
+    config = server_config(**sections)
+    engines = dataclasses.replace(harness.engines, llm=OpenAiLlm(config.llm))
+    server = EdgeServer(config, engines)
+    harness.call(server.start())
+    return server
+
+
 async def _answer(llm: OpenAiLlm, text: str) -> list[str]:
     messages = [{"role": "user", "content": text}]
     try:
@@ -94,10 +103,9 @@ def test_answers_stream_from_the_remote_server(llama_server: str, harness: Serve
 def test_a_device_turn_with_a_tool_call_goes_through_the_remote_model(
     llama_server: str, harness: ServerThread, log_lines: list[dict[str, Any]]
 ) -> None:
-    config = server_config(llm={"backend": "openai", "url": llama_server, "temperature": 0.0})
-    engines = dataclasses.replace(harness.engines, llm=OpenAiLlm(config.llm))
-    server = EdgeServer(config, engines)
-    harness.call(server.start())
+    server = _started_with_remote(
+        harness, llm={"backend": "openai", "url": llama_server, "temperature": 0.0}
+    )
 
     async def scenario() -> tuple[SimDevice, int, int]:
         dev = SimDevice(
@@ -122,7 +130,7 @@ def test_a_device_turn_with_a_tool_call_goes_through_the_remote_model(
         dev, tool_mark, plain_mark = harness.call(scenario())
     finally:
         harness.call(server.stop())
-        harness.call(_close(engines.llm))
+        harness.call(_close(server.engines.llm))
     assert dev.mcp.volume == 30  # the call the remote model wrote reached the device
     assert ("self.audio_speaker.set_volume", {"volume": 30}) in dev.mcp.calls
     for mark in (tool_mark, plain_mark):
@@ -211,10 +219,9 @@ def test_a_server_that_is_down_gives_an_apology_and_a_clear_line(
     with pytest.raises(LlmUnavailable, match=r"127\.0\.0\.1"):
         harness.call(_answer(_remote(down), "Hello?"))
 
-    config = server_config(llm={"backend": "openai", "url": down}, tools={"enabled": False})
-    engines = dataclasses.replace(harness.engines, llm=OpenAiLlm(config.llm))
-    server = EdgeServer(config, engines)
-    harness.call(server.start())
+    server = _started_with_remote(
+        harness, llm={"backend": "openai", "url": down}, tools={"enabled": False}
+    )
 
     async def scenario() -> tuple[SimDevice, int, str]:
         dev = SimDevice(
@@ -232,7 +239,7 @@ def test_a_server_that_is_down_gives_an_apology_and_a_clear_line(
         dev, mark, log = harness.call(scenario())
     finally:
         harness.call(server.stop())
-        harness.call(_close(engines.llm))
+        harness.call(_close(server.engines.llm))
     assert_reply_bracket(dev, mark, with_stt=True)
     assert texts(dev, "sentence", mark) == ["Sorry, I could not come up with an answer just now."]
     assert "language model failed mid-reply" in log and down.split("/v1")[0] in log
