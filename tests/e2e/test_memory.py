@@ -75,8 +75,10 @@ async def test_memory_survives_a_restart_and_a_kill(tmp_path: Path, speak) -> No
     serve.kill()
     await device.drop()
     turns = _turns(tmp_path / "memory.db")
-    assert [words(t[0]) for t in turns[:2]] == [
-        ["hello", "my", "name", "is", "alice"],
+    # The stored words are what Whisper heard: piper's speech varies from one synthesis to the
+    # next, and tiny.en sometimes hears its "Hello!" as "Oh" or "Oh, well"; the rest is stable.
+    assert [words(t[0])[-4:] for t in turns[:2]] == [
+        ["my", "name", "is", "alice"],
         ["what", "is", "my", "name"],
     ]
     assert all(t[2] == 1 and t[1] for t in turns[:2])  # both earlier turns complete
