@@ -105,6 +105,9 @@ class LlmConfig:
     # A long answer gives the model up after a sentence when another device waits (fairness).
     yield_between_sentences: bool = True
     max_waiting: int = 16  # requests queued for the model; more are refused with an apology
+    # Saved model states of recent prompts (~12 KB per token with the 0.5B model), so that a
+    # device's prompt survives other devices' turns instead of being read again (0: off).
+    prompt_cache_mb: int = 64
     # "local" (llama.cpp in this process) or "openai": an OpenAI-compatible server at `url`
     # (llama-server, Ollama, vLLM), e.g. url = "http://192.168.1.20:8080/v1".
     backend: str = "local"
@@ -387,6 +390,7 @@ def validate(c: Config) -> None:
         "the openai backend needs the server's URL, like http://host:8080/v1",
     )
     _check(c.llm.max_waiting >= 1, "llm.max_waiting", "must be at least 1")
+    _check(c.llm.prompt_cache_mb >= 0, "llm.prompt_cache_mb", "must be 0 (off) or more")
     url = c.server.public_websocket_url
     _check(
         not url or url.startswith(("ws://", "wss://")),

@@ -4,6 +4,7 @@ One `Llama` serves every device, one generation at a time (a llama context is no
 waiting requests are served in arrival order. llama-cpp-python keeps the KV cache of the longest
 prefix shared with the previous request, so the system prompt stays first and identical for all
 devices (anything that changes per request goes after it), and is evaluated once at start-up.
+Other devices' prompts are saved and brought back by `edge.engines.prompt_states`.
 
 Fairness: a long answer gives the model up at the end of a sentence when another request waits,
 and queues again behind it; it resumes from its prompt plus what it has written. So a second
@@ -26,6 +27,7 @@ from typing import Any, Protocol
 from loguru import logger
 
 from edge.config import LlmConfig
+from edge.engines.prompt_states import PromptStates
 from edge.engines.worker import EngineTimeout, EngineWorker
 
 Message = dict[str, Any]
@@ -102,6 +104,7 @@ class LlmEngine:
             verbose=False,
         )
         self._format = _chat_formatter(self._llama)
+        self.states = PromptStates(self._llama, config.prompt_cache_mb * 2**20)
         self._lock = asyncio.Lock()  # FIFO: generations are served in arrival order
         self._grammars: dict[str, Any] = {}  # JSON schema text → compiled LlamaGrammar
         self.idle_since = time.monotonic()  # when the last generation ended
@@ -251,11 +254,7 @@ class LlmEngine:
 
     def _evaluate_ahead(self, tokens: list[int]) -> int:
         llama = self._llama
-        cached = 0
-        for have, want in zip(llama._input_ids, tokens, strict=False):
-            if have != want:
-                break
-            cached += 1
+        cached = self.states.restore_for(tokens)
         if cached == len(tokens):
             return 0
         llama.n_tokens = cached  # `eval` drops the cache past this point
@@ -266,6 +265,7 @@ class LlmEngine:
             done += len(chunk)
             if self.waiting:
                 break  # a real request is queued: it matters more
+        self.states.save()
         return done
 
     def close(self) -> None:
@@ -318,6 +318,8 @@ class _Generation:
         try:
             if time.monotonic() > self.deadline:
                 raise EngineTimeout(f"llm had no time left ({self.budget} s budget)")
+            # Another device's turn may have replaced this prompt in the context since.
+            self.engine.states.restore_for(tokens)
             chunks: Any = self.engine._llama.create_completion(
                 prompt=tokens,
                 stop=rendered.stop,
@@ -347,6 +349,7 @@ class _Generation:
                     self.paused = True
                     break
             chunks.close()
+            self.engine.states.save()
         except BaseException as exc:  # handed to the reader, re-raised there
             self._send(exc)
         finally:

@@ -1,0 +1,88 @@
+"""Saved prompt states with the real model: a device's prompt survives another device's turn.
+
+Counts of tokens and restores only: no assertion on how long anything took."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+from edge.config import DEFAULT_SYSTEM_PROMPT
+from tests.helpers import ServerThread, wait_until
+
+# Not said in any other test: its state cannot be saved already.
+ADA = [
+    {"role": "user", "content": "My name is Ada and I keep three goats on a hill."},
+    {"role": "assistant", "content": "Nice to meet you, Ada. Your goats must be happy there."},
+]
+
+
+def _with_system(*messages: dict[str, Any]) -> list[dict[str, Any]]:
+    return [{"role": "system", "content": DEFAULT_SYSTEM_PROMPT}, *messages]
+
+
+async def _answer(llm: Any, messages: list[dict[str, Any]], max_tokens: int = 40) -> str:
+    out = ""
+    async for piece in llm.stream(messages, max_tokens=max_tokens):
+        out += piece
+    return out
+
+
+def test_a_devices_prompt_survives_another_devices_turn(harness: ServerThread, llm: Any) -> None:
+    async def scenario() -> tuple[int, int, int, str]:
+        first = await llm.prefetch(_with_system(*ADA))
+        # Another device's question replaces Ada's history in the context.
+        await _answer(llm, _with_system({"role": "user", "content": "Name a big river."}))
+        restored = llm.states.restored
+        again = await llm.prefetch(_with_system(*ADA))
+        question = {"role": "user", "content": "What is my name?"}
+        reply = await _answer(llm, _with_system(*ADA, question))
+        return first, again, llm.states.restored - restored, reply
+
+    first, again, restores, reply = harness.call(scenario())
+    assert first > 20
+    assert again == 0  # nothing read again: the saved state came back
+    assert restores == 1
+    assert "Ada" in reply
+
+
+def test_a_paused_answer_resumes_from_its_saved_state(harness: ServerThread, llm: Any) -> None:
+    async def scenario() -> tuple[int, int, str, str]:
+        pauses, restored = llm.pauses, llm.states.restored
+        story = _with_system({"role": "user", "content": "Tell me a long story about a fox."})
+        long = asyncio.create_task(_answer(llm, story, max_tokens=120))
+        await wait_until(lambda: llm.busy)
+        await asyncio.sleep(0.3)  # A is writing its first sentence
+        short = await _answer(llm, _with_system({"role": "user", "content": "What is 2 + 2?"}))
+        return llm.pauses - pauses, llm.states.restored - restored, await long, short
+
+    pauses, restores, story, short = harness.call(scenario())
+    assert pauses >= 1
+    # The story's resume found its own words again instead of reading them anew (the short
+    # answer may pause too, but has too few words for a restore to be worth it).
+    assert restores >= 1, (restores, pauses)
+    assert "4" in short or "four" in short.lower()
+    assert len(story.split()) > 20
+
+
+def test_saved_states_stay_within_their_budget(harness: ServerThread, llm: Any) -> None:
+    states = llm.states
+    budget = states.budget_bytes
+
+    def read_ahead(text: str) -> int:
+        return int(harness.call(llm.prefetch(_with_system({"role": "user", "content": text}))))
+
+    try:
+        read_ahead("I like cats.")
+        states.budget_bytes = states.size_bytes  # room for what is kept now, no more
+        for text in ("I like boats.", "I like clouds."):
+            assert read_ahead(text) > 0
+            assert states.size_bytes <= states.budget_bytes
+        assert read_ahead("I like clouds.") == 0  # the newest is kept, the oldest went
+        # A budget of 0 turns saving off.
+        states.budget_bytes = 0
+        before = len(states)
+        read_ahead("I like trains.")
+        assert len(states) == before
+    finally:
+        states.budget_bytes = budget
