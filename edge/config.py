@@ -74,6 +74,10 @@ class VadConfig:
     # ready when the pause reaches end_silence_ms (0: recognise only then). A pause that ends
     # in more speech wastes that recognition.
     early_asr_ms: int = 200
+    # At that pause, also have the model answer the text while the hang-over runs, held back
+    # (nothing sent, stored or run) until the pause is confirmed, dropped if the user speaks on.
+    # Only when the model is free: under load it would hold other devices up.
+    preemptive_answer: bool = True
     min_speech_ms: int = 250
     max_utterance_s: float = 20.0
     # Fallback: a listening turn with speech whose device stopped sending audio ends after this.

@@ -67,6 +67,14 @@ class Metrics:
             ["outcome"],
             registry=r,
         )
+        self._held = Counter(
+            "edge_held_answers",
+            "Answers begun at a pause and held until it ended the turn (vad.preemptive_answer), "
+            "by outcome: used, dropped (the user spoke on) or declined (no words, an exit "
+            "phrase, or the model busy)",
+            ["outcome"],
+            registry=r,
+        )
         self._models = Gauge("edge_models_loaded", "1 once every model is loaded", registry=r)
         self._recent: deque[TurnRecord] = deque(maxlen=RECENT_TURNS)
         self._refreshers: list[Callable[[], None]] = []
@@ -92,6 +100,9 @@ class Metrics:
 
     def early_asr(self, used: bool) -> None:
         self._early.labels("used" if used else "discarded").inc()
+
+    def held_answer(self, outcome: str) -> None:
+        self._held.labels(outcome).inc()
 
     def turn(self, record: TurnRecord) -> None:
         self._turns.labels("tools" if record.tools else "plain").inc()

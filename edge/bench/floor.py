@@ -7,6 +7,8 @@ language model answering the transcript through the real answer path (the prompt
 user's words read ahead, as the server reads it while they speak; tools offered; up to its first
 complete clause); and the voice synthesizing that clause into Opus packets. Their sum is the
 fastest a turn could be with these models on this machine; the pipeline is judged against it.
+With `vad.preemptive_answer`, as in the server, the answer starts when the early text is ready
+and its first audio waits only for the VAD decision.
 """
 
 from __future__ import annotations
@@ -47,10 +49,16 @@ class FloorTurn:
     transcript: str
     first_clause: str
     tools: int
+    held_from: float | None = None  # end of speech → the early text, answered before the VAD
+
+    @property
+    def text_ready(self) -> float:
+        """End of speech → the text the answer starts from."""
+        return self.held_from if self.held_from is not None else self.vad + self.asr
 
     @property
     def total(self) -> float:
-        return self.vad + self.asr + self.llm_first_clause + self.tts
+        return max(self.vad, self.text_ready + self.llm_first_clause + self.tts)
 
 
 class FloorBench:
@@ -96,7 +104,10 @@ class FloorBench:
         started = time.monotonic()
         text = await self.engines.asr.transcribe(heard, timeout_s=self.config.asr.timeout_s)
         asr_s = time.monotonic() - started
+        held_from = None
         if vad.early_delay is not None:  # what is left of it once the turn has ended
+            if self.config.vad.preemptive_answer:
+                held_from = vad.early_delay + asr_s
             asr_s = max(0.0, vad.early_delay + asr_s - vad.delay)
         writer = self._writer()
         # As the server does while the user speaks: the prompt up to their words is read ahead.
@@ -123,6 +134,7 @@ class FloorBench:
             text,
             clause,
             len(writer.answer.tool_calls),
+            held_from,
         )
 
     def _vad(self, pcm: np.ndarray) -> VadOutcome:
@@ -192,6 +204,7 @@ def as_row(turn: FloorTurn) -> dict[str, Any]:
         "llm_first_token": turn.llm_first_token,
         "llm_first_clause": turn.llm_first_clause,
         "tts": turn.tts,
+        "text_ready": turn.text_ready,
         "total": turn.total,
         "transcript": turn.transcript,
         "first_clause": turn.first_clause,

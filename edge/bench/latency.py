@@ -334,18 +334,11 @@ def _stage_table(turns: list[Turn]) -> dict[str, dict[str, float | None]]:
 
 
 def _floor_table(floor: list[FloorTurn]) -> dict[str, Any]:
-    def cumulative(parts: int) -> list[float]:
-        out = []
-        for f in floor:
-            steps = [f.vad, f.asr, f.llm_first_clause, f.tts][:parts]
-            out.append(sum(steps))
-        return out
-
     return {
-        "vad_decision": _spread(cumulative(1)),
-        "asr_done": _spread(cumulative(2)),
-        "llm_first_token": _spread([f.vad + f.asr + f.llm_first_token for f in floor]),
-        "tts_first_audio": _spread(cumulative(4)),
+        "vad_decision": _spread([f.vad for f in floor]),
+        "asr_done": _spread([f.text_ready for f in floor]),
+        "llm_first_token": _spread([f.text_ready + f.llm_first_token for f in floor]),
+        "tts_first_audio": _spread([f.text_ready + f.llm_first_clause + f.tts for f in floor]),
         "first_audio": _spread([f.total for f in floor]),
         "engines_alone": {
             "vad": _spread([f.vad for f in floor]),
@@ -437,8 +430,8 @@ async def run(options: Options) -> dict[str, Any]:
     speech, floor = await _floor(options, env)
     for f in floor:
         say(
-            f"  {f.name!r}: vad {_ms(f.vad)} asr {_ms(f.asr)} llm {_ms(f.llm_first_clause)} "
-            f"tts {_ms(f.tts)} = {_ms(f.total)} ({f.first_clause!r})"
+            f"  {f.name!r}: vad {_ms(f.vad)} text {_ms(f.text_ready)} "
+            f"llm {_ms(f.llm_first_clause)} tts {_ms(f.tts)} = {_ms(f.total)} ({f.first_clause!r})"
         )
     if options.url:
         server = await ServerUnderTest.attach(options.url)

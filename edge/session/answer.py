@@ -15,7 +15,7 @@ import contextlib
 import json
 import re
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -92,6 +92,8 @@ class AnswerWriter:
         self.farewell = farewell
         self.answer = Answer()
         self.grammar_mode = config.tools.mode == "grammar" and bool(self.tools)
+        # Awaited before any tool runs: a held answer waits there until its turn is confirmed.
+        self.before_tool: Callable[[], Awaitable[None]] | None = None
 
     def messages(
         self, user_text: str, history: list[dict[str, Any]], summary: str
@@ -145,6 +147,8 @@ class AnswerWriter:
                 else:
                     offer_tools, attempt = False, messages  # answer without tools
                 continue
+            if self.before_tool is not None:
+                await self.before_tool()
             record = await self._run(tool, arguments)
             if record.repairable and repairs_left:
                 repairs_left -= 1

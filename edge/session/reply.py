@@ -70,33 +70,49 @@ class ReplySpeaker:
         pieces: AsyncIterator[str],
         timings: TurnTimings,
         on_started: Callable[[], object] = lambda: None,
+        ready: Callable[[], Awaitable[None]] | None = None,
     ) -> str:
-        """Speak streamed text; return what was actually spoken (sentence texts, joined)."""
+        """Speak streamed text; return what was actually spoken (sentence texts, joined).
+
+        Writing and synthesis start at once; the device hears nothing (not even `tts start`)
+        until `ready` returns: a held answer waits there for its confirmation, with at most a
+        few sentences written ahead. Cancelled before that, nothing was sent."""
         spoken: list[str] = []
+        sentences: asyncio.Queue[object] = asyncio.Queue(maxsize=8)
+        audio: asyncio.Queue[object] = asyncio.Queue(maxsize=2)  # backpressure on synthesis
+        async with asyncio.TaskGroup() as group:
+            stages = [
+                group.create_task(self._write(pieces, sentences, timings)),
+                group.create_task(self._synthesize(sentences, audio, timings)),
+            ]
+            if ready is not None:
+                await ready()
+            await self._say(audio, timings, on_started, spoken)
+            for stage in stages:  # done, or the device is gone: stop writing and synthesizing
+                stage.cancel()
+        return " ".join(spoken)
+
+    async def _say(
+        self,
+        audio: asyncio.Queue[object],
+        timings: TurnTimings,
+        on_started: Callable[[], object],
+        spoken: list[str],
+    ) -> None:
         if not await self.conn.send_json(messages.tts_start(self.session_id)):
-            return ""
+            return
         on_started()
         started = time.monotonic()
         pacer = Pacer(self.audio.frame_duration_ms, self.audio.pacing_lead_frames)
         finished = False
         try:
             await self.conn.send_json(messages.llm_emotion(self.session_id, self.emotion))
-            sentences: asyncio.Queue[object] = asyncio.Queue(maxsize=8)
-            audio: asyncio.Queue[object] = asyncio.Queue(maxsize=2)  # backpressure on synthesis
-            async with asyncio.TaskGroup() as group:
-                stages = [
-                    group.create_task(self._write(pieces, sentences, timings)),
-                    group.create_task(self._synthesize(sentences, audio, timings)),
-                ]
-                finished = await self._play(audio, pacer, started, timings, spoken)
-                for stage in stages:  # the device is gone: stop writing and synthesizing
-                    stage.cancel()
+            finished = await self._play(audio, pacer, started, timings, spoken)
         finally:
             if finished:
                 await pacer.wait_played(self.audio.stop_margin_ms / 1000.0)
             # Also on abort/cancel: awaiting a send here is safe, it cannot raise.
             await self.conn.send_json(messages.tts_stop(self.session_id))
-        return " ".join(spoken)
 
     async def _write(
         self, pieces: AsyncIterator[str], out: asyncio.Queue[object], timings: TurnTimings

@@ -12,6 +12,7 @@ import contextlib
 import re
 import time
 from collections.abc import AsyncIterable, AsyncIterator, Coroutine
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -128,9 +129,8 @@ class DeviceSession:
         self._manual_audio: list[np.ndarray] = []
         self._in_speech = False
         self._generation = 0  # bumped by every `listen start`: older VAD results are stale
-        # Speech recognition started at the user's latest pause: (the detector's pause count
-        # then, the task). Used when that pause becomes the end of the utterance.
-        self._early: tuple[int, asyncio.Task[str | None]] | None = None
+        # The user's latest pause, while it may still become the end of the utterance.
+        self._early: _EarlyTurn | None = None
         self._prefetch: asyncio.Task[None] | None = None
         self._reply_task: asyncio.Task[None] | None = None
         self._group: asyncio.TaskGroup | None = None
@@ -403,15 +403,27 @@ class DeviceSession:
                 await self._on_abort("barge-in")
         if result.early is not None and not result.utterances:
             self._drop_early()
-            assert self._group is not None
-            task = self._group.create_task(self._transcribe(result.early), name="early asr")
-            self._early = (result.early_pauses, task)
+            self._early = self._start_early_turn(result.early, result.early_pauses)
+        elif result.early_pauses < 0 and self._early is not None:
+            self._drop_early()  # the user speaks on: the pause did not end the question
         if result.utterances:
             await self._end_utterance(result.utterances, result.early_pauses)
 
+    def _start_early_turn(self, speech: np.ndarray, pauses: int) -> _EarlyTurn:
+        """The user paused: recognise the speech so far at once and, when the model is free,
+        answer it too, holding everything the device or the memory would see until the
+        hang-over confirms that the pause ended the utterance."""
+        assert self._group is not None
+        early = _EarlyTurn(
+            pauses, self._group.create_task(self._transcribe(speech), name="early asr")
+        )
+        if self.config.vad.preemptive_answer and self.turn.state == TurnState.LISTENING:
+            early.held = self._group.create_task(self._answer_held(early), name="held answer")
+        return early
+
     async def _end_utterance(self, segments: list[np.ndarray], early_pauses: int = 0) -> None:
         self._in_speech = False
-        if self._early is not None and (self._early[0] != early_pauses or early_pauses <= 0):
+        if self._early is not None and (self._early.pauses != early_pauses or early_pauses <= 0):
             self._drop_early()  # the user spoke again after that pause: its text is partial
         if not segments:
             return
@@ -420,16 +432,44 @@ class DeviceSession:
             self._drop_early()
             return
         early, self._early = self._early, None
-        if early is not None:
-            self.metrics.early_asr(used=True)
         samples = np.concatenate(segments)
-        self._start_reply(self._answer_speech(samples, timings, early and early[1]))
+        if early is None:
+            self._start_reply(self._answer_speech(samples, timings))
+            return
+        self.metrics.early_asr(used=True)
+        early.timings.end_of_speech = timings.end_of_speech
+        self._start_reply(self._answer_early(early, samples))
+
+    async def _answer_early(self, early: _EarlyTurn, samples: np.ndarray) -> None:
+        """The pause ended the utterance: let its held answer go on, or answer now."""
+        early.confirmed.set()
+        if early.held is not None and await early.held:
+            self.metrics.held_answer("used")
+            return
+        await self._answer_speech(samples, early.timings, early.text)
+
+    async def _answer_held(self, early: _EarlyTurn) -> bool:
+        """Answer the early text before the pause is confirmed (nothing reaches the device, the
+        memory or a tool until then). False, having done nothing, when it is not worth it: no
+        words, an exit phrase, or the model busy with another device (a held answer would only
+        hold it up further)."""
+        text = await early.text
+        if not text or not _meaningful(text) or self._is_exit(text) or self.engines.llm.busy:
+            self.metrics.held_answer("declined")
+            return False
+        early.timings.asr_done = time.monotonic()
+        await self._answer_text(text, early.timings, confirmed=early.confirmed)
+        return True
 
     def _drop_early(self) -> None:
-        """Forget the early text: the user spoke on after its pause, or listening restarted."""
+        """Forget the early text and its held answer: the user spoke on after its pause, or
+        listening restarted."""
         early, self._early = self._early, None
         if early is not None:
-            early[1].cancel()
+            early.text.cancel()
+            if early.held is not None and not early.held.done():
+                early.held.cancel()
+                self.metrics.held_answer("dropped")
             self.metrics.early_asr(used=False)
 
     async def _transcribe(self, samples: np.ndarray) -> str | None:
@@ -549,16 +589,37 @@ class DeviceSession:
         spoken = _phrase_key(words)
         return bool(spoken) and spoken in self._exit_phrases
 
-    async def _answer_text(self, text: str, timings: TurnTimings) -> None:
-        if self._is_exit(text):
+    async def _answer_text(
+        self, text: str, timings: TurnTimings, confirmed: asyncio.Event | None = None
+    ) -> None:
+        """Answer `text`. With `confirmed` (a held answer), the model writes and the first
+        sentences are synthesized at once, but the device hears of the turn (`stt`, then the
+        audio), the memory stores it and a tool runs only once `confirmed` is set."""
+        if confirmed is None and self._is_exit(text):
             await self._end_by_request(text)
             return
-        await self.conn.send_json(messages.stt(self.session_id, text))
-        turn_id = await self._begin_turn(text)
+        turn_id: int | None = None
+        opened = asyncio.Lock()
+        started = False
+
+        async def go_ahead() -> None:
+            nonlocal turn_id, started
+            async with opened:
+                if started:
+                    return
+                if confirmed is not None:
+                    await confirmed.wait()
+                await self.conn.send_json(messages.stt(self.session_id, text))
+                turn_id = await self._begin_turn(text)
+                started = True
+
+        if confirmed is None:
+            await go_ahead()
         context = ToolContext(self.device_id or self.conn.device_id)
         tools = await self._toolset()
         self._tool_specs = tools.specs() if self.config.tools.mode == "template" else []
         writer = self._writer(tools, context)
+        writer.before_tool = go_ahead
         prompt = writer.messages(text, self.history, self.summary)
         answer = writer.answer
         stored = False
@@ -567,13 +628,16 @@ class DeviceSession:
             nonlocal stored
             async for piece in writer.pieces(prompt):
                 yield piece
+            await go_ahead()
             # Stored as soon as it is written, while it is still being spoken.
             await self._finish_turn(turn_id, answer.text, answer.tool_calls_json())
             stored = True
 
         reply = ""
         try:
-            reply = await self._speaker.speak(pieces(), timings, self.turn.speaking_started)
+            reply = await self._speaker.speak(
+                pieces(), timings, self.turn.speaking_started, ready=go_ahead
+            )
         finally:
             if not stored or (reply and reply != answer.text):
                 # Cut short (abort, failure): keep what was said, or at least what was written.
@@ -674,6 +738,17 @@ class DeviceSession:
                     await asyncio.wait([task])
             await self.conn.close("idle")
             return
+
+
+@dataclass(eq=False)
+class _EarlyTurn:
+    """A pause of the user's that may end the utterance (`vad.early_asr_ms`)."""
+
+    pauses: int  # the detector's pause count then: the same count at the end means no more speech
+    text: asyncio.Task[str | None]  # speech recognition of the speech so far
+    held: asyncio.Task[bool] | None = None  # the answer written meanwhile (see _answer_held)
+    confirmed: asyncio.Event = field(default_factory=asyncio.Event)
+    timings: TurnTimings = field(default_factory=TurnTimings)
 
 
 def trim_history(turns: list[Any], keep: int) -> None:
