@@ -20,6 +20,7 @@ from edge.security.admission import Admission
 from edge.security.registry import DeviceRegistry
 from edge.services import Services
 from edge.session.answer import AnswerWriter
+from edge.session.reply import APOLOGY, phrase_sentences
 from edge.systemd import Notifier
 from edge.tools.builtin import builtin_tools
 from edge.tools.external_mcp import ExternalMcpServer
@@ -109,6 +110,11 @@ class EdgeServer:
                 self._spawn(server.run(), f"mcp:{server.config.name}")
             await asyncio.gather(*(s.ready.wait() for s in self.external_mcp))
         await self._evaluate_prefix()
+        # The greeting after a wake word and the farewell are heard at once, not after piper.
+        phrases = phrase_sentences(config.session.greeting, config.session.farewell, APOLOGY)
+        await self.engines.tts.prerender(
+            phrases, config.audio.downlink_sample_rate, config.audio.frame_duration_ms
+        )
         host = config.server.host
         self.ws_port = await self.devices.start(host, config.server.port)
         self.http_port = await self._http.start(host, config.server.http_port)

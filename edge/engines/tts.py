@@ -1,5 +1,8 @@
 """Speech synthesis with piper, resampled to the announced downlink rate and cut into Opus
-packets of exactly the announced frame duration."""
+packets of exactly the announced frame duration.
+
+Fixed phrases (the wake-word greeting, the farewell, the apologies) are rendered once and kept as
+packets, so they are heard at once instead of after synthesis."""
 
 from __future__ import annotations
 
@@ -12,6 +15,8 @@ from edge.audio.pcm import frames, resample
 from edge.config import TtsConfig
 from edge.engines.worker import EngineWorker
 
+PHRASES_KEPT = 32  # fixed phrases are few: greeting, farewell, apologies
+
 
 class TtsEngine:
     def __init__(self, voice_model: Path, config: TtsConfig, worker: EngineWorker) -> None:
@@ -21,6 +26,9 @@ class TtsEngine:
         self._syn = SynthesisConfig(length_scale=config.length_scale)
         self.sample_rate: int = self._voice.config.sample_rate
         self.worker = worker
+        self.syntheses = 0  # sentences synthesized (a pre-rendered phrase is not one)
+        # (sentence, sample rate, frame ms) → its Opus packets
+        self._phrases: dict[tuple[str, int, int], list[bytes]] = {}
 
     def synthesize_pcm(self, text: str, rate: int) -> np.ndarray:
         """int16 mono PCM at `rate` (blocking; call from a worker)."""
@@ -30,6 +38,7 @@ class TtsEngine:
         return np.asarray(resample(np.concatenate(parts), self.sample_rate, rate), dtype=np.int16)
 
     def _packets(self, text: str, encoder: OpusEncoder) -> list[bytes]:
+        self.syntheses += 1
         pcm = self.synthesize_pcm(text, encoder.sample_rate)
         return [encoder.encode(frame) for frame in frames(pcm, encoder.frame_samples)]
 
@@ -39,3 +48,23 @@ class TtsEngine:
     async def packets(self, text: str, encoder: OpusEncoder) -> list[bytes]:
         """Opus packets for one sentence. The encoder belongs to the caller's stream."""
         return await self.worker.run(self._packets, text, encoder)
+
+    async def phrase_packets(self, sentence: str, sample_rate: int, frame_ms: int) -> list[bytes]:
+        """Opus packets of a fixed sentence, rendered on first use (or by `prerender`) and kept.
+        Encoded by an encoder of their own: a device's decoder takes packets from any encoder."""
+        key = (sentence, sample_rate, frame_ms)
+        packets = self._phrases.get(key)
+        if packets is None:
+            encoder = OpusEncoder(sample_rate, frame_ms)
+            try:
+                packets = await self.packets(sentence, encoder)
+            finally:
+                encoder.close()
+            if len(self._phrases) >= PHRASES_KEPT:
+                self._phrases.pop(next(iter(self._phrases)))
+            self._phrases[key] = packets
+        return packets
+
+    async def prerender(self, sentences: list[str], sample_rate: int, frame_ms: int) -> None:
+        for sentence in sentences:
+            await self.phrase_packets(sentence, sample_rate, frame_ms)

@@ -71,19 +71,21 @@ class ReplySpeaker:
         timings: TurnTimings,
         on_started: Callable[[], object] = lambda: None,
         ready: Callable[[], Awaitable[None]] | None = None,
+        fixed: bool = False,
     ) -> str:
         """Speak streamed text; return what was actually spoken (sentence texts, joined).
 
         Writing and synthesis start at once; the device hears nothing (not even `tts start`)
         until `ready` returns: a held answer waits there for its confirmation, with at most a
-        few sentences written ahead. Cancelled before that, nothing was sent."""
+        few sentences written ahead. Cancelled before that, nothing was sent. `fixed` text (not
+        the model's: greeting, farewell) is spoken from pre-rendered packets, kept for reuse."""
         spoken: list[str] = []
         sentences: asyncio.Queue[object] = asyncio.Queue(maxsize=8)
         audio: asyncio.Queue[object] = asyncio.Queue(maxsize=2)  # backpressure on synthesis
         async with asyncio.TaskGroup() as group:
             stages = [
                 group.create_task(self._write(pieces, sentences, timings)),
-                group.create_task(self._synthesize(sentences, audio, timings)),
+                group.create_task(self._synthesize(sentences, audio, timings, fixed)),
             ]
             if ready is not None:
                 await ready()
@@ -147,12 +149,21 @@ class ReplySpeaker:
             await out.put(_END)
 
     async def _synthesize(
-        self, sentences: asyncio.Queue[object], out: asyncio.Queue[object], timings: TurnTimings
+        self,
+        sentences: asyncio.Queue[object],
+        out: asyncio.Queue[object],
+        timings: TurnTimings,
+        fixed: bool,
     ) -> None:
         while (sentence := await sentences.get()) is not _END:
             assert isinstance(sentence, str)
             try:
-                packets = await self.tts.packets(sentence, self.encoder)
+                if fixed or sentence == APOLOGY:
+                    packets = await self.tts.phrase_packets(
+                        sentence, self.encoder.sample_rate, self.audio.frame_duration_ms
+                    )
+                else:
+                    packets = await self.tts.packets(sentence, self.encoder)
             except Exception as exc:
                 self.log.error("speech synthesis failed for {!r}: {!r}", sentence[:60], exc)
                 self.on_error("tts")
@@ -207,3 +218,12 @@ class ReplySpeaker:
 async def fixed_text(text: str) -> AsyncIterator[str]:
     """A text source that is not a model (greetings, farewells)."""
     yield text
+
+
+def phrase_sentences(*texts: str) -> list[str]:
+    """The sentences fixed texts are spoken in, split as the speaker splits them."""
+    out: list[str] = []
+    for text in texts:
+        splitter = SentenceSplitter()
+        out += [*splitter.push(text), *splitter.finish()]
+    return out

@@ -702,7 +702,7 @@ class DeviceSession:
         done = asyncio.get_running_loop().create_future()
 
         async def speak() -> None:
-            spoken = await self._speak_fixed(text)
+            spoken = await self._speak_fixed(text, keep=False)  # one-off: not worth keeping
             if not done.done():
                 done.set_result(bool(spoken) and not self.conn.closed)
 
@@ -712,10 +712,11 @@ class DeviceSession:
             await asyncio.wait([task])
         return bool(done.done() and done.result())
 
-    async def _speak_fixed(self, text: str) -> str:
-        """Speak text that is not the model's (greeting, farewell, reminder); what was said."""
+    async def _speak_fixed(self, text: str, keep: bool = True) -> str:
+        """Speak text that is not the model's (greeting, farewell, reminder); what was said.
+        `keep`: from pre-rendered audio, rendered now if it is not yet."""
         return await self._speaker.speak(
-            fixed_text(text), TurnTimings(), self.turn.speaking_started
+            fixed_text(text), TurnTimings(), self.turn.speaking_started, fixed=keep
         )
 
     # --- idle policy ----------------------------------------------------------------------

@@ -369,12 +369,15 @@ async def test_16_wake_word_is_not_a_question(server: Running, question: np.ndar
 
 async def test_16_wake_word_greeting(make_server, question: np.ndarray) -> None:  # type: ignore[no-untyped-def]
     srv = make_server(session={"greeting": "Hi, I am listening."})
+    tts = srv.harness.engines.tts
+    synthesized = tts.syntheses  # the greeting was rendered when the server started
     dev = SimDevice(srv.ws_url)
     await dev.connect()
     mark = await _wake(dev, "你好小智")
     await dev.wait_tts_stop(20, after=mark)
     assert_reply_bracket(dev, mark, with_stt=False)
     assert texts(dev, "sentence", mark) == ["Hi, I am listening."]
+    assert tts.syntheses == synthesized  # heard from the pre-rendered audio
     await dev.wait_played()
     turn = await auto_turn(dev, question)
     assert_reply_bracket(dev, turn)
