@@ -4,12 +4,15 @@ Each prompt goes through the real answer path (`AnswerWriter`: prompt, streaming
 parsing, argument validation, one repair, the tool, the spoken answer) with the built-in tools and
 the firmware's common device tools served by the simulated device's MCP server. A prompt scores
 when the first tool called is the expected one with the expected arguments, or when no tool is
-called for a request that needs none. Prints one line per prompt, then the totals (and JSON).
+called for a request that needs none. A question about the time or date also scores when it is
+answered, without the tool, from the clock the prompt carries (with the right time). Prints one
+line per prompt, then the totals (and JSON).
 """
 
 from __future__ import annotations
 
 import asyncio
+import datetime as dt
 import json
 import statistics
 import tempfile
@@ -30,10 +33,25 @@ class Case:
     tool: str | None  # expected tool (source name), None: answer without a tool
     check: Check = lambda _args: True
     language: str = "en"
+    # An answer without the tool that serves the request all the same (the clock in the prompt).
+    answered: Callable[[str], bool] | None = None
 
 
 def _delay(args: dict[str, Any]) -> float:
     return float(args.get("minutes") or 0) * 60 + float(args.get("seconds") or 0)
+
+
+def _says_now(pattern: str) -> Callable[[str], bool]:
+    """The answer states the local time in `pattern` (strftime), now or a minute ago."""
+
+    def check(answer: str) -> bool:
+        from edge.tools.builtin import local_now
+
+        now = local_now("")
+        moments = (now, now - dt.timedelta(minutes=1))
+        return any(moment.strftime(pattern) in answer for moment in moments)
+
+    return check
 
 
 VOLUME = "self.audio_speaker.set_volume"
@@ -44,9 +62,9 @@ CASES = [
     Case("Could you make it louder, like 80?", VOLUME, lambda a: a.get("volume") == 80),
     Case("Set the volume to fifty percent.", VOLUME, lambda a: a.get("volume") == 50),
     Case("Mute the speaker.", VOLUME, lambda a: a.get("volume") == 0),
-    Case("What time is it?", TIME),
-    Case("What's the date today?", TIME),
-    Case("What day of the week is it?", TIME),
+    Case("What time is it?", TIME, answered=_says_now("%H:%M")),
+    Case("What's the date today?", TIME, answered=_says_now("%-d %B")),
+    Case("What day of the week is it?", TIME, answered=_says_now("%A")),
     Case("Remind me in two minutes to check the oven.", REMIND, lambda a: _delay(a) == 120),
     Case("Set a timer for ten minutes.", REMIND, lambda a: _delay(a) == 600),
     Case("Remind me in thirty seconds to stir the soup.", REMIND, lambda a: _delay(a) == 30),
@@ -119,6 +137,8 @@ async def run(model: Path | None, mode: str, quiet: bool = True) -> dict[str, An
             called = calls[0].name if calls else None
             arguments = calls[0].arguments if calls else {}
             ok = called == case.tool and (case.tool is None or case.check(arguments))
+            if called is None and case.answered is not None:
+                ok = case.answered(spoken)
             rows.append(
                 {
                     "prompt": case.prompt,

@@ -22,6 +22,7 @@ from typing import Any
 from edge.config import Config
 from edge.engines.llm import LanguageModel
 from edge.tools import grammar
+from edge.tools.builtin import local_now, spoken_time
 from edge.tools.parsing import ParsedCall, call_start, embedded_call, parse_tool_call
 from edge.tools.registry import (
     Tool,
@@ -107,7 +108,13 @@ class AnswerWriter:
             prompt.append(
                 {"role": "system", "content": f"What you remember about this user: {summary}"}
             )
-        return [*prompt, *history, {"role": "user", "content": user_text}]
+        # The clock goes last, after everything that stays the same from turn to turn, so the
+        # cached prompt stays valid (and the read-ahead reads it while the user speaks). Knowing
+        # the time, the small model no longer calls the clock tool for unrelated questions,
+        # nor makes a time up when it has no tools.
+        now = spoken_time(local_now(self.config.tools.timezone))
+        clock = {"role": "system", "content": f"It is now {now}."}
+        return [*prompt, *history, clock, {"role": "user", "content": user_text}]
 
     def prompt_ahead(
         self, history: list[dict[str, Any]], summary: str

@@ -11,6 +11,7 @@ from loguru import logger
 
 from edge.config import Config
 from edge.session.answer import AnswerWriter
+from edge.tools.builtin import local_now
 from edge.tools.registry import Tool, ToolArgumentError, ToolContext, ToolSet
 from tests.helpers import ServerThread
 
@@ -142,3 +143,22 @@ def test_a_terminal_tool_ends_with_the_farewell(harness: ServerThread) -> None:
     spoken = _answer(harness, writer, "Turn the volume down to 30.")
     assert calls == [{"volume": 30}]
     assert spoken == "See you!" and writer.answer.end_conversation
+
+
+def test_the_clock_comes_after_everything_that_stays_the_same(harness: ServerThread) -> None:
+    writer = _writer(harness, [])
+    history = [{"role": "user", "content": "Hi"}, {"role": "assistant", "content": "Hello!"}]
+    prompt = writer.messages("What time is it?", history, "The user is Ann.")
+    assert [m["role"] for m in prompt] == [
+        "system",
+        "system",
+        "user",
+        "assistant",
+        "system",
+        "user",
+    ]
+    clock = prompt[-2]["content"]
+    assert clock.startswith("It is now ") and f"{local_now(''):%Y}" in clock
+    # The read-ahead reads the clock too: it is part of the prompt before the user's words.
+    ahead, _tools = writer.prompt_ahead(history, "The user is Ann.")
+    assert ahead == prompt[:-1]
