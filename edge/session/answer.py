@@ -93,6 +93,9 @@ class AnswerWriter:
         self.farewell = farewell
         self.answer = Answer()
         self.grammar_mode = config.tools.mode == "grammar" and bool(self.tools)
+        # The clock the last prompt carried: it stays in the history with its turn, so that
+        # the next prompt only adds to this one and the model's cache of it stays valid.
+        self.clock: dict[str, Any] | None = None
         # Awaited before any tool runs: a held answer waits there until its turn is confirmed.
         self.before_tool: Callable[[], Awaitable[None]] | None = None
 
@@ -113,8 +116,8 @@ class AnswerWriter:
         # the time, the small model no longer calls the clock tool for unrelated questions,
         # nor makes a time up when it has no tools.
         now = spoken_time(local_now(self.config.tools.timezone))
-        clock = {"role": "system", "content": f"It is now {now}."}
-        return [*prompt, *history, clock, {"role": "user", "content": user_text}]
+        self.clock = {"role": "system", "content": f"It is now {now}."}
+        return [*prompt, *history, self.clock, {"role": "user", "content": user_text}]
 
     def prompt_ahead(
         self, history: list[dict[str, Any]], summary: str

@@ -646,7 +646,8 @@ class DeviceSession:
                 )
         if reply:
             calls = answer.tool_calls_json()
-            self.turns.append(turn_messages(text, reply, calls, writer.grammar_mode))
+            clock = [writer.clock] if writer.clock else []
+            self.turns.append([*clock, *turn_messages(text, reply, calls, writer.grammar_mode)])
             trim_history(self.turns, self.config.llm.history_turns)
         self.turns_answered += 1
         self.metrics.turn(

@@ -6,7 +6,9 @@ import numpy as np
 import pytest
 
 from edge.audio.pcm import resample, to_float
+from edge.session.answer import AnswerWriter
 from edge.sim.device import SimDevice
+from edge.tools.registry import ToolContext, ToolSet
 from tests.e2e.scenario import assert_reply_bracket, auto_turn, manual_turn, texts
 from tests.helpers import BECKETT_TEXT, Running, ServerThread, word_error_rate, words
 
@@ -68,3 +70,20 @@ async def test_the_assistant_remembers_within_a_connection(make_server, speak) -
     mark = await auto_turn(dev, speak("What is my name?"))
     assert "alice" in " ".join(texts(dev, "sentence", mark)).lower()
     await dev.drop()
+
+
+async def test_the_next_prompt_only_adds_to_the_last_one(make_server, speak) -> None:  # type: ignore[no-untyped-def]
+    server = make_server(tools={"enabled": False})
+    llm = server.harness.engines.llm
+    dev = SimDevice(server.ws_url)
+    await dev.connect()
+    await auto_turn(dev, speak("My name is Alice and I love long walks by the river."))
+    await dev.wait_played()
+    session = server.server.devices.sessions[dev.device_id]
+    writer = AnswerWriter(llm, server.server.config, ToolSet([]), ToolContext(""), session.log)
+    ahead = writer.prompt_ahead(session.history, session.summary)
+    read = server.harness.call(llm.prefetch(*ahead))
+    await dev.drop()
+    # The last turn stays in the model's context as it was read and written, its clock
+    # included: what is left is the end of that turn, the new clock and the start of the next.
+    assert 0 < read <= 40, read
