@@ -117,7 +117,8 @@ async def _floor(options: Options, env: dict[str, str]) -> tuple[list[Utterance]
         if options.real_speech:
             speech += recorded()
         if not speech:
-            pcm = {q: engines.tts.synthesize_pcm(q, RATE) for q in QUESTIONS}
+            # Steady speech: every run (and the floor) hears exactly the same questions.
+            pcm = {q: engines.tts.synthesize_pcm(q, RATE, steady=True) for q in QUESTIONS}
             speech = synthesized(pcm)
         if options.skip_floor:
             return speech, []

@@ -24,15 +24,21 @@ class TtsEngine:
 
         self._voice = PiperVoice.load(str(voice_model))
         self._syn = SynthesisConfig(length_scale=config.length_scale)
+        # Without the model's random noise: the same text always gives the same audio (the
+        # bench's questions, test speech), a little flatter than the natural default.
+        self._steady = SynthesisConfig(
+            length_scale=config.length_scale, noise_scale=0.0, noise_w_scale=0.0
+        )
         self.sample_rate: int = self._voice.config.sample_rate
         self.worker = worker
         self.syntheses = 0  # sentences synthesized (a pre-rendered phrase is not one)
         # (sentence, sample rate, frame ms) → its Opus packets
         self._phrases: dict[tuple[str, int, int], list[bytes]] = {}
 
-    def synthesize_pcm(self, text: str, rate: int) -> np.ndarray:
-        """int16 mono PCM at `rate` (blocking; call from a worker)."""
-        parts = [chunk.audio_int16_array for chunk in self._voice.synthesize(text, self._syn)]
+    def synthesize_pcm(self, text: str, rate: int, *, steady: bool = False) -> np.ndarray:
+        """int16 mono PCM at `rate` (blocking; call from a worker). `steady`: reproducible."""
+        syn = self._steady if steady else self._syn
+        parts = [chunk.audio_int16_array for chunk in self._voice.synthesize(text, syn)]
         if not parts:
             return np.zeros(0, dtype=np.int16)
         return np.asarray(resample(np.concatenate(parts), self.sample_rate, rate), dtype=np.int16)
