@@ -112,9 +112,12 @@ class EdgeServer:
         await self._evaluate_prefix()
         # The greeting after a wake word and the farewell are heard at once, not after piper.
         phrases = phrase_sentences(config.session.greeting, config.session.farewell, APOLOGY)
-        await self.engines.tts.prerender(
-            phrases, config.audio.downlink_sample_rate, config.audio.frame_duration_ms
-        )
+        try:
+            await self.engines.tts.prerender(
+                phrases, config.audio.downlink_sample_rate, config.audio.frame_duration_ms
+            )
+        except Exception as exc:  # they are rendered on first use instead
+            logger.warning("could not pre-render the fixed phrases: {!r}", exc)
         host = config.server.host
         self.ws_port = await self.devices.start(host, config.server.port)
         self.http_port = await self._http.start(host, config.server.http_port)

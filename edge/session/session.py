@@ -458,7 +458,11 @@ class DeviceSession:
             self.metrics.held_answer("declined")
             return False
         early.timings.asr_done = time.monotonic()
-        await self._answer_text(text, early.timings, confirmed=early.confirmed)
+        try:
+            await self._answer_text(text, early.timings, confirmed=early.confirmed)
+        except Exception:  # never out of this task: a failed task would end the whole session
+            self.log.exception("held answer failed")
+            self.metrics.error("reply crashed")
         return True
 
     def _drop_early(self) -> None:
