@@ -251,7 +251,13 @@ async def test_08_09_10_auto_turn_order_pacing_and_gap(
 async def test_11_multi_turn_resets_vad(server: Running, speak) -> None:  # type: ignore[no-untyped-def]
     dev = SimDevice(server.ws_url)
     await dev.connect()
-    questions = ["What is the capital of France?", "How many legs does a spider have?", "Hello."]
+    # Steady speech is the same in every run; tiny.en hears its "Hello." in this third turn
+    # as "below.", so the short one is a greeting it hears right.
+    questions = [
+        "What is the capital of France?",
+        "How many legs does a spider have?",
+        "Good morning.",
+    ]
     for question in questions:
         mark = await auto_turn(dev, speak(question))
         assert_reply_bracket(dev, mark)

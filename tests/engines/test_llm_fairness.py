@@ -33,6 +33,10 @@ async def _collect(
 def test_a_waiting_device_gets_its_first_sentence_before_a_long_answer_goes_on(
     harness: ServerThread, llm: Any
 ) -> None:
+    # Greedy: at 0.4 the 0.5B model now and then declines the story in one short sentence, and
+    # then there is nothing to share.
+    llm.config = dataclasses.replace(llm.config, temperature=0.0)
+
     async def scenario() -> tuple[list[tuple[str, str]], str, str, int]:
         log: list[tuple[str, str]] = []
         pauses = llm.pauses
@@ -48,7 +52,7 @@ def test_a_waiting_device_gets_its_first_sentence_before_a_long_answer_goes_on(
     b_first = order.index("B")
     b_end = log.index(("B", "<end>"))
     # A gave the model up at a sentence end: B was answered while A's story was unfinished...
-    assert pauses >= 1
+    assert pauses >= 1, log
     assert "A" in order[b_end:], order
     a_before_b = "".join(piece for name, piece in log[:b_first] if name == "A")
     assert a_before_b.rstrip()[-1] in ".!?", a_before_b
