@@ -569,5 +569,7 @@ async def test_16_khz_downlink(make_server, harness, question: np.ndarray) -> No
     await dev.wait_played()
     assert_reply_bracket(dev, mark)
     heard = harness.engines.asr.recognizer.transcribe(dev.reply_pcm().astype(np.float32) / 32768)
-    assert word_error_rate(" ".join(texts(dev, "sentence", mark)), heard) <= 0.35, heard
+    # Speech at the right rate, not noise (a wrong rate is heard as nothing). The reply's voice
+    # has piper's random noise: tiny.en once heard "France is Paris" as "Francis Peritz".
+    assert word_error_rate(" ".join(texts(dev, "sentence", mark)), heard) <= 0.5, heard
     await dev.drop()
