@@ -41,13 +41,13 @@ def _delay(args: dict[str, Any]) -> float:
     return float(args.get("minutes") or 0) * 60 + float(args.get("seconds") or 0)
 
 
-def _says_now(pattern: str) -> Callable[[str], bool]:
+def says_now(pattern: str, timezone: str = "") -> Callable[[str], bool]:
     """The answer states the local time in `pattern` (strftime), now or a minute ago."""
 
     def check(answer: str) -> bool:
         from edge.tools.builtin import local_now
 
-        now = local_now("")
+        now = local_now(timezone)
         moments = (now, now - dt.timedelta(minutes=1))
         return any(moment.strftime(pattern) in answer for moment in moments)
 
@@ -62,9 +62,9 @@ CASES = [
     Case("Could you make it louder, like 80?", VOLUME, lambda a: a.get("volume") == 80),
     Case("Set the volume to fifty percent.", VOLUME, lambda a: a.get("volume") == 50),
     Case("Mute the speaker.", VOLUME, lambda a: a.get("volume") == 0),
-    Case("What time is it?", TIME, answered=_says_now("%H:%M")),
-    Case("What's the date today?", TIME, answered=_says_now("%-d %B")),
-    Case("What day of the week is it?", TIME, answered=_says_now("%A")),
+    Case("What time is it?", TIME, answered=says_now("%H:%M")),
+    Case("What's the date today?", TIME, answered=says_now("%-d %B")),
+    Case("What day of the week is it?", TIME, answered=says_now("%A")),
     Case("Remind me in two minutes to check the oven.", REMIND, lambda a: _delay(a) == 120),
     Case("Set a timer for ten minutes.", REMIND, lambda a: _delay(a) == 600),
     Case("Remind me in thirty seconds to stir the soup.", REMIND, lambda a: _delay(a) == 30),

@@ -5,14 +5,13 @@ reminders spoken by the server on its own."""
 from __future__ import annotations
 
 import asyncio
-import datetime as dt
 from typing import Any
 
 import pytest
 
+from edge.bench.tool_calls import says_now
 from edge.session.answer import TOOL_FAILED, TOOL_TIMEOUT
 from edge.sim.device import SimDevice
-from edge.tools.builtin import local_now
 from tests.e2e.scenario import assert_reply_bracket, auto_turn, texts
 from tests.helpers import Running
 
@@ -134,9 +133,8 @@ async def test_the_time_by_voice(server: Running, speak: Any) -> None:
     [turn] = server.harness.call(memory.recent_turns("aa:bb:cc:00:25:01", 1))
     # From the clock tool, or from the clock the prompt carries: the right time either way.
     assert [call["name"] for call in turn.tool_calls] in ([], ["get_current_time"])
-    now = local_now(server.server.config.tools.timezone)
-    said = {f"{moment:%H:%M}" for moment in (now, now - dt.timedelta(minutes=1))}
-    assert any(clock in turn.assistant_text for clock in said), turn.assistant_text
+    says_the_time = says_now("%H:%M", server.server.config.tools.timezone)
+    assert says_the_time(turn.assistant_text), turn.assistant_text
 
 
 async def test_reminders_spoken_on_time_and_after_reconnecting(server: Running, speak: Any) -> None:
