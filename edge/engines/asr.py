@@ -6,10 +6,12 @@
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
-from typing import Protocol
+from typing import Any, Protocol
 
 import numpy as np
+from loguru import logger
 
 from edge.config import AsrConfig
 from edge.engines.worker import EngineWorker
@@ -22,15 +24,93 @@ class Recognizer(Protocol):
 
 
 class FasterWhisperRecognizer:
+    """Whisper in CTranslate2. faster-whisper pads every clip to Whisper's 30-second window, and
+    the encoder's cost grows faster than the window (attention): a two-second question pays
+    ~250 ms of encoder of the ~270 ms here. CTranslate2 accepts a shorter window, and Whisper
+    transcribes a clip in a 15-second window as it does in the full one (measured on the shipped
+    recordings and the test phrases: 2 of 25 differ, in punctuation; a 10-second window got a
+    word wrong, and a clip plus one second of silence hallucinated on a few). The encoder then
+    costs ~50 ms. So a clip is encoded in at least `MIN_WINDOW_FRAMES` (with `TAIL_FRAMES` of
+    silence after it) and decoded greedily with faster-whisper's own prompt, suppressed tokens
+    and no-speech rule. A doubtful result (faster-whisper would retry it at a higher
+    temperature), a clip longer than the window, or a multilingual model with no language set
+    goes through faster-whisper's full `transcribe`."""
+
+    MIN_WINDOW_FRAMES = 1500  # 15 s (10 ms frames)
+    TAIL_FRAMES = 200  # at least 2 s of silence after the speech
+    WINDOW_FRAMES = 3000  # Whisper's 30 s
+    TOKENS_BASE, TOKENS_PER_SECOND = 10, 8  # the most tokens a clip may give
+    # faster-whisper's defaults for a result worth a retry, and for silence.
+    COMPRESSION_RATIO_LIMIT = 2.4
+    LOG_PROB_LIMIT = -1.0
+    NO_SPEECH_LIMIT = 0.6
+
     def __init__(self, model_dir: Path, config: AsrConfig) -> None:
         from faster_whisper import WhisperModel
+        from faster_whisper.tokenizer import Tokenizer
 
         self._model = WhisperModel(
             str(model_dir), device="cpu", compute_type="int8", cpu_threads=config.threads
         )
         self._language = config.language or None
+        multilingual = self._model.model.is_multilingual
+        self._short_clips = self._language is not None or not multilingual
+        self._tokenizer = Tokenizer(
+            self._model.hf_tokenizer,
+            multilingual,
+            task="transcribe",
+            language=(self._language or "en") if multilingual else None,
+        )
+        self._prompt = [*self._tokenizer.sot_sequence, self._tokenizer.no_timestamps]
+        self._suppress = _suppressed_tokens(self._tokenizer)
 
     def transcribe(self, samples: np.ndarray) -> str:
+        features = self._model.feature_extractor(samples)
+        frames = features.shape[-1]
+        if self._short_clips and frames + self.TAIL_FRAMES <= self.WINDOW_FRAMES:
+            text = self._transcribe_short(features)
+            if text is not None:
+                return text
+            logger.debug("asr: a doubtful short-window result; reading the full window")
+        return self._transcribe_window(samples)
+
+    def _transcribe_short(self, features: np.ndarray) -> str | None:
+        """None when faster-whisper would not trust the result."""
+        import ctranslate2
+        from faster_whisper.transcribe import get_compression_ratio
+
+        frames = features.shape[-1]
+        padding = max(self.TAIL_FRAMES, self.MIN_WINDOW_FRAMES - frames)
+        window = np.pad(features, ((0, 0), (0, padding)))[None].astype(np.float32)
+        encoded = self._model.model.encode(
+            ctranslate2.StorageView.from_array(np.ascontiguousarray(window)), to_cpu=False
+        )
+        # Room for fast speech (~4 tokens a second) and then some: a clip that makes Whisper
+        # repeat itself stops here instead of at 448 tokens (over a second), and is retried.
+        most = len(self._prompt) + int(self.TOKENS_BASE + self.TOKENS_PER_SECOND * frames / 100)
+        result = self._model.model.generate(
+            encoded,
+            [self._prompt],
+            beam_size=1,
+            max_length=min(most, self._model.max_length),
+            return_scores=True,
+            return_no_speech_prob=True,
+            suppress_blank=True,
+            suppress_tokens=self._suppress,
+        )[0]
+        tokens = result.sequences_ids[0]
+        avg_log_prob = result.scores[0] * len(tokens) / (len(tokens) + 1)
+        if result.no_speech_prob > self.NO_SPEECH_LIMIT and avg_log_prob < self.LOG_PROB_LIMIT:
+            return ""  # silence or noise, as faster-whisper decides it
+        text = str(self._tokenizer.decode(tokens)).strip()
+        doubtful = (
+            len(self._prompt) + len(tokens) >= most
+            or get_compression_ratio(text) > self.COMPRESSION_RATIO_LIMIT
+            or avg_log_prob < self.LOG_PROB_LIMIT
+        )
+        return None if doubtful else text
+
+    def _transcribe_window(self, samples: np.ndarray) -> str:
         segments, _info = self._model.transcribe(
             samples,
             language=self._language,
@@ -40,6 +120,12 @@ class FasterWhisperRecognizer:
             without_timestamps=True,
         )
         return " ".join(seg.text.strip() for seg in segments).strip()
+
+
+def _suppressed_tokens(tokenizer: Any) -> list[int]:
+    from faster_whisper.transcribe import get_suppressed_tokens
+
+    return list(get_suppressed_tokens(tokenizer, (-1,)))
 
 
 def _find(folder: Path, *patterns: str) -> str:
@@ -110,7 +196,14 @@ class AsrEngine:
     async def transcribe(self, samples: np.ndarray, *, timeout_s: float | None = None) -> str:
         if samples.size == 0:
             return ""
-        return await self.worker.run(self.recognizer.transcribe, samples, timeout_s=timeout_s)
+        started = time.monotonic()
+        text = await self.worker.run(self.recognizer.transcribe, samples, timeout_s=timeout_s)
+        logger.debug(
+            "asr: {:.1f} s of speech in {:.0f} ms (queue included)",
+            samples.size / SAMPLE_RATE,
+            1000 * (time.monotonic() - started),
+        )
+        return text
 
     async def warm_up(self) -> None:
         """The first decode allocates buffers and is several times slower than later ones."""

@@ -5,7 +5,7 @@ import pytest
 
 from edge.audio.pcm import to_float
 from edge.config import AsrConfig
-from edge.engines.asr import SherpaRecognizer, load_recognizer
+from edge.engines.asr import FasterWhisperRecognizer, SherpaRecognizer, load_recognizer
 from tests.helpers import BECKETT_TEXT, SHERPA_WHISPER, ServerThread, word_error_rate
 
 pytestmark = pytest.mark.models
@@ -14,6 +14,27 @@ pytestmark = pytest.mark.models
 def test_faster_whisper_embedded_model(harness: ServerThread, beckett: np.ndarray) -> None:
     text = harness.engines.asr.recognizer.transcribe(to_float(beckett))
     assert word_error_rate(BECKETT_TEXT, text) <= 0.2, text
+
+
+def test_faster_whisper_reads_short_clips_in_a_short_window(
+    harness: ServerThread, beckett: np.ndarray
+) -> None:
+    recognizer = harness.engines.asr.recognizer
+    assert isinstance(recognizer, FasterWhisperRecognizer)
+    speech = to_float(beckett)
+    features = recognizer._model.feature_extractor(speech)
+    # The same words as in Whisper's full 30-second window, from a 15-second one.
+    short = recognizer._transcribe_short(features)
+    assert short is not None
+    assert word_error_rate(recognizer._transcribe_window(speech), short) <= 0.1, short
+    assert word_error_rate(BECKETT_TEXT, short) <= 0.2, short
+    # Noise is silence for it, as for faster-whisper.
+    noise = np.random.default_rng(3).normal(0, 0.02, 32000).astype(np.float32)
+    assert recognizer.transcribe(noise) == ""
+    # A clip longer than the window goes the full way, in 30-second pieces.
+    long_clip = np.concatenate([speech, np.zeros(16000 * 12, np.float32), speech])
+    twice = recognizer.transcribe(long_clip)
+    assert word_error_rate(f"{BECKETT_TEXT} {BECKETT_TEXT}", twice) <= 0.2, twice
 
 
 def test_sherpa_onnx_whisper(beckett: np.ndarray) -> None:
