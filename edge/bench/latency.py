@@ -294,15 +294,22 @@ async def _concurrency(
                 {
                     "talkers": count,
                     "first_audio": spread,
+                    "stages": {
+                        stage: _spread([t.stages[stage] for t in turns if stage in t.stages])
+                        for stage in STAGES
+                    },
                     "turns": len(turns),
                     "delivered": delivered,
                     "overflowed_packets": sum(t.overflowed for t in turns),
                 }
             )
             p95 = spread["p95"]
+            stage_p50 = ", ".join(
+                f"{stage} {_ms(levels[-1]['stages'][stage]['p50'])}" for stage in STAGES
+            )
             say(
                 f"  {count} talking at once: p50 {_ms(spread['p50'])}, "
-                f"p95 {_ms(p95)}, delivered {delivered}/{len(turns)}"
+                f"p95 {_ms(p95)}, delivered {delivered}/{len(turns)} (p50 by stage: {stage_p50})"
             )
             beyond = p95 is None or p95 > CONCURRENCY_LIMIT_S or delivered < len(turns)
             if beyond and count >= TARGET_TALKERS:
