@@ -109,6 +109,8 @@ class LlmConfig:
     # A long answer gives the model up after a sentence when another device waits (fairness).
     yield_between_sentences: bool = True
     max_waiting: int = 16  # requests queued for the model; more are refused with an apology
+    # Generations written at once, one sequence each, advanced together token by token.
+    parallel: int = 4
     # Saved model states of recent prompts (~12 KB per token with the 0.5B model), so that a
     # device's prompt survives other devices' turns instead of being read again (0: off).
     prompt_cache_mb: int = 64
@@ -394,6 +396,7 @@ def validate(c: Config) -> None:
         "the openai backend needs the server's URL, like http://host:8080/v1",
     )
     _check(c.llm.max_waiting >= 1, "llm.max_waiting", "must be at least 1")
+    _check(1 <= c.llm.parallel <= 16, "llm.parallel", "must be between 1 and 16")
     _check(c.llm.prompt_cache_mb >= 0, "llm.prompt_cache_mb", "must be 0 (off) or more")
     url = c.server.public_websocket_url
     _check(

@@ -32,6 +32,7 @@ def test_file_and_environment(tmp_path: Path) -> None:
         ("", {"EDGE_ASR_ENGINE": "sherpa-whisper"}, "asr.model_dir"),
         ("", {"EDGE_LLM_MODEL_PATH": "/nonexistent.gguf"}, "llm.model_path"),
         ("", {"EDGE_LLM_PROMPT_CACHE_MB": "-1"}, "llm.prompt_cache_mb"),
+        ("", {"EDGE_LLM_PARALLEL": "0"}, "llm.parallel"),
         ("", {"EDGE_AUTH_ENABLED": "maybe"}, "auth.enabled"),
         ("[server]\nhttp_port = 8000\n", {}, "server.http_port"),
         ("server = 1\n", {}, "server"),

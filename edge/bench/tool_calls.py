@@ -97,7 +97,6 @@ CASES = [
 async def run(model: Path | None, mode: str, quiet: bool = True) -> dict[str, Any]:
     from edge.config import Config, with_overrides
     from edge.engines.llm import LlmEngine
-    from edge.engines.worker import EngineWorker
     from edge.memory.store import MemoryStore
     from edge.models.catalog import assemble_chunks, entry, profile
     from edge.session.answer import AnswerWriter
@@ -112,8 +111,7 @@ async def run(model: Path | None, mode: str, quiet: bool = True) -> dict[str, An
         if model is not None
         else await asyncio.to_thread(assemble_chunks, entry(profile()["llm"]), config.cache_path)
     )
-    worker = EngineWorker("llm", threads=1, timeout_s=120)
-    llm = await asyncio.to_thread(LlmEngine, path, config.llm, worker)
+    llm = await asyncio.to_thread(LlmEngine, path, config.llm)
     store = MemoryStore(Path(tempfile.mkdtemp(prefix="edge-bench-")) / "memory.db")
 
     async def never_delivered(_device: str, _text: str) -> bool:
@@ -160,7 +158,7 @@ async def run(model: Path | None, mode: str, quiet: bool = True) -> dict[str, An
     finally:
         client.close()
         store.close()
-        worker.shutdown()
+        llm.close()
     return _summary(path.name, mode, rows)
 
 

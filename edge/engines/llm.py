@@ -1,25 +1,27 @@
 """The language model: llama.cpp through llama-cpp-python, tokens streamed to the event loop.
 
-One `Llama` serves every device, one generation at a time (a llama context is not thread-safe);
-waiting requests are served in arrival order. llama-cpp-python keeps the KV cache of the longest
-prefix shared with the previous request, so the system prompt stays first and identical for all
-devices (anything that changes per request goes after it), and is evaluated once at start-up.
-Other devices' prompts are saved and brought back by `edge.engines.prompt_states`.
+One model serves every device. Up to `llm.parallel` generations run at once, one sequence each,
+advanced together one token per `llama_decode` by `edge.engines.llm_batch` (a decode step costs
+about the same for four sequences as for one here). More requests wait in arrival order; past
+`max_waiting` a request fails at once with `EngineBusy` and the device hears an apology, not a
+long silence. The system prompt stays first and identical for all devices (anything that changes
+per request goes after it), so its KV cells are read once at start-up and shared by every
+sequence; a sequence keeps its device's history for the next turn, and saved states in host
+memory (`edge.engines.prompt_states`) keep the others'.
 
-Fairness: a long answer gives the model up at the end of a sentence when another request waits,
-and queues again behind it; it resumes from its prompt plus what it has written. So a second
-device hears its first sentence after at most one sentence of the first device's answer, and the
-first device still has that sentence to play meanwhile. Generations under a grammar are not
-interrupted (a grammar cannot resume halfway). The queue is bounded: past `max_waiting`, a
-request fails at once with `EngineBusy` and the device hears an apology, not a long silence.
+Fairness when every sequence is taken: a long answer gives its sequence up at the end of a
+sentence when another request waits, and queues again behind it; it resumes from its prompt plus
+what it has written. So a waiting device hears its first sentence after at most one sentence of
+a running answer, and that answer's listener still has that sentence to play meanwhile.
+Generations under a grammar are not interrupted (a grammar cannot resume halfway).
 """
 
 from __future__ import annotations
 
 import asyncio
 import re
-import threading
 import time
+from collections import deque
 from collections.abc import AsyncGenerator
 from pathlib import Path
 from typing import Any, Protocol
@@ -27,11 +29,10 @@ from typing import Any, Protocol
 from loguru import logger
 
 from edge.config import LlmConfig
-from edge.engines.prompt_states import PromptStates
-from edge.engines.worker import EngineTimeout, EngineWorker
+from edge.engines.llm_batch import DONE, DecodeLoop, Request
+from edge.engines.worker import CpuTurns, EngineTimeout
 
 Message = dict[str, Any]
-_DONE = object()
 _GRAMMAR_CACHE_SIZE = 16
 # Where a spoken answer may be paused: after a sentence, never inside a tool call.
 _SENTENCE_DONE = re.compile(r"[.!?。！？…]['\")\]]*\s*$|\n\s*$")
@@ -39,8 +40,6 @@ _CALL_START = ("{", "[", "<", "`")
 # Stands in for the coming user message when a prompt is rendered ahead of it: the prompt up to
 # here is what the request will start with, whatever the chat template puts around a message.
 _USER_MARK = "\ue000edge-user-message\ue000"
-# Tokens evaluated between checks for a waiting request while reading ahead (~0.1 s here).
-_PREFETCH_CHUNK = 16
 
 
 def greeting_prompt(config: LlmConfig) -> list[Message]:
@@ -60,11 +59,16 @@ class LanguageModel(Protocol):
     `edge.engines.openai_llm.OpenAiLlm` for a server elsewhere on the LAN."""
 
     config: LlmConfig
-    waiting: int
     pauses: int
 
     @property
+    def waiting(self) -> int: ...
+
+    @property
     def busy(self) -> bool: ...
+
+    @property
+    def full(self) -> bool: ...
 
     def idle_for(self) -> float: ...
 
@@ -91,30 +95,51 @@ class LanguageModel(Protocol):
 
 
 class LlmEngine:
-    def __init__(self, model_path: Path, config: LlmConfig, worker: EngineWorker) -> None:
+    def __init__(self, model_path: Path, config: LlmConfig, cpu: CpuTurns | None = None) -> None:
         from llama_cpp import Llama
 
         self.config = config
-        self.worker = worker
+        # The Llama object loads the weights and tokenizes; its own context is left small and
+        # unused: the decode loop makes the one that serves every sequence.
         self._llama = Llama(
-            model_path=str(model_path),
-            n_ctx=config.context_tokens,
-            n_threads=config.threads,
-            n_batch=256,
-            verbose=False,
+            model_path=str(model_path), n_ctx=256, n_batch=8, n_threads=1, verbose=False
         )
         self._format = _chat_formatter(self._llama)
-        self.states = PromptStates(self._llama, config.prompt_cache_mb * 2**20)
-        self._lock = asyncio.Lock()  # FIFO: generations are served in arrival order
-        self._grammars: dict[str, Any] = {}  # JSON schema text → compiled LlamaGrammar
+        self.sequences = config.parallel
+        # Each sequence may use `context_tokens` positions; the shared prefix is stored once,
+        # so the cells are fewer than sequences x positions (and are made room for on demand).
+        cells = config.context_tokens * (1 + self.sequences) // 2
+        self._loop = DecodeLoop(
+            self._llama,
+            n_seq=self.sequences,
+            n_ctx=cells,
+            threads=config.threads,
+            states_budget=config.prompt_cache_mb * 2**20,
+            waiting=lambda: self.waiting,
+            cpu=cpu or CpuTurns(),
+        )
+        self.states = self._loop.states
+        self._tickets = _Tickets(lambda: min(self.config.parallel, self.sequences))
+        self._grammars: dict[str, str] = {}  # JSON schema text → GBNF text
         self.idle_since = time.monotonic()  # when the last generation ended
-        self.waiting = 0  # requests queued behind the running generation
-        self.pauses = 0  # generations that gave the model up to a waiting request
+        self.pauses = 0  # generations that gave their sequence up to a waiting request
+        self._reading_ahead = 0  # places held by read-aheads
+
+    @property
+    def waiting(self) -> int:
+        """Requests queued for a sequence."""
+        return self._tickets.waiting
 
     @property
     def busy(self) -> bool:
         """A generation is running or waiting."""
-        return self._lock.locked()
+        return self._tickets.held > 0 or self._tickets.waiting > 0
+
+    @property
+    def full(self) -> bool:
+        """A new answer would wait for a running one to end (read-aheads give way at once)."""
+        places = min(self.config.parallel, self.sequences)
+        return self._tickets.waiting > 0 or self._tickets.held - self._reading_ahead >= places
 
     def idle_for(self) -> float:
         """Seconds since the last generation ended (0 while one runs)."""
@@ -131,22 +156,23 @@ class LlmEngine:
             pass
         return time.monotonic() - started
 
-    def _grammar(self, json_schema: str | None, gbnf: str | None) -> Any:
+    def _grammar(self, json_schema: str | None, gbnf: str | None) -> str | None:
         from llama_cpp import LlamaGrammar
 
         if not json_schema and not gbnf:
             return None
-        key = f"schema:{json_schema}" if json_schema else f"gbnf:{gbnf}"
-        grammar = self._grammars.get(key)
-        if grammar is None:
+        if gbnf:
+            return gbnf
+        text = self._grammars.get(str(json_schema))
+        if text is None:
             if len(self._grammars) >= _GRAMMAR_CACHE_SIZE:
                 self._grammars.pop(next(iter(self._grammars)))
-            if json_schema:
-                grammar = LlamaGrammar.from_json_schema(json_schema, verbose=False)
-            else:
-                grammar = LlamaGrammar.from_string(str(gbnf), verbose=False)
-            self._grammars[key] = grammar
-        return grammar
+            text = LlamaGrammar.from_json_schema(str(json_schema), verbose=False)._grammar
+            self._grammars[str(json_schema)] = text
+        return text
+
+    def _tokens(self, text: str, special: bool) -> list[int]:
+        return list(self._llama.tokenize(text.encode(), add_bos=False, special=special))
 
     async def stream(
         self,
@@ -167,193 +193,166 @@ class LlmEngine:
         `tools` are rendered by the GGUF's own chat template (the model answers with a call in
         text, read by `edge.tools.parsing`); `json_schema` or `grammar` (GBNF) constrain the
         output."""
-        loop = asyncio.get_running_loop()
         limit = max_tokens or self.config.max_tokens
         budget = timeout_s if timeout_s is not None else self.config.timeout_s
-        compiled = self._grammar(json_schema, grammar)
+        gbnf = self._grammar(json_schema, grammar)
         rendered = self._format(messages=messages, tools=tools or None)
-        prompt = self._llama.tokenize(rendered.prompt.encode(), add_bos=False, special=True)
-        pausable = compiled is None and self.config.yield_between_sentences
+        prompt = self._tokens(rendered.prompt, special=True)
+        if len(prompt) >= self.config.context_tokens:
+            raise ValueError(
+                f"the prompt has {len(prompt)} tokens; the model takes {self.config.context_tokens}"
+            )
+        limit = min(limit, self.config.context_tokens - len(prompt))
+        stops = rendered.stop if isinstance(rendered.stop, list) else [rendered.stop]
+        pausable = gbnf is None and self.config.yield_between_sentences
         written = ""  # the answer so far, across pauses
         used = 0  # tokens generated so far
-        running = 0.0  # seconds spent holding the model
+        running = 0.0  # seconds spent holding a sequence
 
         while True:
-            queue: asyncio.Queue[object] = asyncio.Queue()
-            stop = threading.Event()
-            resume = prompt + (
-                self._llama.tokenize(written.encode(), add_bos=False, special=False)
-                if written
-                else []
-            )
-            await self._acquire()
+            resume = prompt + (self._tokens(written, special=False) if written else [])
+            await self._tickets.acquire(self.config.max_waiting)
             held_since = time.monotonic()
+            request = Request(
+                prompt=resume,
+                max_tokens=limit - used,
+                temperature=self.config.temperature,
+                grammar=gbnf,
+                stop_texts=[s for s in stops if s],
+                deadline=held_since + budget - running,
+                budget_s=budget,
+                loop=asyncio.get_running_loop(),
+                queue=asyncio.Queue(),
+                finished=asyncio.Event(),
+                pause_point=_pause_point if pausable else None,
+                written_before=written,
+            )
             try:
-                run = _Generation(
-                    self, loop, queue, stop, written, budget, deadline=held_since + budget - running
-                )
-                # The deadline is checked per token; the worker's own timeout is a backstop.
-                task = asyncio.ensure_future(
-                    self.worker.run(
-                        run.produce,
-                        resume,
-                        rendered,
-                        compiled,
-                        limit - used,
-                        pausable,
-                        timeout_s=budget + 5,
-                    )
-                )
-                try:
-                    while True:
-                        item = await queue.get()
-                        if item is _DONE:
-                            break
-                        if isinstance(item, BaseException):
-                            raise item
-                        written += str(item)
-                        yield str(item)
-                finally:
-                    stop.set()
-                    # Wait for the thread to let go of the model before the next one starts.
-                    try:
-                        await asyncio.shield(task)
-                    except Exception as exc:
-                        logger.debug("llm worker ended with {!r}", exc)
-                    self.idle_since = time.monotonic()
-                    paused, used = run.paused, used + run.count
+                if time.monotonic() > request.deadline:
+                    raise EngineTimeout(f"llm had no time left ({budget} s budget)")
+                self._loop.submit(request)
+                while True:
+                    item = await request.queue.get()
+                    if item is DONE:
+                        break
+                    if isinstance(item, BaseException):
+                        raise item
+                    written += str(item)
+                    yield str(item)
             finally:
+                await self._let_go(request)
                 running += time.monotonic() - held_since
-                self._lock.release()
-            if not paused or used >= limit:
+            used += request.count
+            if not request.paused or used >= limit:
                 return
             # An empty piece says "what you have is a whole sentence": the next token, the one
-            # that would show it, comes only after the other device's sentence.
+            # that would show it, comes only after the waiting device's first sentence.
             yield ""
             self.pauses += 1
             logger.debug("llm paused after {} tokens ({} waiting)", used, self.waiting)
+
+    async def _let_go(self, request: Request) -> None:
+        """Stop the request and give its ticket back once the decode loop has let go of its
+        sequence (within one step), even when the caller is cancelled meanwhile."""
+        request.stop.set()
+        try:
+            if request.submitted:
+                await asyncio.shield(request.finished.wait())
+        finally:
+            self.idle_since = time.monotonic()
+            self._tickets.release()
 
     async def prefetch(
         self, messages: list[Message], tools: list[dict[str, Any]] | None = None
     ) -> int:
         """Evaluate the prompt a device's next request will start with (`messages`: everything
         before its coming user message) while the user is still speaking, so that only their
-        words are left to read when speech recognition is done. Never waits for the model, and
-        gives it up within a few tokens when a request arrives. Returns the tokens evaluated."""
-        if self._lock.locked():
+        words are left to read when speech recognition is done. Only while no answer is being
+        written or waits (other devices' read-ahead is read alongside); gives the model up
+        within a step when an answer arrives. Returns the tokens evaluated."""
+        if self.full or self._loop.writing:
             return 0
         rendered = self._format(
             messages=[*messages, {"role": "user", "content": _USER_MARK}], tools=tools or None
         )
         head, found, _ = rendered.prompt.partition(_USER_MARK)
-        if not found:
+        if not found or not self._tickets.try_acquire():
             return 0
-        tokens = self._llama.tokenize(head.encode(), add_bos=False, special=True)
-        async with self._lock:
-            return int(await self.worker.run(self._evaluate_ahead, tokens))
-
-    def _evaluate_ahead(self, tokens: list[int]) -> int:
-        llama = self._llama
-        cached = self.states.restore_for(tokens)
-        if cached == len(tokens):
-            return 0
-        llama.n_tokens = cached  # `eval` drops the cache past this point
-        done = 0
-        for start in range(cached, len(tokens), _PREFETCH_CHUNK):
-            chunk = tokens[start : start + _PREFETCH_CHUNK]
-            llama.eval(chunk)
-            done += len(chunk)
-            if self.waiting:
-                break  # a real request is queued: it matters more
-        self.states.save()
-        return done
+        self._reading_ahead += 1
+        request = Request(
+            prompt=self._tokens(head, special=True),
+            max_tokens=0,
+            temperature=0.0,
+            grammar=None,
+            stop_texts=[],
+            deadline=time.monotonic() + self.config.timeout_s,
+            budget_s=self.config.timeout_s,
+            loop=asyncio.get_running_loop(),
+            queue=asyncio.Queue(),
+            finished=asyncio.Event(),
+            ahead=True,
+        )
+        try:
+            self._loop.submit(request)
+            while (item := await request.queue.get()) is not DONE:
+                if isinstance(item, BaseException):
+                    raise item
+        finally:
+            self._reading_ahead -= 1
+            await self._let_go(request)
+        return request.evaluated
 
     def close(self) -> None:
-        self.worker.shutdown()
+        self._loop.close()
 
-    async def _acquire(self) -> None:
-        """Join the queue for the model (first come, first served), or refuse when it is full.
-        A caller cancelled while queued (abort, disconnect) leaves the queue at once."""
-        if self._lock.locked() and self.waiting >= self.config.max_waiting:
-            raise EngineBusy(f"{self.waiting} requests already wait for the language model")
-        self.waiting += 1
+
+class _Tickets:
+    """Places at the model, handed out first come, first served; a caller cancelled while it
+    waits (abort, disconnect) leaves the queue at once. The number of places is read at every
+    hand-out, so it follows the config."""
+
+    def __init__(self, places: Any) -> None:
+        self._places = places
+        self.held = 0
+        self._queue: deque[asyncio.Future[None]] = deque()
+
+    @property
+    def waiting(self) -> int:
+        return len(self._queue)
+
+    @property
+    def free(self) -> bool:
+        return self.held < self._places() and not self._queue
+
+    def try_acquire(self) -> bool:
+        if not self.free:
+            return False
+        self.held += 1
+        return True
+
+    async def acquire(self, max_waiting: int) -> None:
+        if self.try_acquire():
+            return
+        if len(self._queue) >= max_waiting:
+            raise EngineBusy(f"{len(self._queue)} requests already wait for the language model")
+        future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._queue.append(future)
         try:
-            await self._lock.acquire()
-        finally:
-            self.waiting -= 1
+            await future
+        except asyncio.CancelledError:
+            if future.done() and not future.cancelled():
+                self.release()  # handed a place just as it was cancelled: pass it on
+            else:
+                self._queue.remove(future)
+            raise
 
-
-class _Generation:
-    """One stretch of generation in a worker thread: pieces go to the loop through `queue`,
-    then an exception if one happened, then `_DONE`. `paused` says it stopped at a sentence end
-    for a waiting request; `count` is the tokens it generated (read once the thread is done)."""
-
-    def __init__(
-        self,
-        engine: LlmEngine,
-        loop: asyncio.AbstractEventLoop,
-        queue: asyncio.Queue[object],
-        stop: threading.Event,
-        written: str,
-        budget: float,
-        deadline: float,
-    ) -> None:
-        self.engine = engine
-        self.loop = loop
-        self.queue = queue
-        self.stop = stop
-        self.so_far = written
-        self.budget = budget
-        self.deadline = deadline
-        self.paused = False
-        self.count = 0
-
-    def _send(self, item: object) -> None:
-        self.loop.call_soon_threadsafe(self.queue.put_nowait, item)
-
-    def produce(
-        self, tokens: list[int], rendered: Any, grammar: Any, max_tokens: int, pausable: bool
-    ) -> None:
-        fresh = ""  # written in this stretch: a pause needs a sentence of its own
-        try:
-            if time.monotonic() > self.deadline:
-                raise EngineTimeout(f"llm had no time left ({self.budget} s budget)")
-            # Another device's turn may have replaced this prompt in the context since.
-            self.engine.states.restore_for(tokens)
-            chunks: Any = self.engine._llama.create_completion(
-                prompt=tokens,
-                stop=rendered.stop,
-                stopping_criteria=rendered.stopping_criteria,
-                grammar=grammar,
-                stream=True,
-                max_tokens=max_tokens,
-                temperature=self.engine.config.temperature,
-            )
-            for chunk in chunks:
-                if self.stop.is_set():
-                    break
-                if time.monotonic() > self.deadline:
-                    raise EngineTimeout(f"llm took longer than {self.budget} s")
-                self.count += 1
-                piece = chunk["choices"][0]["text"]
-                if piece:
-                    self.so_far += piece
-                    fresh += piece
-                    self._send(piece)
-                if (
-                    pausable
-                    and self.engine.waiting
-                    and any(ch.isalnum() for ch in fresh)
-                    and _pause_point(self.so_far)
-                ):
-                    self.paused = True
-                    break
-            chunks.close()
-            self.engine.states.save()
-        except BaseException as exc:  # handed to the reader, re-raised there
-            self._send(exc)
-        finally:
-            self._send(_DONE)
+    def release(self) -> None:
+        self.held -= 1
+        while self._queue and self.held < self._places():
+            future = self._queue.popleft()
+            if not future.done():
+                self.held += 1
+                future.set_result(None)
 
 
 def _pause_point(text: str) -> bool:

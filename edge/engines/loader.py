@@ -16,7 +16,7 @@ from edge.engines.llm import LanguageModel, LlmEngine
 from edge.engines.openai_llm import OpenAiLlm
 from edge.engines.tts import TtsEngine
 from edge.engines.vad import VadPool
-from edge.engines.worker import EngineWorker
+from edge.engines.worker import CpuTurns, EngineWorker
 from edge.models.catalog import ModelError, assemble_chunks, entry, package_file
 from edge.models.manager import ModelStore, active_profile, is_downloaded_model, profile_models
 
@@ -107,14 +107,15 @@ async def load_engines(config: Config) -> Engines:
     files = await asyncio.to_thread(resolve_models, config)
     vad_model, llm_path, voice = files.vad, files.llm, files.voice
 
+    cpu = CpuTurns()
     vad_worker = EngineWorker("vad", threads=2, timeout_s=5.0)
-    asr_worker = EngineWorker("asr", threads=1, timeout_s=config.asr.timeout_s)
-    tts_worker = EngineWorker("tts", threads=1, timeout_s=config.tts.timeout_s)
+    asr_worker = EngineWorker("asr", threads=1, timeout_s=config.asr.timeout_s, cpu=cpu)
+    tts_worker = EngineWorker("tts", threads=1, timeout_s=config.tts.timeout_s, cpu=cpu)
 
     def language_model() -> LanguageModel:
         if llm_path is None:
             return OpenAiLlm(config.llm)
-        return LlmEngine(llm_path, config.llm, EngineWorker("llm", 1, config.llm.timeout_s))
+        return LlmEngine(llm_path, config.llm, cpu)
 
     vad, recognizer, llm, tts = await asyncio.gather(
         asyncio.to_thread(VadPool, vad_model, config.vad, vad_worker),

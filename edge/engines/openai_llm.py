@@ -49,6 +49,10 @@ class OpenAiLlm:
     def busy(self) -> bool:
         return self._running > 0 or self.waiting > 0
 
+    @property
+    def full(self) -> bool:
+        return self._running >= IN_FLIGHT or self.waiting > 0
+
     def idle_for(self) -> float:
         return 0.0 if self.busy else time.monotonic() - self.idle_since
 

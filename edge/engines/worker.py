@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
+import threading
 from collections.abc import Callable
 from typing import TypeVar
 
@@ -19,9 +20,43 @@ class EngineTimeout(TimeoutError):
     pass
 
 
+class CpuTurns:
+    """The heavy engines (ASR, the language model's decode steps, TTS) take turns at the CPU,
+    first come, first served, instead of running at once. Each of them already spreads one call
+    over every core, and their threads wait for each other at barriers by spinning: two engines
+    at once on two cores leave each thread waiting for a peer that is not running, and a decode
+    step that takes 90 ms alone took 1.5-2.8 s beside speech recognition and synthesis. Turns
+    are short (a decode step, one clip, one sentence), so nobody waits long. The VAD, a few
+    milliseconds per frame on one thread, does not take turns."""
+
+    def __init__(self) -> None:
+        self._cond = threading.Condition()
+        self._next = 0  # the ticket the next caller gets
+        self._serving = 0  # the ticket whose turn it is
+
+    def __enter__(self) -> None:
+        with self._cond:
+            ticket = self._next
+            self._next += 1
+            while ticket != self._serving:
+                self._cond.wait()
+
+    def __exit__(self, *_exc: object) -> None:
+        with self._cond:
+            self._serving += 1
+            self._cond.notify_all()
+
+    def run(self, fn: Callable[..., T], *args: object) -> T:
+        with self:
+            return fn(*args)
+
+
 class EngineWorker:
-    def __init__(self, name: str, threads: int = 1, timeout_s: float = 30.0) -> None:
+    def __init__(
+        self, name: str, threads: int = 1, timeout_s: float = 30.0, cpu: CpuTurns | None = None
+    ) -> None:
         self.name = name
+        self.cpu = cpu  # calls take turns at the CPU with the other heavy engines
         self.timeout_s = timeout_s
         self._executor = concurrent.futures.ThreadPoolExecutor(
             max_workers=threads, thread_name_prefix=f"edge-{name}"
@@ -37,7 +72,10 @@ class EngineWorker:
         finally:
             self.waiting -= 1
         try:
-            future = loop.run_in_executor(self._executor, fn, *args)
+            if self.cpu is not None:
+                future = loop.run_in_executor(self._executor, self.cpu.run, fn, *args)
+            else:
+                future = loop.run_in_executor(self._executor, fn, *args)
         except BaseException:
             self._slots.release()
             raise

@@ -451,10 +451,10 @@ class DeviceSession:
     async def _answer_held(self, early: _EarlyTurn) -> bool:
         """Answer the early text before the pause is confirmed (nothing reaches the device, the
         memory or a tool until then). False, having done nothing, when it is not worth it: no
-        words, an exit phrase, or the model busy with another device (a held answer would only
-        hold it up further)."""
+        words, an exit phrase, or no place free at the model (a held answer would only hold
+        other devices up)."""
         text = await early.text
-        if not text or not _meaningful(text) or self._is_exit(text) or self.engines.llm.busy:
+        if not text or not _meaningful(text) or self._is_exit(text) or self.engines.llm.full:
             self.metrics.held_answer("declined")
             return False
         early.timings.asr_done = time.monotonic()

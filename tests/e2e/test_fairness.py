@@ -19,11 +19,11 @@ STORY = "Tell me a long story about a dragon, in ten sentences."
 
 @pytest.fixture
 def no_yield(harness: Any) -> Iterator[None]:
-    """Without sentence-by-sentence sharing, a request that waits for the model surely waits
-    until the running answer ends: the queue can be observed."""
+    """With one place at the model and no sentence-by-sentence sharing, a request that waits for
+    the model surely waits until the running answer ends: the queue can be observed."""
     llm = harness.engines.llm
     saved = llm.config
-    llm.config = dataclasses.replace(saved, yield_between_sentences=False)
+    llm.config = dataclasses.replace(saved, yield_between_sentences=False, parallel=1)
     yield
     llm.config = saved
 

@@ -1,11 +1,16 @@
 """Fairness, cancellation and backpressure of the shared language model, with the real model.
 
+Two regimes: while a place at the model is free, a new request is written at once, beside the
+running ones (batched decoding); when every place is taken (`llm.parallel` lowered to 1 here),
+requests queue in arrival order and a long answer gives its place up between sentences.
+
 Order of events only: no assertion on how long anything took."""
 
 from __future__ import annotations
 
 import asyncio
 import dataclasses
+from pathlib import Path
 from typing import Any
 
 from edge.config import DEFAULT_SYSTEM_PROMPT
@@ -30,12 +35,40 @@ async def _collect(
     return out
 
 
+def test_devices_are_answered_side_by_side_while_places_are_free(
+    harness: ServerThread, llm: Any
+) -> None:
+    llm.config = dataclasses.replace(llm.config, temperature=0.0)
+
+    async def scenario() -> tuple[list[tuple[str, str]], str, str, int, int]:
+        log: list[tuple[str, str]] = []
+        pauses, loop = llm.pauses, llm._loop
+        loop.widest = 0
+        long = asyncio.create_task(_collect(llm, "A", STORY, log, max_tokens=160))
+        await wait_until(lambda: any(name == "A" for name, _ in log))
+        short = asyncio.create_task(_collect(llm, "B", "What is the capital of France?", log))
+        b_text = await short
+        a_text = await long
+        return log, a_text, b_text, llm.pauses - pauses, loop.widest
+
+    log, a_text, b_text, pauses, widest = harness.call(scenario())
+    order = [name for name, _ in log]
+    b_end = log.index(("B", "<end>"))
+    # B was written while A's story was: A wrote on between B's first and last pieces, and
+    # both were in the same decode steps.
+    assert "A" in order[order.index("B") : b_end], order
+    assert widest >= 2
+    assert pauses == 0  # nobody had to give a place up
+    assert "Paris" in b_text
+    assert len(a_text.split()) > 30
+
+
 def test_a_waiting_device_gets_its_first_sentence_before_a_long_answer_goes_on(
     harness: ServerThread, llm: Any
 ) -> None:
     # Greedy: at 0.4 the 0.5B model now and then declines the story in one short sentence, and
-    # then there is nothing to share.
-    llm.config = dataclasses.replace(llm.config, temperature=0.0)
+    # then there is nothing to share. One place: B has to wait for it.
+    llm.config = dataclasses.replace(llm.config, temperature=0.0, parallel=1)
 
     async def scenario() -> tuple[list[tuple[str, str]], str, str, int]:
         log: list[tuple[str, str]] = []
@@ -76,7 +109,7 @@ def test_a_waiting_device_gets_its_first_sentence_before_a_long_answer_goes_on(
 def test_requests_are_served_in_arrival_order(harness: ServerThread, llm: Any) -> None:
     async def scenario() -> list[str]:
         log: list[tuple[str, str]] = []
-        llm.config = dataclasses.replace(llm.config, yield_between_sentences=False)
+        llm.config = dataclasses.replace(llm.config, yield_between_sentences=False, parallel=1)
         first = asyncio.create_task(_collect(llm, "A", STORY, log, max_tokens=40))
         await wait_until(lambda: bool(log))
         later = []
@@ -94,6 +127,8 @@ def test_requests_are_served_in_arrival_order(harness: ServerThread, llm: Any) -
 
 
 def test_a_cancelled_request_leaves_the_queue_at_once(harness: ServerThread, llm: Any) -> None:
+    llm.config = dataclasses.replace(llm.config, parallel=1)
+
     async def scenario() -> tuple[int, bool, list[tuple[str, str]], int]:
         log: list[tuple[str, str]] = []
         pauses = llm.pauses
@@ -116,7 +151,7 @@ def test_a_cancelled_request_leaves_the_queue_at_once(harness: ServerThread, llm
 def test_a_full_queue_refuses_at_once(harness: ServerThread, llm: Any) -> None:
     async def scenario() -> tuple[type[BaseException] | None, list[str]]:
         log: list[tuple[str, str]] = []
-        llm.config = dataclasses.replace(llm.config, max_waiting=1)
+        llm.config = dataclasses.replace(llm.config, max_waiting=1, parallel=1)
         long = asyncio.create_task(_collect(llm, "A", STORY, log, max_tokens=40))
         await wait_until(lambda: bool(log))
         queued = asyncio.create_task(_collect(llm, "B", "Say hello.", log, 12))
@@ -133,3 +168,64 @@ def test_a_full_queue_refuses_at_once(harness: ServerThread, llm: Any) -> None:
     refused, names = harness.call(scenario())
     assert refused is EngineBusy
     assert names == ["A", "B"]
+
+
+def test_a_full_context_fails_one_answer_and_the_others_go_on(
+    harness: ServerThread, llm: Any
+) -> None:
+    """Two long prompts that share nothing but the system prompt do not fit in a small model
+    context side by side: one answer fails with a clear error, the other is written, and the
+    model serves the next request."""
+    from edge.engines.llm import LlmEngine
+    from edge.engines.llm_batch import ContextFull
+
+    small = LlmEngine(
+        Path(llm._llama.model_path),
+        dataclasses.replace(llm.config, context_tokens=512, parallel=2, temperature=0.0),
+    )
+    filler = {"a": "apple banana cherry " * 145, "b": "river mountain forest " * 145}
+
+    async def ask(key: str) -> str:
+        prompt = [
+            {"role": "system", "content": "Answer in one short sentence."},
+            {"role": "user", "content": f"{filler[key]}\nHow many words did I say?"},
+        ]
+        out = ""
+        async for piece in small.stream(prompt, max_tokens=20):
+            out += piece
+        return out
+
+    async def scenario() -> tuple[list[Any], str]:
+        results = await asyncio.gather(ask("a"), ask("b"), return_exceptions=True)
+        after = ""
+        async for piece in small.stream(_prompt("What is the capital of France?"), max_tokens=20):
+            after += piece
+        return list(results), after
+
+    try:
+        results, after = harness.call(scenario())
+    finally:
+        small.close()
+    failed = [r for r in results if isinstance(r, BaseException)]
+    assert len(failed) == 1 and isinstance(failed[0], ContextFull), results
+    assert any(isinstance(r, str) and r for r in results), results
+    assert "Paris" in after
+
+
+def test_a_grammar_that_does_not_parse_fails_its_request_only(
+    harness: ServerThread, llm: Any
+) -> None:
+    async def scenario() -> tuple[BaseException | None, str]:
+        failed: BaseException | None = None
+        try:
+            async for _ in llm.stream(_prompt("Say hello."), grammar="root ::= (", max_tokens=5):
+                pass
+        except Exception as exc:
+            failed = exc
+        after = await _collect(llm, "B", "What is the capital of France?", [])
+        return failed, after
+
+    failed, after = harness.call(scenario())
+    assert isinstance(failed, ValueError), failed
+    assert "Paris" in after
+    assert not llm.busy  # its place and its sequence were given back

@@ -1,10 +1,11 @@
-"""Saved prompt states with the real model: a device's prompt survives another device's turn.
+"""Prompt reuse with the real model: a device's prompt survives other devices' turns.
 
 Counts of tokens and restores only: no assertion on how long anything took."""
 
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 from typing import Any
 
 from edge.config import DEFAULT_SYSTEM_PROMPT
@@ -28,11 +29,17 @@ async def _answer(llm: Any, messages: list[dict[str, Any]], max_tokens: int = 40
     return out
 
 
-def test_a_devices_prompt_survives_another_devices_turn(harness: ServerThread, llm: Any) -> None:
+def test_a_devices_prompt_survives_other_devices_turns(harness: ServerThread, llm: Any) -> None:
     async def scenario() -> tuple[int, int, int, str]:
         first = await llm.prefetch(_with_system(*ADA))
-        # Another device's question replaces Ada's history in the context.
-        await _answer(llm, _with_system({"role": "user", "content": "Name a big river."}))
+        # As many other devices as the model has sequences ask at once: every sequence is
+        # taken, Ada's history included.
+        await asyncio.gather(
+            *(
+                _answer(llm, _with_system({"role": "user", "content": f"Name {n} big rivers."}))
+                for n in range(2, 2 + llm.sequences)
+            )
+        )
         restored = llm.states.restored
         again = await llm.prefetch(_with_system(*ADA))
         question = {"role": "user", "content": "What is my name?"}
@@ -46,21 +53,28 @@ def test_a_devices_prompt_survives_another_devices_turn(harness: ServerThread, l
     assert "Ada" in reply
 
 
-def test_a_paused_answer_resumes_from_its_saved_state(harness: ServerThread, llm: Any) -> None:
-    async def scenario() -> tuple[int, int, str, str]:
-        pauses, restored = llm.pauses, llm.states.restored
+def test_a_paused_answer_resumes_without_reading_its_words_again(
+    harness: ServerThread, llm: Any
+) -> None:
+    llm.config = dataclasses.replace(llm.config, parallel=1)  # B has to wait for A's place
+
+    async def scenario() -> tuple[int, list[tuple[int, int]], str, str]:
+        pauses = llm.pauses
+        llm._loop.placed.clear()
         story = _with_system({"role": "user", "content": "Tell me a long story about a fox."})
         long = asyncio.create_task(_answer(llm, story, max_tokens=120))
         await wait_until(lambda: llm.busy)
         await asyncio.sleep(0.3)  # A is writing its first sentence
         short = await _answer(llm, _with_system({"role": "user", "content": "What is 2 + 2?"}))
-        return llm.pauses - pauses, llm.states.restored - restored, await long, short
+        story_text = await long
+        return llm.pauses - pauses, list(llm._loop.placed), story_text, short
 
-    pauses, restores, story, short = harness.call(scenario())
+    pauses, placed, story, short = harness.call(scenario())
     assert pauses >= 1
-    # The story's resume found its own words again instead of reading them anew (the short
-    # answer may pause too, but has too few words for a restore to be worth it).
-    assert restores >= 1, (restores, pauses)
+    # The story's resume (its longest prompt: the question and its own words) found nearly
+    # all of it in the cells, not just the system prompt.
+    prompt, found = max(placed)
+    assert prompt - found <= 4, placed
     assert "4" in short or "four" in short.lower()
     assert len(story.split()) > 20
 
