@@ -311,7 +311,7 @@ class DecodeLoop:
                 entries.append((request, request.prompt[start + offset], start + offset, last))
             room -= take
         if entries:
-            self._decode(entries)
+            entries = self._decode(entries)  # without a request that failed for room
         self.widest = max(self.widest, len(writers))
         outputs: dict[int, int] = {}
         for index, (request, token, _position, logits) in enumerate(entries):
@@ -330,7 +330,11 @@ class DecodeLoop:
             elif id(request) in outputs:
                 self._sample(request, outputs[id(request)])
 
-    def _decode(self, entries: list[tuple[Request, int, int, bool]]) -> None:
+    def _decode(
+        self, entries: list[tuple[Request, int, int, bool]]
+    ) -> list[tuple[Request, int, int, bool]]:
+        """Decode the entries; returns those decoded (a request failed for lack of KV cells
+        has its entries left out)."""
         lib, batch = self._lib, self._batch
         while True:
             batch.n_tokens = len(entries)
@@ -344,7 +348,7 @@ class DecodeLoop:
                 result = lib.llama_decode(self.ctx, batch)
             self.steps += 1
             if result == 0:
-                return
+                return entries
             if result != 1:
                 raise RuntimeError(f"llama_decode failed ({result})")
             # No room in the KV cache: drop what idle sequences keep, then the newest request
@@ -355,7 +359,7 @@ class DecodeLoop:
                 self._evict_idle()
                 entries = [e for e in entries if e[0] is not victim]
                 if not entries:
-                    return
+                    return entries
 
     def _evict_idle(self) -> bool:
         idle = [s for s in self._sequences if s.request is None and s.tokens]

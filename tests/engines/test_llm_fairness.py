@@ -204,8 +204,18 @@ def test_a_full_context_fails_one_answer_and_the_others_go_on(
 
     try:
         results, after = harness.call(scenario())
+        # What each sequence is believed to hold is what its cells hold: a failed request left
+        # no tokens behind that a later prompt could take for its own.
+        import llama_cpp
+
+        loop = small._loop
+        held = [len(s.tokens) for s in loop._sequences]
+        cells = [
+            llama_cpp.llama_memory_seq_pos_max(loop.memory, s.seq) + 1 for s in loop._sequences
+        ]
     finally:
         small.close()
+    assert held == cells, (held, cells)
     failed = [r for r in results if isinstance(r, BaseException)]
     assert len(failed) == 1 and isinstance(failed[0], ContextFull), results
     assert any(isinstance(r, str) and r for r in results), results
