@@ -24,10 +24,11 @@ class CpuTurns:
     """The heavy engines (ASR, the language model's decode steps, TTS) take turns at the CPU,
     first come, first served, instead of running at once. Each of them already spreads one call
     over every core, and their threads wait for each other at barriers by spinning: two engines
-    at once on two cores leave each thread waiting for a peer that is not running, and a decode
-    step that takes 90 ms alone took 1.5-2.8 s beside speech recognition and synthesis. Turns
-    are short (a decode step, one clip, one sentence), so nobody waits long. The VAD, a few
-    milliseconds per frame on one thread, does not take turns."""
+    at once on two cores leave each thread waiting for a peer that is not running, and prompt
+    steps of 0.1-0.7 s took 1.5-2.8 s beside speech recognition. Turns are short (a decode step,
+    one clip, one sentence), so nobody waits long. The VAD, a few milliseconds per frame on one
+    thread, does not take turns. (Letting reading ahead wait for every other turn was tried:
+    no gain with four devices talking at once.)"""
 
     def __init__(self) -> None:
         self._cond = threading.Condition()
