@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Iterator
 from typing import Any
 
@@ -41,6 +42,18 @@ def make_server(harness: ServerThread) -> Iterator[Any]:
     yield make
     for srv in started:
         harness.stop_server(srv)
+
+
+@pytest.fixture
+def greedy(harness: ServerThread) -> Iterator[None]:
+    """The shared model picks its likeliest token (temperature 0) for this test: at 0.4 the
+    0.5B model now and then answers with the clock sentence or invents a detail, and a test of
+    what the server does with a tool call or a summary should not hang on that."""
+    llm = harness.engines.llm
+    saved = llm.config
+    llm.config = dataclasses.replace(saved, temperature=0.0)
+    yield
+    llm.config = saved
 
 
 def _speak(harness: ServerThread, text: str) -> np.ndarray:

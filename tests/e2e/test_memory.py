@@ -85,7 +85,7 @@ async def test_memory_survives_a_restart_and_a_kill(tmp_path: Path, speak) -> No
     assert len(turns) <= 3  # at most the turn in flight is incomplete or missing
 
 
-async def test_a_summary_is_written_after_the_session(make_server, speak) -> None:  # type: ignore[no-untyped-def]
+async def test_a_summary_is_written_after_the_session(make_server, speak, greedy) -> None:  # type: ignore[no-untyped-def]
     running: Running = make_server(memory={"summaries": True})
     memory = running.server.services.memory
     summarizer = running.server.services.summarizer

@@ -62,7 +62,7 @@ async def test_22_mcp_handshake_lists_both_pages(server: Running) -> None:
 
 
 async def test_23_volume_by_voice_then_a_failing_and_a_hanging_tool(
-    make_server: Any, speak: Any, log_lines: list[dict[str, Any]]
+    make_server: Any, speak: Any, log_lines: list[dict[str, Any]], greedy: None
 ) -> None:
     running: Running = make_server(tools={"device_call_timeout_s": 2.0})
     question = speak("Turn the volume down to 30.")
