@@ -119,11 +119,16 @@ class LlmEngine:
             cpu=cpu or CpuTurns(),
         )
         self.states = self._loop.states
-        self._tickets = _Tickets(lambda: min(self.config.parallel, self.sequences))
+        self._tickets = _Tickets(self._places)
         self._grammars: dict[str, str] = {}  # JSON schema text → GBNF text
         self.idle_since = time.monotonic()  # when the last generation ended
         self.pauses = 0  # generations that gave their sequence up to a waiting request
         self._reading_ahead = 0  # places held by read-aheads
+
+    def _places(self) -> int:
+        """Requests that may hold a sequence at once (`llm.parallel` may be lowered at run
+        time, never above the sequences the context was made with)."""
+        return min(self.config.parallel, self.sequences)
 
     @property
     def waiting(self) -> int:
@@ -138,8 +143,8 @@ class LlmEngine:
     @property
     def full(self) -> bool:
         """A new answer would wait for a running one to end (read-aheads give way at once)."""
-        places = min(self.config.parallel, self.sequences)
-        return self._tickets.waiting > 0 or self._tickets.held - self._reading_ahead >= places
+        held_by_answers = self._tickets.held - self._reading_ahead
+        return self._tickets.waiting > 0 or held_by_answers >= self._places()
 
     def idle_for(self) -> float:
         """Seconds since the last generation ended (0 while one runs)."""
@@ -231,14 +236,9 @@ class LlmEngine:
                 if time.monotonic() > request.deadline:
                     raise EngineTimeout(f"llm had no time left ({budget} s budget)")
                 self._loop.submit(request)
-                while True:
-                    item = await request.queue.get()
-                    if item is DONE:
-                        break
-                    if isinstance(item, BaseException):
-                        raise item
-                    written += str(item)
-                    yield str(item)
+                while (piece := await _next_piece(request)) is not None:
+                    written += piece
+                    yield piece
             finally:
                 await self._let_go(request)
                 running += time.monotonic() - held_since
@@ -294,9 +294,8 @@ class LlmEngine:
         )
         try:
             self._loop.submit(request)
-            while (item := await request.queue.get()) is not DONE:
-                if isinstance(item, BaseException):
-                    raise item
+            while await _next_piece(request) is not None:
+                pass
         finally:
             self._reading_ahead -= 1
             await self._let_go(request)
@@ -353,6 +352,15 @@ class _Tickets:
             if not future.done():
                 self.held += 1
                 future.set_result(None)
+
+
+async def _next_piece(request: Request) -> str | None:
+    """The next piece of text the decode loop sent for `request`; None once it is done. An
+    exception it sent is raised here."""
+    item = await request.queue.get()
+    if isinstance(item, BaseException):
+        raise item
+    return None if item is DONE else str(item)
 
 
 def _pause_point(text: str) -> bool:

@@ -127,7 +127,6 @@ class DecodeLoop:
         self.context = _internals.LlamaContext(model=self.model, params=params, verbose=False)
         self.ctx = self.context.ctx
         self.memory = self.context.memory
-        self.n_ctx = n_ctx
         self._batch = llama_cpp.llama_batch_init(BATCH_TOKENS, 0, 1)
         self._sequences = [_Sequence(seq) for seq in range(n_seq)]
         self._pieces: dict[int, bytes] = {}
@@ -138,7 +137,6 @@ class DecodeLoop:
         self._running: list[Request] = []
         self._wake = threading.Condition()
         self._closed = False
-        self.steps = 0  # llama_decode calls (for tests and logs)
         self.widest = 0  # the most sequences that ever wrote in one step
         # (prompt tokens, of which found in the cells) of recent requests, newest last.
         self.placed: deque[tuple[int, int]] = deque(maxlen=64)
@@ -346,7 +344,6 @@ class DecodeLoop:
                 batch.logits[i] = logits
             with self._cpu:
                 result = lib.llama_decode(self.ctx, batch)
-            self.steps += 1
             if result == 0:
                 return entries
             if result != 1:
