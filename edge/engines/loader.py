@@ -20,6 +20,8 @@ from edge.engines.worker import CpuTurns, EngineWorker
 from edge.models.catalog import ModelError, assemble_chunks, entry, package_file
 from edge.models.manager import ModelStore, active_profile, is_downloaded_model, profile_models
 
+SPEECH_THREADS = 4  # calls of speech recognition, and of synthesis, queued for the CPU at once
+
 
 @dataclass
 class Engines:
@@ -109,8 +111,17 @@ async def load_engines(config: Config) -> Engines:
 
     cpu = CpuTurns()
     vad_worker = EngineWorker("vad", threads=2, timeout_s=5.0)
-    asr_worker = EngineWorker("asr", threads=1, timeout_s=config.asr.timeout_s, cpu=cpu)
-    tts_worker = EngineWorker("tts", threads=1, timeout_s=config.tts.timeout_s, cpu=cpu)
+    # Speech recognition and synthesis run one call at a time all the same (their turns at the
+    # CPU), so neither needs to be thread-safe (espeak-ng, under piper, is not). Their threads
+    # let several devices' calls wait in the CPU's queue: with one thread, the next clip joined
+    # the queue only after the last one's result went through the event loop, and a decode
+    # step slipped in before it.
+    asr_worker = EngineWorker(
+        "asr", threads=SPEECH_THREADS, timeout_s=config.asr.timeout_s, cpu=cpu, speech=True
+    )
+    tts_worker = EngineWorker(
+        "tts", threads=SPEECH_THREADS, timeout_s=config.tts.timeout_s, cpu=cpu, speech=True
+    )
 
     def language_model() -> LanguageModel:
         if llm_path is None:

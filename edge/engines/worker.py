@@ -9,8 +9,11 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
+import functools
 import threading
-from collections.abc import Callable
+from collections import deque
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from typing import TypeVar
 
 T = TypeVar("T")
@@ -21,43 +24,67 @@ class EngineTimeout(TimeoutError):
 
 
 class CpuTurns:
-    """The heavy engines (ASR, the language model's decode steps, TTS) take turns at the CPU,
-    first come, first served, instead of running at once. Each of them already spreads one call
-    over every core, and their threads wait for each other at barriers by spinning: two engines
-    at once on two cores leave each thread waiting for a peer that is not running, and prompt
-    steps of 0.1-0.7 s took 1.5-2.8 s beside speech recognition. Turns are short (a decode step,
-    one clip, one sentence), so nobody waits long. The VAD, a few milliseconds per frame on one
-    thread, does not take turns. (Letting reading ahead wait for every other turn was tried:
-    no gain with four devices talking at once.)"""
+    """The heavy engines (ASR, the language model's decode steps, TTS) take turns at the CPU
+    instead of running at once. Each of them already spreads one call over every core, and their
+    threads wait for each other at barriers by spinning: two engines at once on two cores leave
+    each thread waiting for a peer that is not running, and prompt steps of 0.1-0.7 s took
+    1.5-2.8 s beside speech recognition. The VAD, a few milliseconds per frame on one thread,
+    does not take turns.
+
+    Speech turns (one clip to recognise, one sentence to synthesise: ~0.1 s each) go before the
+    language model's steps, which wait first come, first served among themselves. A clip is
+    what a user who has stopped speaking waits for, and a sentence is what a device is about to
+    play, while a decode step only moves text along that nobody hears until it is spoken; with
+    four devices talking at once, a first-come order made each device's speech recognition wait
+    behind another's prompt steps. Speech turns are bounded by the devices talking, so the model
+    is never starved."""
 
     def __init__(self) -> None:
         self._cond = threading.Condition()
-        self._next = 0  # the ticket the next caller gets
-        self._serving = 0  # the ticket whose turn it is
+        self._speech: deque[object] = deque()  # waiting speech turns, in arrival order
+        self._steps: deque[object] = deque()  # waiting model steps, in arrival order
+        self._busy = False
 
-    def __enter__(self) -> None:
+    @property
+    def waiting(self) -> int:
+        """Turns queued for the CPU (a measure of load)."""
         with self._cond:
-            ticket = self._next
-            self._next += 1
-            while ticket != self._serving:
+            return len(self._speech) + len(self._steps)
+
+    @contextmanager
+    def turn(self, speech: bool = False) -> Iterator[None]:
+        me = object()
+        with self._cond:
+            queue = self._speech if speech else self._steps
+            queue.append(me)
+            while self._busy or (self._speech or self._steps)[0] is not me:
                 self._cond.wait()
+            queue.popleft()
+            self._busy = True
+        try:
+            yield
+        finally:
+            with self._cond:
+                self._busy = False
+                self._cond.notify_all()
 
-    def __exit__(self, *_exc: object) -> None:
-        with self._cond:
-            self._serving += 1
-            self._cond.notify_all()
-
-    def run(self, fn: Callable[..., T], *args: object) -> T:
-        with self:
+    def run(self, fn: Callable[..., T], *args: object, speech: bool = False) -> T:
+        with self.turn(speech):
             return fn(*args)
 
 
 class EngineWorker:
     def __init__(
-        self, name: str, threads: int = 1, timeout_s: float = 30.0, cpu: CpuTurns | None = None
+        self,
+        name: str,
+        threads: int = 1,
+        timeout_s: float = 30.0,
+        cpu: CpuTurns | None = None,
+        speech: bool = False,
     ) -> None:
         self.name = name
         self.cpu = cpu  # calls take turns at the CPU with the other heavy engines
+        self.speech = speech  # their turns are speech turns (see CpuTurns)
         self.timeout_s = timeout_s
         self._executor = concurrent.futures.ThreadPoolExecutor(
             max_workers=threads, thread_name_prefix=f"edge-{name}"
@@ -74,7 +101,9 @@ class EngineWorker:
             self.waiting -= 1
         try:
             if self.cpu is not None:
-                future = loop.run_in_executor(self._executor, self.cpu.run, fn, *args)
+                future = loop.run_in_executor(
+                    self._executor, functools.partial(self.cpu.run, fn, *args, speech=self.speech)
+                )
             else:
                 future = loop.run_in_executor(self._executor, fn, *args)
         except BaseException:

@@ -1,4 +1,5 @@
-"""The heavy engines take turns at the CPU: one at a time, first come, first served."""
+"""The heavy engines take turns at the CPU: one at a time; speech turns (a clip, a sentence)
+before the language model's steps; first come, first served within each kind."""
 
 from __future__ import annotations
 
@@ -8,16 +9,17 @@ import time
 from edge.engines.worker import CpuTurns
 
 
-def test_turns_are_taken_one_at_a_time_in_arrival_order() -> None:
-    cpu = CpuTurns()
+def _queue_turns(cpu: CpuTurns, turns: list[tuple[str, bool]]) -> list[str]:
+    """Hold the CPU while the turns queue up one after another, then let them run; returns the
+    order in which they ran, and checks that no two ran at once."""
     order: list[str] = []
     inside = 0
     most_inside = 0
     lock = threading.Lock()
 
-    def turn(name: str) -> None:
+    def turn(name: str, speech: bool) -> None:
         nonlocal inside, most_inside
-        with cpu:
+        with cpu.turn(speech):
             with lock:
                 inside += 1
                 most_inside = max(most_inside, inside)
@@ -26,20 +28,31 @@ def test_turns_are_taken_one_at_a_time_in_arrival_order() -> None:
             with lock:
                 inside -= 1
 
-    cpu.__enter__()  # a long turn holds the CPU while the others queue behind it
+    holder = cpu.turn()
+    holder.__enter__()  # a long step holds the CPU while the others queue behind it
     threads = []
-    for name in ("asr", "llm", "tts", "llm-again"):
-        thread = threading.Thread(target=turn, args=(name,))
+    for name, speech in turns:
+        thread = threading.Thread(target=turn, args=(name, speech))
         thread.start()
         threads.append(thread)
         deadline = time.monotonic() + 5
-        while cpu._next != len(threads) + 1 and time.monotonic() < deadline:
-            time.sleep(0.001)  # this one has its ticket before the next one asks
-    cpu.__exit__(None, None, None)
+        while cpu.waiting < len(threads) and time.monotonic() < deadline:
+            time.sleep(0.001)  # this one waits before the next one asks
+    holder.__exit__(None, None, None)
     for thread in threads:
         thread.join(5)
-    assert order == ["asr", "llm", "tts", "llm-again"]
     assert most_inside == 1
+    return order
+
+
+def test_model_steps_take_turns_one_at_a_time_in_arrival_order() -> None:
+    turns = [("step 1", False), ("step 2", False), ("step 3", False)]
+    assert _queue_turns(CpuTurns(), turns) == ["step 1", "step 2", "step 3"]
+
+
+def test_speech_turns_go_before_waiting_model_steps() -> None:
+    turns = [("step 1", False), ("asr", True), ("step 2", False), ("tts", True)]
+    assert _queue_turns(CpuTurns(), turns) == ["asr", "tts", "step 1", "step 2"]
 
 
 def test_a_turn_that_raises_passes_the_cpu_on() -> None:
@@ -49,7 +62,8 @@ def test_a_turn_that_raises_passes_the_cpu_on() -> None:
         raise ValueError("a broken model")
 
     try:
-        cpu.run(fail)
+        cpu.run(fail, speech=True)
     except ValueError:
         pass
     assert cpu.run(lambda: "next") == "next"
+    assert cpu.waiting == 0
