@@ -85,10 +85,11 @@ class LanguageModel(Protocol):
         tools: list[dict[str, Any]] | None = None,
         json_schema: str | None = None,
         grammar: str | None = None,
+        owner: str = "",
     ) -> AsyncGenerator[str, None]: ...
 
     async def prefetch(
-        self, messages: list[Message], tools: list[dict[str, Any]] | None = None
+        self, messages: list[Message], tools: list[dict[str, Any]] | None = None, owner: str = ""
     ) -> int: ...
 
     def close(self) -> None: ...
@@ -188,6 +189,7 @@ class LlmEngine:
         tools: list[dict[str, Any]] | None = None,
         json_schema: str | None = None,
         grammar: str | None = None,
+        owner: str = "",
     ) -> AsyncGenerator[str, None]:
         """Yield text pieces as the model writes them; an empty piece means the model paused
         at a sentence end for another request (speak what you have). Closing the iterator (or
@@ -197,7 +199,7 @@ class LlmEngine:
 
         `tools` are rendered by the GGUF's own chat template (the model answers with a call in
         text, read by `edge.tools.parsing`); `json_schema` or `grammar` (GBNF) constrain the
-        output."""
+        output. `owner` (a device id) keeps a device's history in the sequence it used last."""
         limit = max_tokens or self.config.max_tokens
         budget = timeout_s if timeout_s is not None else self.config.timeout_s
         gbnf = self._grammar(json_schema, grammar)
@@ -231,6 +233,7 @@ class LlmEngine:
                 finished=asyncio.Event(),
                 pause_point=_pause_point if pausable else None,
                 written_before=written,
+                owner=owner,
             )
             try:
                 if time.monotonic() > request.deadline:
@@ -263,7 +266,7 @@ class LlmEngine:
             self._tickets.release()
 
     async def prefetch(
-        self, messages: list[Message], tools: list[dict[str, Any]] | None = None
+        self, messages: list[Message], tools: list[dict[str, Any]] | None = None, owner: str = ""
     ) -> int:
         """Evaluate the prompt a device's next request will start with (`messages`: everything
         before its coming user message) while the user is still speaking, so that only their
@@ -291,6 +294,7 @@ class LlmEngine:
             queue=asyncio.Queue(),
             finished=asyncio.Event(),
             ahead=True,
+            owner=owner,
         )
         try:
             self._loop.submit(request)

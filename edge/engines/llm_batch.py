@@ -43,7 +43,7 @@ BATCH_TOKENS = 256  # tokens per llama_decode (n_batch = n_ubatch)
 # speech recognition waits behind while the users are still speaking.
 PREFILL_BESIDE_WRITERS = 64
 PREFILL_ALONE = 128
-PREFILL_AHEAD = 32
+PREFILL_AHEAD = 16
 # Sampling as llama-cpp-python's completion does by default (repeat penalty 1.0: none).
 TOP_K, TOP_P, MIN_P = 40, 0.95, 0.05
 
@@ -73,6 +73,9 @@ class Request:
     written_before: str = ""
     # Read ahead only while nothing else needs the model.
     ahead: bool = False
+    # Whose history the prompt carries (a device id; "" for none): the sequence it last used
+    # is where its next prompt goes.
+    owner: str = ""
     submitted: bool = False  # handed to the decode loop, which will set `finished`
     stop: threading.Event = field(default_factory=threading.Event)
     # Results, read by the event loop once `finished` is set.
@@ -98,6 +101,7 @@ class _Sequence:
     tokens: list[int] = field(default_factory=list)  # what its cells hold, position by position
     request: Request | None = None
     used: float = 0.0
+    owner: str = ""  # whose prompt it last held
 
 
 class DecodeLoop:
@@ -200,7 +204,7 @@ class DecodeLoop:
                 if request.stop.is_set() or self._closed:
                     self._end(request, None)
                     continue
-                target = self._choose(free, request.prompt)
+                target = self._choose(free, request)
                 free.remove(target)
                 try:
                     self._place(request, target)
@@ -212,14 +216,29 @@ class DecodeLoop:
                     continue
                 self._running.append(request)
 
-    def _choose(self, free: list[_Sequence], prompt: list[int]) -> _Sequence:
-        """The free sequence that holds the most of this prompt; else the longest unused."""
-        return max(free, key=lambda s: (common_prefix_len(s.tokens, prompt), -s.used))
+    def _choose(self, free: list[_Sequence], request: Request) -> _Sequence:
+        """The free sequence to read this request's prompt into: the one its owner (a device)
+        used last; else one that holds nothing the prompt does not start with (it loses
+        nothing), the fullest first; else the least recently used. Whichever it is, `_place`
+        copies in the longest prefix of the prompt found anywhere. (Choosing the sequence that
+        merely shares the most with the prompt took other devices' histories: every prompt
+        shares the system prompt and tools, and in `edge bench`, with the same questions at the
+        same minute, even the first turn. With four devices talking, each took another's
+        sequence in turn and read ~150 tokens again.)"""
+        if request.owner:
+            own = [s for s in free if s.owner == request.owner]
+            if own:
+                return max(own, key=lambda s: s.used)
+        whole = [s for s in free if common_prefix_len(s.tokens, request.prompt) == len(s.tokens)]
+        if whole:
+            return max(whole, key=lambda s: len(s.tokens))
+        return min(free, key=lambda s: s.used)
 
     def _place(self, request: Request, target: _Sequence) -> None:
         """Give the request its sequence, holding the longest prefix of its prompt found."""
         lib, prompt = self._lib, request.prompt
         target.request, target.used, request.seq = request, time.monotonic(), target.seq
+        target.owner = request.owner
         held = common_prefix_len(target.tokens, prompt)
         source, shared = target, held
         for other in self._sequences:
@@ -342,7 +361,7 @@ class DecodeLoop:
                 batch.n_seq_id[i] = 1
                 batch.seq_id[i][0] = request.seq
                 batch.logits[i] = logits
-            with self._cpu:
+            with self._cpu.turn():
                 result = lib.llama_decode(self.ctx, batch)
             if result == 0:
                 return entries

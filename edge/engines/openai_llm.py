@@ -57,7 +57,7 @@ class OpenAiLlm:
         return 0.0 if self.busy else time.monotonic() - self.idle_since
 
     async def prefetch(
-        self, messages: list[Message], tools: list[dict[str, Any]] | None = None
+        self, messages: list[Message], tools: list[dict[str, Any]] | None = None, owner: str = ""
     ) -> int:
         """Reading ahead is left to the server's own prompt cache: a request sent only to warm
         it would hold one of its slots while another device may need it."""
@@ -109,6 +109,7 @@ class OpenAiLlm:
         tools: list[dict[str, Any]] | None = None,
         json_schema: str | None = None,
         grammar: str | None = None,
+        owner: str = "",
     ) -> AsyncGenerator[str, None]:
         """Yield text as the server streams it; closing the iterator closes the request, which
         makes llama.cpp's servers stop generating."""

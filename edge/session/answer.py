@@ -235,7 +235,7 @@ class AnswerWriter:
             kwargs["json_schema"] = json.dumps(grammar.schema(self.tools))
         elif not offer_tools and self.tools:
             kwargs["grammar"] = SPEECH_ONLY
-        stream = self.llm.stream(messages, **kwargs)
+        stream = self.llm.stream(messages, owner=self.context.device_id, **kwargs)
         async with contextlib.aclosing(stream):
             if "json_schema" in kwargs:
                 async for item in self._split_grammar(stream):

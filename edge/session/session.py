@@ -552,9 +552,12 @@ class DeviceSession:
         self._prefetch = self._group.create_task(self._prefetch_prompt(), name="read ahead")
 
     async def _prefetch_prompt(self) -> None:
-        writer = self._writer(self._tools_now(), ToolContext(self.device_id or self.conn.device_id))
+        owner = self.device_id or self.conn.device_id
+        writer = self._writer(self._tools_now(), ToolContext(owner))
         try:
-            read = await self.engines.llm.prefetch(*writer.prompt_ahead(self.history, self.summary))
+            read = await self.engines.llm.prefetch(
+                *writer.prompt_ahead(self.history, self.summary), owner=owner
+            )
         except Exception as exc:  # only a lost head start: the answer reads it all anyway
             self.log.warning("reading the prompt ahead failed: {!r}", exc)
             return

@@ -100,3 +100,26 @@ def test_saved_states_stay_within_their_budget(harness: ServerThread, llm: Any) 
         assert len(states) == before
     finally:
         states.budget_bytes = budget
+
+
+def test_a_new_device_leaves_another_devices_history_alone(
+    harness: ServerThread, llm: Any
+) -> None:
+    """Bob's first prompt starts like Ada's history (the same first words): it shares more with
+    Ada's sequence than with any other, yet goes elsewhere, and Ada's next turn finds all of her
+    history in the cells, with no saved state brought back."""
+    opening = {"role": "user", "content": "Good evening, I have just come home from the market."}
+    ada = [opening, {"role": "assistant", "content": "Welcome home, Ada. Did you buy apples?"}]
+    bob = [opening, {"role": "assistant", "content": "Welcome home, Bob. Was it busy?"}]
+
+    async def scenario() -> tuple[int, int, int]:
+        first = await llm.prefetch(_with_system(*ada), owner="ada")
+        await llm.prefetch(_with_system(*bob), owner="bob")
+        restored = llm.states.restored
+        again = await llm.prefetch(_with_system(*ada), owner="ada")
+        return first, again, llm.states.restored - restored
+
+    first, again, restores = harness.call(scenario())
+    assert first > 20
+    assert again == 0
+    assert restores == 0
