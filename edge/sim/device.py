@@ -179,6 +179,11 @@ class SimDevice:
     async def send_packet(self, packet: bytes) -> None:
         await self.send_raw(framing.encode(self.protocol_version, packet))
 
+    def encode(self, pcm: np.ndarray) -> list[bytes]:
+        """A stretch of PCM as packets, all at once (for tests that send a burst)."""
+        samples = UPLINK_RATE * self.frame_ms // 1000
+        return [self._encoder.encode(f) for f in frames(pcm.astype(np.int16), samples)]
+
     async def stream(self, pcm: np.ndarray, *, until: asyncio.Event | None = None) -> None:
         """Send audio in real time, one packet per frame on an absolute schedule. Each frame is
         encoded when its time comes, as the firmware does: encoding the whole stretch up front
