@@ -86,11 +86,18 @@ class EngineWorker:
         self.cpu = cpu  # calls take turns at the CPU with the other heavy engines
         self.speech = speech  # their turns are speech turns (see CpuTurns)
         self.timeout_s = timeout_s
+        self.threads = threads
+        self.threads_started = 0  # the pool starts its threads on demand, up to `threads`
+        self._count_lock = threading.Lock()
         self._executor = concurrent.futures.ThreadPoolExecutor(
-            max_workers=threads, thread_name_prefix=f"edge-{name}"
+            max_workers=threads, thread_name_prefix=f"edge-{name}", initializer=self._started
         )
         self._slots = asyncio.Semaphore(threads)
         self.waiting = 0  # callers queued for a slot (a measure of load)
+
+    def _started(self) -> None:
+        with self._count_lock:  # runs in each new thread: two may start at once
+            self.threads_started += 1
 
     async def run(self, fn: Callable[..., T], *args: object, timeout_s: float | None = None) -> T:
         loop = asyncio.get_running_loop()

@@ -102,9 +102,7 @@ def test_saved_states_stay_within_their_budget(harness: ServerThread, llm: Any) 
         states.budget_bytes = budget
 
 
-def test_a_new_device_leaves_another_devices_history_alone(
-    harness: ServerThread, llm: Any
-) -> None:
+def test_a_new_device_leaves_another_devices_history_alone(harness: ServerThread, llm: Any) -> None:
     """Bob's first prompt starts like Ada's history (the same first words): it shares more with
     Ada's sequence than with any other, yet goes elsewhere, and Ada's next turn finds all of her
     history in the cells, with no saved state brought back."""
