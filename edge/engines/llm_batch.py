@@ -204,10 +204,12 @@ class DecodeLoop:
                 if request.stop.is_set() or self._closed:
                     self._end(request, None)
                     continue
-                target = self._choose(free, request)
+                # How much of the prompt each sequence holds, by sequence number.
+                shares = [common_prefix_len(s.tokens, request.prompt) for s in self._sequences]
+                target = self._choose(free, request, shares)
                 free.remove(target)
                 try:
-                    self._place(request, target)
+                    self._place(request, target, shares)
                 except Exception as exc:  # e.g. a grammar that does not parse
                     logger.warning("llm: a request could not start: {!r}", exc)
                     target.request = None
@@ -216,7 +218,7 @@ class DecodeLoop:
                     continue
                 self._running.append(request)
 
-    def _choose(self, free: list[_Sequence], request: Request) -> _Sequence:
+    def _choose(self, free: list[_Sequence], request: Request, shares: list[int]) -> _Sequence:
         """The free sequence to read this request's prompt into: the one its owner (a device)
         used last; else one that holds nothing the prompt does not start with (it loses
         nothing), the fullest first; else the least recently used. Whichever it is, `_place`
@@ -229,22 +231,20 @@ class DecodeLoop:
             own = [s for s in free if s.owner == request.owner]
             if own:
                 return max(own, key=lambda s: s.used)
-        whole = [s for s in free if common_prefix_len(s.tokens, request.prompt) == len(s.tokens)]
+        whole = [s for s in free if shares[s.seq] == len(s.tokens)]
         if whole:
             return max(whole, key=lambda s: len(s.tokens))
         return min(free, key=lambda s: s.used)
 
-    def _place(self, request: Request, target: _Sequence) -> None:
-        """Give the request its sequence, holding the longest prefix of its prompt found."""
+    def _place(self, request: Request, target: _Sequence, shares: list[int]) -> None:
+        """Give the request its sequence, holding the longest prefix of its prompt found
+        (`shares`: how much of the prompt each sequence holds)."""
         lib, prompt = self._lib, request.prompt
         target.request, target.used, request.seq = request, time.monotonic(), target.seq
         target.owner = request.owner
-        held = common_prefix_len(target.tokens, prompt)
-        source, shared = target, held
-        for other in self._sequences:
-            common = common_prefix_len(other.tokens, prompt)
-            if common > shared:
-                source, shared = other, common
+        # The sequence holding the most of the prompt; the target itself when none holds more.
+        source = max(self._sequences, key=lambda s: (shares[s.seq], s is target))
+        shared = shares[source.seq]
         # Keep one token to read: its logits start the answer.
         last = len(prompt) if request.ahead else len(prompt) - 1
         shared = min(shared, last)
