@@ -179,10 +179,12 @@ class SimDevice:
     async def send_packet(self, packet: bytes) -> None:
         await self.send_raw(framing.encode(self.protocol_version, packet))
 
+    def _frames(self, pcm: np.ndarray) -> list[np.ndarray]:
+        return frames(pcm.astype(np.int16), UPLINK_RATE * self.frame_ms // 1000)
+
     def encode(self, pcm: np.ndarray) -> list[bytes]:
         """A stretch of PCM as packets, all at once (for tests that send a burst)."""
-        samples = UPLINK_RATE * self.frame_ms // 1000
-        return [self._encoder.encode(f) for f in frames(pcm.astype(np.int16), samples)]
+        return [self._encoder.encode(f) for f in self._frames(pcm)]
 
     async def stream(self, pcm: np.ndarray, *, until: asyncio.Event | None = None) -> None:
         """Send audio in real time, one packet per frame on an absolute schedule. Each frame is
@@ -190,9 +192,8 @@ class SimDevice:
         (45 s of silence after a question in `edge bench`: ~0.3 s of CPU) would take the CPU
         from the server at the very moment the user stops speaking."""
         frame_s = self.frame_ms / 1000
-        samples = UPLINK_RATE * self.frame_ms // 1000
         start = time.monotonic()
-        for i, frame in enumerate(frames(pcm.astype(np.int16), samples)):
+        for i, frame in enumerate(self._frames(pcm)):
             if until is not None and until.is_set():
                 return
             delay = start + i * frame_s - time.monotonic()
