@@ -7,8 +7,16 @@ import re
 
 # End of a sentence: Latin .!? followed by space (not "3.14"), or CJK full stops, or a newline.
 _SENTENCE_END = re.compile(r"(?<=[.!?…])[\"')\]]*\s+|(?<=[。！？；])|\n+")
-# A buffer that ends a sentence, once nothing follows it yet: letters before the stop.
-_SENTENCE_DONE = re.compile(r"[^\W\d_][.!?…][\"')\]]*\s*$|[。！？；]\s*$")
+# A buffer that ends a sentence, once nothing follows it yet: a letter before the stop (after a
+# digit, only ! ? … end a sentence: "3." may become "3.5").
+_SENTENCE_DONE = re.compile(r"(?:[^\W\d_][.!?…]|\d[!?…])[\"')\]]*\s*$|[。！？；]\s*$")
+# Words whose stop does not end a sentence: titles, "etc.", and single letters (initials,
+# "e.g.", "U.S.", "p.m."). Such a stop waits for what follows, like a number's point.
+_ABBREVIATION = re.compile(
+    r"(?:^|[^\w])(?:[^\W\d_]|mrs?|ms|dr|st|mt|jr|sr|prof|vs|etc|no|approx|inc|ltd|co|fig|ave)"
+    r"\.[\"')\]]*\s*$",
+    re.IGNORECASE,
+)
 # A clause break that is good enough for the first piece of a reply.
 _CLAUSE_END = re.compile(r"(?<=[,;:])\s+|(?<=[，、：；])")
 # The first piece may end at a clause break once it is this long (weighted: a CJK character is
@@ -44,27 +52,32 @@ class SentenceSplitter:
         """Add streamed text; return the pieces that are now complete."""
         self._buffer += piece
         out: list[str] = []
-        while True:
-            match = _SENTENCE_END.search(self._buffer)
-            if match is None and self._emitted == 0:
-                match = next(
-                    (
-                        clause
-                        for clause in _CLAUSE_END.finditer(self._buffer)
-                        if _weight(self._buffer[: clause.start()]) >= FIRST_CLAUSE_MIN_WEIGHT
-                    ),
-                    None,
-                )
-            if match is None or match.end() == 0:
-                break
-            head, self._buffer = self._buffer[: match.end()], self._buffer[match.end() :]
+        while (end := self._piece_end()) is not None:
+            head, self._buffer = self._buffer[:end], self._buffer[end:]
             self._add(head, out)
-        return out
+        # A stop after a word ends the sentence already: waiting for the space that follows
+        # would cost a model step before the sentence can be synthesized.
+        return out + self.complete()
+
+    def _piece_end(self) -> int | None:
+        """Where the first complete piece in the buffer ends: a sentence end (not an
+        abbreviation's stop), or for the first piece, a clause break far enough in."""
+        for match in _SENTENCE_END.finditer(self._buffer):
+            if match.end() == 0:
+                continue
+            if "\n" in match.group() or not _ABBREVIATION.search(self._buffer[: match.end()]):
+                return match.end()
+        if self._emitted == 0:
+            for clause in _CLAUSE_END.finditer(self._buffer):
+                if _weight(self._buffer[: clause.start()]) >= FIRST_CLAUSE_MIN_WEIGHT:
+                    return clause.end()
+        return None
 
     def complete(self) -> list[str]:
-        """The writer paused: a sentence it ended is complete without the space that would
-        follow it (a decimal point is not a sentence end, so "3." stays)."""
-        if not _SENTENCE_DONE.search(self._buffer):
+        """The sentence in the buffer, if its stop is written: complete without the space that
+        would follow it (a decimal point or an abbreviation's stop is not a sentence end, so
+        "3." and "Dr." wait)."""
+        if not _SENTENCE_DONE.search(self._buffer) or _ABBREVIATION.search(self._buffer):
             return []
         return self.finish()
 

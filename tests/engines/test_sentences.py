@@ -21,9 +21,39 @@ def test_first_clause_is_released_early() -> None:
     s = SentenceSplitter()
     assert s.push("Well, ") == []  # too short to be worth speaking alone
     assert s.push("the capital of France, as you know,") == ["Well, the capital of France,"]
-    assert s.push(" is Paris, of course.") == []  # "course." may yet become "course.5"
-    assert s.push(" Yes") == ["as you know, is Paris, of course."]
+    assert s.push(" is Paris, of course.") == ["as you know, is Paris, of course."]
+    assert s.push(" Yes") == []
     assert s.finish() == ["Yes"]
+
+
+def test_a_sentence_is_released_at_its_stop() -> None:
+    # Not a model step later, when the space after the stop is written.
+    s = SentenceSplitter()
+    assert s.push("The capital of France is") == []
+    assert s.push(" Paris.") == ["The capital of France is Paris."]
+    assert s.push(" It is") == []
+    assert s.push(" 2,000 years old!") == ["It is 2,000 years old!"]
+    assert s.push(" Pi is 3.") == []  # may become 3.14
+    assert s.push("14.") == []  # a number's stop waits for what follows
+    assert s.push(" Yes.") == ["Pi is 3.14.", "Yes."]
+
+
+def test_an_abbreviation_does_not_end_a_sentence() -> None:
+    assert split(["The tallest is Mt.", " Everest, in Nepal.", " Ask Dr. Who", " now."]) == [
+        "The tallest is Mt. Everest,",  # the first clause
+        "in Nepal.",
+        "Ask Dr. Who now.",
+    ]
+    assert split(
+        ["Yes.", " Fruit, e.", "g. apples, is good.", " We", " meet at 5 p.m.", " today."]
+    ) == [
+        "Yes.",
+        "Fruit, e.g. apples, is good.",
+        "We meet at 5 p.m. today.",
+    ]
+    s = SentenceSplitter()
+    assert s.push("He lives in the U.S.") == []  # the stop may belong to the abbreviation
+    assert s.finish() == ["He lives in the U.S."]
 
 
 def test_cjk() -> None:
@@ -43,17 +73,13 @@ def test_markdown_and_emoji_are_not_spoken() -> None:
     assert split(["🙂", " ** "]) == []
 
 
-def test_a_pause_completes_a_sentence_without_the_space_after_it() -> None:
-    # The model paused for another device right after the stop: speak the sentence now.
-    splitter = SentenceSplitter()
-    assert splitter.push("The capital of France is Paris.") == []
-    assert splitter.complete() == ["The capital of France is Paris."]
-    assert splitter.push(" It is big.") == [] and splitter.finish() == ["It is big."]
-    # Not a sentence end: a number, or no stop at all.
-    for unfinished in ("Pi is 3.", "The capital of"):
+def test_a_pause_completes_only_a_finished_sentence() -> None:
+    # The model paused for another device: what it wrote so far is spoken only if it ends a
+    # sentence (a sentence ended by a stop after a word was spoken at once).
+    for unfinished in ("Pi is 3.", "The capital of", "Ask Dr."):
         splitter = SentenceSplitter()
-        splitter.push(unfinished)
+        assert splitter.push(unfinished) == []
         assert splitter.complete() == []
     splitter = SentenceSplitter()
-    splitter.push("今天天气很好！")
-    assert splitter.complete() == []  # a CJK stop needs no space: already spoken
+    assert splitter.push("今天天气很好！") == ["今天天气很好！"]  # a CJK stop needs no space
+    assert splitter.complete() == []
