@@ -26,6 +26,11 @@ except (ImportError, AttributeError) as exc:  # pragma: no cover - depends on th
 
 MAX_PACKET_BYTES = 4000  # libopus recommends 4000 bytes as a safe upper bound for one packet
 _OPUS_SET_DTX = 4016
+_OPUS_SET_COMPLEXITY = 4010
+# libopus defaults to 10. At 6 and below it skips the costly analysis: a 60 ms frame of speech
+# encodes in ~0.11 ms here instead of ~0.58 ms, for a difference hardly audible in speech on a
+# small speaker. That is 5-50 ms less before a sentence's first packet, and less CPU per talker.
+COMPLEXITY = 6
 OPUS_RATES = (8000, 12000, 16000, 24000, 48000)
 
 
@@ -50,6 +55,7 @@ class OpusEncoder:
         self._state = _opus.opus_encoder_create(sample_rate, 1, app, ctypes.byref(error))
         if error.value != 0 or not self._state:
             raise OpusError(f"opus_encoder_create failed ({error.value})")
+        _opus.opus_encoder_ctl(self._state, _OPUS_SET_COMPLEXITY, COMPLEXITY)
         if dtx:
             _opus.opus_encoder_ctl(self._state, _OPUS_SET_DTX, 1)
         self._out = (ctypes.c_ubyte * MAX_PACKET_BYTES)()
