@@ -541,22 +541,40 @@ class DeviceSession:
         farewell = self.config.session.farewell or "Goodbye!"
         return AnswerWriter(self.engines.llm, self.config, tools, context, self.log, farewell)
 
-    def _read_ahead(self) -> None:
-        """While the user speaks, have the model read this device's prompt up to their coming
-        words (summary, history), so that only the words are left when recognition is done."""
+    @staticmethod
+    def _turn_entry(text: str, reply: str, writer: AnswerWriter) -> list[dict[str, Any]]:
+        """A turn as later prompts hold it: its clock, the question, the reply (and calls)."""
+        calls = writer.answer.tool_calls_json()
+        clock = [writer.clock] if writer.clock else []
+        return [*clock, *turn_messages(text, reply, calls, writer.grammar_mode)]
+
+    def _history_after(self, text: str, reply: str, writer: AnswerWriter) -> list[dict[str, Any]]:
+        """The history once this turn is remembered with `reply` (trimmed as it will be)."""
+        turns = [*self.turns, self._turn_entry(text, reply, writer)]
+        trim_history(turns, self.config.llm.history_turns)
+        return self._history_of(turns)
+
+    def _read_ahead(self, history: list[dict[str, Any]] | None = None) -> None:
+        """Have the model read this device's next prompt up to the user's coming words
+        (summary, history), so that only the words are left when recognition is done: while
+        the user speaks, and before that, as soon as an answer is written (`history`: the
+        history that answer makes), while it is still being played."""
         if self._prefetch is not None and not self._prefetch.done():
             return
         if self.mcp is not None and not self.mcp.ready.is_set() and self.config.tools.enabled:
             return  # the tool list will still change: nothing to read ahead yet
         assert self._group is not None
-        self._prefetch = self._group.create_task(self._prefetch_prompt(), name="read ahead")
+        self._prefetch = self._group.create_task(
+            self._prefetch_prompt(self.history if history is None else history),
+            name="read ahead",
+        )
 
-    async def _prefetch_prompt(self) -> None:
+    async def _prefetch_prompt(self, history: list[dict[str, Any]]) -> None:
         owner = self.device_id or self.conn.device_id
         writer = self._writer(self._tools_now(), ToolContext(owner))
         try:
             read = await self.engines.llm.prefetch(
-                *writer.prompt_ahead(self.history, self.summary), owner=owner
+                *writer.prompt_ahead(history, self.summary), owner=owner
             )
         except Exception as exc:  # only a lost head start: the answer reads it all anyway
             self.log.warning("reading the prompt ahead failed: {!r}", exc)
@@ -586,8 +604,11 @@ class DeviceSession:
     @property
     def history(self) -> list[dict[str, Any]]:
         """The kept turns (at most `llm.history_turns`), as prompt messages."""
+        return self._history_of(self.turns)
+
+    def _history_of(self, turns: list[list[dict[str, Any]]]) -> list[dict[str, Any]]:
         keep = self.config.llm.history_turns
-        return [m for turn in (self.turns[-keep:] if keep else []) for m in turn]
+        return [m for turn in (turns[-keep:] if keep else []) for m in turn]
 
     def _is_exit(self, text: str) -> bool:
         words = _normalise(text).split()
@@ -639,6 +660,9 @@ class DeviceSession:
             # Stored as soon as it is written, while it is still being spoken.
             await self._finish_turn(turn_id, answer.text, answer.tool_calls_json())
             stored = True
+            # The next prompt is known now: reading it while this answer plays keeps that
+            # work (after a history trim, a few hundred tokens) out of the user's next turn.
+            self._read_ahead(self._history_after(text, answer.text, writer))
 
         reply = ""
         try:
@@ -652,9 +676,7 @@ class DeviceSession:
                     self._finish_turn(turn_id, reply or answer.text, answer.tool_calls_json())
                 )
         if reply:
-            calls = answer.tool_calls_json()
-            clock = [writer.clock] if writer.clock else []
-            self.turns.append([*clock, *turn_messages(text, reply, calls, writer.grammar_mode)])
+            self.turns.append(self._turn_entry(text, reply, writer))
             trim_history(self.turns, self.config.llm.history_turns)
         self.turns_answered += 1
         self.metrics.turn(
