@@ -44,6 +44,9 @@ BATCH_TOKENS = 256  # tokens per llama_decode (n_batch = n_ubatch)
 PREFILL_BESIDE_WRITERS = 64
 PREFILL_ALONE = 128
 PREFILL_AHEAD = 16
+# The shortest run of a sequence's tokens moved back into place rather than read again: about
+# a short turn (clock, question, answer), so that stray matches of a few tokens are left alone.
+REUSE_MIN_TOKENS = 32
 # Sampling as llama-cpp-python's completion does by default (repeat penalty 1.0: none).
 TOP_K, TOP_P, MIN_P = 40, 0.95, 0.05
 
@@ -102,6 +105,9 @@ class _Sequence:
     request: Request | None = None
     used: float = 0.0
     owner: str = ""  # whose prompt it last held
+    # Its cells below this position may be shared with another sequence (`llama_memory_seq_cp`
+    # only tags cells); from it on they are its own, and only those may be moved.
+    shared_below: int = 0
 
 
 class DecodeLoop:
@@ -142,6 +148,9 @@ class DecodeLoop:
         self._wake = threading.Condition()
         self._closed = False
         self.widest = 0  # the most sequences that ever wrote in one step
+        # Moved cells have their new positions at once but their keys are rotated only by the
+        # next llama_decode; a state saved in between would come back wrong.
+        self._moved_unrotated = False
         # (prompt tokens, of which found in the cells) of recent requests, newest last.
         self.placed: deque[tuple[int, int]] = deque(maxlen=64)
         self._thread = threading.Thread(target=self._run, name="edge-llm", daemon=True)
@@ -194,10 +203,11 @@ class DecodeLoop:
                     self._release(request, exc)
                 self._lib.llama_memory_clear(self.memory, True)  # no cell can be trusted now
                 for sequence in self._sequences:
-                    sequence.tokens = []
+                    sequence.tokens, sequence.shared_below = [], 0
 
     def _start_waiting_requests(self) -> None:
         with self._wake:
+            self._yield_reading_ahead()
             free = [s for s in self._sequences if s.request is None]
             while self._incoming and free:
                 request = self._incoming.pop(0)
@@ -217,6 +227,15 @@ class DecodeLoop:
                     self._end(request, exc)
                     continue
                 self._running.append(request)
+            self._yield_reading_ahead()  # also one placed just now beside a real request
+
+    def _yield_reading_ahead(self) -> None:
+        """Reading ahead yields to any real request, and before that request is placed: a
+        device's question then finds its own sequence free, holding the part of its prompt read
+        so far, instead of taking another device's."""
+        if self._waiting() or self.writing:
+            for request in [r for r in self._running if r.ahead]:
+                self._release(request)
 
     def _choose(self, free: list[_Sequence], request: Request, shares: list[int]) -> _Sequence:
         """The free sequence to read this request's prompt into: the one its owner (a device)
@@ -242,35 +261,89 @@ class DecodeLoop:
         lib, prompt = self._lib, request.prompt
         target.request, target.used, request.seq = request, time.monotonic(), target.seq
         target.owner = request.owner
-        # The sequence holding the most of the prompt; the target itself when none holds more.
-        source = max(self._sequences, key=lambda s: (shares[s.seq], s is target))
-        shared = shares[source.seq]
         # Keep one token to read: its logits start the answer.
         last = len(prompt) if request.ahead else len(prompt) - 1
-        shared = min(shared, last)
+        held = min(shares[target.seq], last)
+        moves = self._chunk_moves(target, prompt, held, last)
+        reach = moves[-1][0] + moves[-1][2] if moves else held
+        # The sequence holding the most of the prompt; the target itself when none holds more.
+        source = max(
+            self._sequences, key=lambda s: (reach if s is target else shares[s.seq], s is target)
+        )
+        shared = reach if source is target else min(shares[source.seq], last)
         if source is target:
+            self._move(target, moves)
             lib.llama_memory_seq_rm(self.memory, target.seq, shared, -1)
-            del target.tokens[shared:]
+            target.tokens = prompt[:shared]
         else:
             lib.llama_memory_seq_rm(self.memory, target.seq, -1, -1)
             lib.llama_memory_seq_cp(self.memory, source.seq, target.seq, 0, shared)
             target.tokens = prompt[:shared]
+            target.shared_below = shared
+            source.shared_below = max(source.shared_below, shared)
         restored = self.states.restore(target.seq, prompt, shared)
         if restored is not None:
             shared = min(restored, last)
             lib.llama_memory_seq_rm(self.memory, target.seq, shared, -1)
             target.tokens = prompt[:shared]
+            target.shared_below = 0  # the saved cells came back as its own
         request.done_prompt = shared
         self.placed.append((len(prompt), shared))
         logger.debug(
-            "llm: seq {} reads {} of {} prompt tokens ({} running)",
+            "llm: seq {} reads {} of {} prompt tokens{} for {} ({} running)",
             target.seq,
             len(prompt) - shared,
             len(prompt),
+            " ahead" if request.ahead else "",
+            request.owner or "-",
             len(self._running),
         )
         if not request.ahead:
             request.sampler = self._sampler(request.temperature, request.grammar)
+
+    def _chunk_moves(
+        self, target: _Sequence, prompt: list[int], held: int, last: int
+    ) -> list[tuple[int, int, int]]:
+        """Where the prompt parts from what the sequence holds (at `held`), runs of the prompt's
+        next tokens found further on in the sequence, as (to, from, length) in positions: cells
+        that `_move` brings back into place instead of the model reading them again.
+
+        This is what a device's history needs when it drops its older turns: the turns kept
+        follow the system prompt at once, and without this every one of them (~150 tokens)
+        is read again. llama-server's `--cache-reuse` does the same: the moved cells' keys are
+        rotated to their new positions, while what they computed from the dropped turns
+        before them stays in them (a close approximation: llama.cpp's context shift). Only
+        the sequence's own cells move (`shared_below`), never ones another sequence holds."""
+        tokens = target.tokens
+        if len(tokens) <= held or not self._lib.llama_memory_can_shift(self.memory):
+            return []
+        moves: list[tuple[int, int, int]] = []
+        head_p, head_c = held, max(held, target.shared_below)
+        while head_c < len(tokens) and head_p < last:
+            match = 0
+            while (
+                head_c + match < len(tokens)
+                and head_p + match < last
+                and tokens[head_c + match] == prompt[head_p + match]
+            ):
+                match += 1
+            if match < REUSE_MIN_TOKENS:
+                head_c += 1
+                continue
+            moves.append((head_p, head_c, match))
+            head_p, head_c = head_p + match, head_c + match
+        return moves
+
+    def _move(self, target: _Sequence, moves: list[tuple[int, int, int]]) -> None:
+        """Carry out `_chunk_moves`: drop what lies before each run, slide the run down."""
+        lib = self._lib
+        for to, start, length in moves:
+            lib.llama_memory_seq_rm(self.memory, target.seq, to, start)
+            lib.llama_memory_seq_add(self.memory, target.seq, start, start + length, to - start)
+        if moves:
+            self._moved_unrotated = True
+            moved = sum(length for _to, _start, length in moves)
+            logger.debug("llm: seq {} moved {} cached tokens into place", target.seq, moved)
 
     def _sampler(self, temperature: float, grammar: str | None) -> Any:
         lib = self._lib
@@ -302,8 +375,6 @@ class DecodeLoop:
                 self._release(request)
             elif now > request.deadline:
                 self._release(request, EngineTimeout(f"llm took longer than {request.budget_s} s"))
-            elif request.ahead and (self._waiting() or self.writing):
-                self._release(request)  # reading ahead yields to any real request
         if not self._running:
             return
         writers = [r for r in self._running if r.next_token >= 0]
@@ -363,6 +434,7 @@ class DecodeLoop:
                 batch.logits[i] = logits
             with self._cpu.turn():
                 result = lib.llama_decode(self.ctx, batch)
+            self._moved_unrotated = False  # every decode first applies pending moves
             if result == 0:
                 return entries
             if result != 1:
@@ -381,7 +453,7 @@ class DecodeLoop:
         idle = [s for s in self._sequences if s.request is None and s.tokens]
         for sequence in idle:
             self._lib.llama_memory_seq_rm(self.memory, sequence.seq, -1, -1)
-            sequence.tokens = []
+            sequence.tokens, sequence.shared_below = [], 0
         return bool(idle)
 
     def _sample(self, request: Request, index: int) -> None:
@@ -457,7 +529,7 @@ class DecodeLoop:
         sequence = self._seq(request)
         if sequence is not None:
             sequence.request, sequence.used = None, time.monotonic()
-            if sequence.tokens:
+            if sequence.tokens and not self._moved_unrotated:
                 self.states.save(sequence.seq, sequence.tokens)
         if error is None and request.held_back and not request.paused:
             self._send_text(request, request.held_back)  # the end of the answer, not a stop

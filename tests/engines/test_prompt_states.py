@@ -121,3 +121,36 @@ def test_a_new_device_leaves_another_devices_history_alone(harness: ServerThread
     assert first > 20
     assert again == 0
     assert restores == 0
+
+
+def test_a_trimmed_history_is_moved_into_place_not_read_again(
+    harness: ServerThread, llm: Any
+) -> None:
+    """A history that drops its older turns keeps the newer ones right after the system
+    prompt: their cells are moved back into place, not read again, and the model still knows
+    what they said."""
+    llm.config = dataclasses.replace(llm.config, temperature=0.0)
+    pets = ["a cat", "a dog", "a parrot", "a tortoise", "a rabbit", "a goldfish"]
+    turns = [
+        [
+            {"role": "user", "content": f"My friend number {n} has {pet}."},
+            {"role": "assistant", "content": f"Friend number {n} must love {pet}, then."},
+        ]
+        for n, pet in enumerate(pets, start=1)
+    ]
+    question = {"role": "user", "content": "Which pet does my friend number 5 have?"}
+
+    async def scenario() -> tuple[int, int, str]:
+        await llm.prefetch(_with_system(*(m for turn in turns for m in turn)), owner="trim")
+        kept = _with_system(*(m for turn in turns[3:] for m in turn))
+        read = await llm.prefetch(kept, owner="trim")
+        kept_tokens = len(llm._tokens(llm._format(messages=kept).prompt, special=True))
+        reply = ""
+        async for piece in llm.stream([*kept, question], max_tokens=24, owner="trim"):
+            reply += piece
+        return read, kept_tokens, reply
+
+    read, kept_tokens, reply = harness.call(scenario())
+    # Without moving, the three kept turns (~90 tokens) are read again.
+    assert read <= 8, (read, kept_tokens)
+    assert "rabbit" in reply.lower(), reply
