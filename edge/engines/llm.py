@@ -19,7 +19,6 @@ Generations under a grammar are not interrupted (a grammar cannot resume halfway
 from __future__ import annotations
 
 import asyncio
-import re
 import time
 from collections import deque
 from collections.abc import AsyncGenerator
@@ -30,12 +29,11 @@ from loguru import logger
 
 from edge.config import LlmConfig
 from edge.engines.llm_batch import DONE, DecodeLoop, Request
+from edge.engines.sentences import ends_sentence
 from edge.engines.worker import CpuTurns, EngineTimeout
 
 Message = dict[str, Any]
 _GRAMMAR_CACHE_SIZE = 16
-# Where a spoken answer may be paused: after a sentence, never inside a tool call.
-_SENTENCE_DONE = re.compile(r"[.!?。！？…]['\")\]]*\s*$|\n\s*$")
 _CALL_START = ("{", "[", "<", "`")
 # Stands in for the coming user message when a prompt is rendered ahead of it: the prompt up to
 # here is what the request will start with, whatever the chat template puts around a message.
@@ -368,11 +366,13 @@ async def _next_piece(request: Request) -> str | None:
 
 
 def _pause_point(text: str) -> bool:
+    """Where a spoken answer may be paused: where the speaker has a whole sentence to say
+    meanwhile (or at a line break), never inside a tool call."""
     stripped = text.lstrip()
     return (
         bool(stripped)
         and not stripped.startswith(_CALL_START)
-        and bool(_SENTENCE_DONE.search(text))
+        and (ends_sentence(text) or text.rstrip(" \t").endswith("\n"))
     )
 
 

@@ -9,11 +9,11 @@ import re
 _SENTENCE_END = re.compile(r"(?<=[.!?…])[\"')\]]*\s+|(?<=[。！？；])|\n+")
 # A buffer that ends a sentence, once nothing follows it yet: a letter before the stop (after a
 # digit, only ! ? … end a sentence: "3." may become "3.5").
-_SENTENCE_DONE = re.compile(r"(?:[^\W\d_][.!?…]|\d[!?…])[\"')\]]*\s*$|[。！？；]\s*$")
+_SENTENCE_DONE = re.compile(r"(?:[^\W\d_][.!?…]+|\d[!?…]+)[\"')\]]*\s*$|[。！？；]\s*$")
 # Words whose stop does not end a sentence: titles, "etc.", and single letters (initials,
 # "e.g.", "U.S.", "p.m."). Such a stop waits for what follows, like a number's point.
 _ABBREVIATION = re.compile(
-    r"(?:^|[^\w])(?:[^\W\d_]|mrs?|ms|dr|st|mt|jr|sr|prof|vs|etc|no|approx|inc|ltd|co|fig|ave)"
+    r"(?:^|[^\w])(?:[^\W\d_]|mrs?|ms|dr|st|mt|jr|sr|prof|vs|etc|approx|inc|ltd|co|fig|ave)"
     r"\.[\"')\]]*\s*$",
     re.IGNORECASE,
 )
@@ -33,6 +33,12 @@ def clean_for_speech(text: str) -> str:
     text = _MARKUP.sub(lambda m: m.group(1) or " ", text)
     text = _EMOJI.sub("", text)
     return re.sub(r"\s+", " ", text).strip()
+
+
+def ends_sentence(text: str) -> bool:
+    """Whether `text` ends a sentence already, without the space that would follow its stop (a
+    decimal point or an abbreviation's stop is not a sentence end: "3." and "Dr." wait)."""
+    return bool(_SENTENCE_DONE.search(text)) and not _ABBREVIATION.search(text)
 
 
 def _weight(text: str) -> int:
@@ -74,12 +80,8 @@ class SentenceSplitter:
         return None
 
     def complete(self) -> list[str]:
-        """The sentence in the buffer, if its stop is written: complete without the space that
-        would follow it (a decimal point or an abbreviation's stop is not a sentence end, so
-        "3." and "Dr." wait)."""
-        if not _SENTENCE_DONE.search(self._buffer) or _ABBREVIATION.search(self._buffer):
-            return []
-        return self.finish()
+        """The sentence in the buffer, if its stop is written (`ends_sentence`)."""
+        return self.finish() if ends_sentence(self._buffer) else []
 
     def finish(self) -> list[str]:
         out: list[str] = []

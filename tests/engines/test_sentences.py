@@ -1,4 +1,4 @@
-from edge.engines.sentences import SentenceSplitter, clean_for_speech
+from edge.engines.sentences import SentenceSplitter, clean_for_speech, ends_sentence
 
 
 def split(pieces: list[str]) -> list[str]:
@@ -83,3 +83,12 @@ def test_a_pause_completes_only_a_finished_sentence() -> None:
     splitter = SentenceSplitter()
     assert splitter.push("今天天气很好！") == ["今天天气很好！"]  # a CJK stop needs no space
     assert splitter.complete() == []
+
+
+def test_where_a_sentence_ends_for_the_model_s_pauses_too() -> None:
+    # The same rule tells the model where a long answer may give its place up to another
+    # device: only where the speaker has a whole sentence to say meanwhile.
+    for ended in ("It is Paris.", "Really?!", "It costs 5!", "好的。", 'He said "no."'):
+        assert ends_sentence(ended), ended
+    for unfinished in ("It is 3.", "Ask Dr.", "In the U.S.", "It is", "Well,"):
+        assert not ends_sentence(unfinished), unfinished
