@@ -39,7 +39,7 @@ from edge.services import Services
 from edge.session.answer import AnswerWriter, turn_messages
 from edge.session.connection import DeviceConnection
 from edge.session.faults import FaultLog
-from edge.session.reply import ReplySpeaker, TurnTimings, fixed_text
+from edge.session.reply import ReplySpeaker, TurnTimings, fixed_text, phrase_sentences
 from edge.session.state import TurnState, TurnStateMachine
 from edge.tools.device_mcp import DeviceMcpClient
 from edge.tools.iot import iot_tools
@@ -662,7 +662,9 @@ class DeviceSession:
             stored = True
             # The next prompt is known now: reading it while this answer plays keeps that
             # work (after a history trim, a few hundred tokens) out of the user's next turn.
-            self._read_ahead(self._history_after(text, answer.text, writer))
+            # The history will hold the reply as spoken: the written text, cleaned for speech.
+            spoken = " ".join(phrase_sentences(answer.text)) or answer.text
+            self._read_ahead(self._history_after(text, spoken, writer))
 
         reply = ""
         try:
