@@ -367,13 +367,9 @@ async def _next_piece(request: Request) -> str | None:
 
 def _pause_point(text: str) -> bool:
     """Where a spoken answer may be paused: where the speaker has a whole sentence to say
-    meanwhile (or at a line break), never inside a tool call."""
+    meanwhile, never inside a tool call."""
     stripped = text.lstrip()
-    return (
-        bool(stripped)
-        and not stripped.startswith(_CALL_START)
-        and (ends_sentence(text) or text.rstrip(" \t").endswith("\n"))
-    )
+    return bool(stripped) and not stripped.startswith(_CALL_START) and ends_sentence(text)
 
 
 def _chat_formatter(llama: Any) -> Any:

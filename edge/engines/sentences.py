@@ -37,7 +37,10 @@ def clean_for_speech(text: str) -> str:
 
 def ends_sentence(text: str) -> bool:
     """Whether `text` ends a sentence already, without the space that would follow its stop (a
-    decimal point or an abbreviation's stop is not a sentence end: "3." and "Dr." wait)."""
+    decimal point or an abbreviation's stop is not a sentence end: "3." and "Dr." wait), or
+    ends a line (which the splitter always cuts at)."""
+    if text.rstrip(" \t").endswith("\n"):
+        return True
     return bool(_SENTENCE_DONE.search(text)) and not _ABBREVIATION.search(text)
 
 

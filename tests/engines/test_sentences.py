@@ -88,7 +88,7 @@ def test_a_pause_completes_only_a_finished_sentence() -> None:
 def test_where_a_sentence_ends_for_the_model_s_pauses_too() -> None:
     # The same rule tells the model where a long answer may give its place up to another
     # device: only where the speaker has a whole sentence to say meanwhile.
-    for ended in ("It is Paris.", "Really?!", "It costs 5!", "好的。", 'He said "no."'):
+    for ended in ("It is Paris.", "Really?!", "It costs 5!", "好的。", 'He said "no."', "Dr.\n"):
         assert ends_sentence(ended), ended
     for unfinished in ("It is 3.", "Ask Dr.", "In the U.S.", "It is", "Well,"):
         assert not ends_sentence(unfinished), unfinished
