@@ -24,28 +24,12 @@ fi
 [ -x .venv/bin/python ] || "$PY" -m venv .venv
 .venv/bin/python -m pip install -q --upgrade pip wheel
 
-# --- llama-cpp-python ships only an sdist. On x86 the default -march=native build segfaults in the
-# first decode on these CPUs (they have AMX), so the instruction sets are chosen here: AVX2 always,
-# AVX-512 and VNNI when the CPU has them (measured here: prompts read ~18 % faster, tokens ~10 %),
-# AMX never. The wheel goes into our own cache keyed by version, architecture and flags: never into
-# pip's cache, which would hand a broken native build back to a later install, and never built
-# twice on the same machine.
+# --- llama-cpp-python ships only an sdist; scripts/llama-cmake-flags.sh chooses its instruction
+# sets (the Ansible role uses the same script). The wheel goes into our own cache keyed by version,
+# architecture and flags: never into pip's cache, which would hand a broken native build back to a
+# later install, and never built twice on the same machine.
 arch=$(uname -m)
-cpu_has() { grep -qw "$1" /proc/cpuinfo; }
-if [ "$arch" = "x86_64" ]; then
-  CMAKE_FLAGS="-DGGML_NATIVE=OFF -DGGML_AVX=ON -DGGML_AVX2=ON -DGGML_FMA=ON -DGGML_F16C=ON -DGGML_AMX_INT8=OFF -DGGML_AMX_TILE=OFF -DGGML_AMX_BF16=OFF"
-  if cpu_has avx512f && cpu_has avx512cd && cpu_has avx512vl && cpu_has avx512dq && cpu_has avx512bw; then
-    CMAKE_FLAGS="$CMAKE_FLAGS -DGGML_AVX512=ON"
-    cpu_has avx512vbmi && CMAKE_FLAGS="$CMAKE_FLAGS -DGGML_AVX512_VBMI=ON"
-    cpu_has avx512_vnni && CMAKE_FLAGS="$CMAKE_FLAGS -DGGML_AVX512_VNNI=ON"
-    cpu_has avx512_bf16 && CMAKE_FLAGS="$CMAKE_FLAGS -DGGML_AVX512_BF16=ON"
-  else
-    CMAKE_FLAGS="$CMAKE_FLAGS -DGGML_AVX512=OFF"
-  fi
-  if cpu_has avx_vnni; then CMAKE_FLAGS="$CMAKE_FLAGS -DGGML_AVX_VNNI=ON"; fi
-else
-  CMAKE_FLAGS=""  # aarch64 (Pi): the native build is fine
-fi
+CMAKE_FLAGS=$(bash scripts/llama-cmake-flags.sh)
 flags_id=$(printf '%s' "$LLAMA_VERSION $arch $CMAKE_FLAGS" | sha256sum | cut -c1-12)
 WHEELS="${EDGE_WHEEL_CACHE:-$HOME/.cache/edge/wheels}/llama-$flags_id"
 if ! ls "$WHEELS"/llama_cpp_python-"$LLAMA_VERSION"-*.whl >/dev/null 2>&1; then

@@ -150,7 +150,9 @@ async def test_reminders_spoken_on_time_and_after_reconnecting(server: Running, 
         [pending] = server.harness.call(memory.pending_reminders(device_id))
         [turn] = server.harness.call(memory.recent_turns(device_id, 1))
         assert [c["name"] for c in turn.tool_calls] == ["set_reminder"]
-        assert 55 <= pending.due - turn_started(server, device_id) <= 65
+        # Due a minute after the tool set it (not after the turn began: on a slow or busy CPU
+        # the model may take many seconds to write the call).
+        assert 55 <= pending.due - reminder_created(server, pending.id) <= 65
 
     # Spoken by the server on its own, from listening, as a complete bracket.
     after = len(present.events)
@@ -170,12 +172,10 @@ async def test_reminders_spoken_on_time_and_after_reconnecting(server: Running, 
     await back.drop()
 
 
-def turn_started(server: Running, device_id: str) -> float:
+def reminder_created(server: Running, reminder_id: int) -> float:
     memory = server.server.services.memory
     assert memory is not None
-    row = memory._db.execute(
-        "SELECT started FROM turns WHERE device_id = ? ORDER BY id DESC LIMIT 1", (device_id,)
-    ).fetchone()
+    row = memory._db.execute("SELECT created FROM reminders WHERE id = ?", (reminder_id,)).fetchone()
     return float(row[0])
 
 
