@@ -175,7 +175,9 @@ async def test_reminders_spoken_on_time_and_after_reconnecting(server: Running, 
 def reminder_created(server: Running, reminder_id: int) -> float:
     memory = server.server.services.memory
     assert memory is not None
-    row = memory._db.execute("SELECT created FROM reminders WHERE id = ?", (reminder_id,)).fetchone()
+    row = memory._db.execute(
+        "SELECT created FROM reminders WHERE id = ?", (reminder_id,)
+    ).fetchone()
     return float(row[0])
 
 
