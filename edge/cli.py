@@ -131,7 +131,7 @@ def _serve(args: argparse.Namespace) -> int:
         run = uvloop.run
     except ImportError:  # pragma: no cover - uvloop is installed on Linux
         run = asyncio.run  # type: ignore[assignment]
-    from edge.models.catalog import ModelError
+    from edge.errors import ModelError
 
     try:
         run(app.serve(cfg))

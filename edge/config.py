@@ -15,15 +15,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from edge.errors import ConfigError
+
 DEFAULT_SYSTEM_PROMPT = (
     "You are a friendly voice assistant on a small speaker. Your words are spoken aloud, so "
     "answer in one or two short, natural sentences. No lists, no markdown, no emoji, no code. "
     "Always reply in the language the user speaks."
 )
-
-
-class ConfigError(ValueError):
-    """A setting that cannot be used; the message names the key."""
 
 
 @dataclass(frozen=True)

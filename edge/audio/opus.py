@@ -15,6 +15,8 @@ import threading
 
 import numpy as np
 
+from edge.errors import OpusError
+
 try:
     from pyogg import opus as _opus
 
@@ -32,10 +34,6 @@ _OPUS_SET_COMPLEXITY = 4010
 # small speaker. That is 5-50 ms less before a sentence's first packet, and less CPU per talker.
 COMPLEXITY = 6
 OPUS_RATES = (8000, 12000, 16000, 24000, 48000)
-
-
-class OpusError(RuntimeError):
-    pass
 
 
 class OpusEncoder:

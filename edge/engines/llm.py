@@ -30,7 +30,8 @@ from loguru import logger
 from edge.config import LlmConfig
 from edge.engines.llm_batch import DONE, DecodeLoop, Request
 from edge.engines.sentences import ends_sentence
-from edge.engines.worker import CpuTurns, EngineTimeout
+from edge.engines.worker import CpuTurns
+from edge.errors import EngineBusy, EngineTimeout
 
 Message = dict[str, Any]
 _GRAMMAR_CACHE_SIZE = 16
@@ -46,10 +47,6 @@ def greeting_prompt(config: LlmConfig) -> list[Message]:
         {"role": "system", "content": config.system_prompt},
         {"role": "user", "content": "Hello"},
     ]
-
-
-class EngineBusy(RuntimeError):
-    """More requests wait for the model than `llm.max_waiting`: refused at once."""
 
 
 class LanguageModel(Protocol):

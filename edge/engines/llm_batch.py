@@ -33,7 +33,8 @@ from typing import Any
 from loguru import logger
 
 from edge.engines.prompt_states import PromptStates, common_prefix_len
-from edge.engines.worker import CpuTurns, EngineTimeout
+from edge.engines.worker import CpuTurns
+from edge.errors import ContextFull, EngineTimeout
 
 DONE = object()  # the last item of a request's queue
 BATCH_TOKENS = 256  # tokens per llama_decode (n_batch = n_ubatch)
@@ -49,10 +50,6 @@ PREFILL_AHEAD = 16
 REUSE_MIN_TOKENS = 32
 # Sampling as llama-cpp-python's completion does by default (repeat penalty 1.0: none).
 TOP_K, TOP_P, MIN_P = 40, 0.95, 0.05
-
-
-class ContextFull(RuntimeError):
-    """The running sequences need more KV cells than the context has."""
 
 
 @dataclass(eq=False)

@@ -17,7 +17,8 @@ from edge.engines.openai_llm import OpenAiLlm
 from edge.engines.tts import TtsEngine
 from edge.engines.vad import VadPool
 from edge.engines.worker import CpuTurns, EngineWorker
-from edge.models.catalog import ModelError, assemble_chunks, entry, package_file
+from edge.errors import ModelError
+from edge.models.catalog import assemble_chunks, entry, package_file
 from edge.models.manager import ModelStore, active_profile, is_downloaded_model, profile_models
 
 SPEECH_THREADS = 4  # calls of speech recognition, and of synthesis, queued for the CPU at once

@@ -21,14 +21,10 @@ import aiohttp
 from loguru import logger
 
 from edge.config import LlmConfig
-from edge.engines.llm import EngineBusy, Message, greeting_prompt
-from edge.engines.worker import EngineTimeout
+from edge.engines.llm import Message, greeting_prompt
+from edge.errors import EngineBusy, EngineTimeout, LlmUnavailable
 
 IN_FLIGHT = 4  # requests sent at once; the server queues or batches them (llama-server slots)
-
-
-class LlmUnavailable(RuntimeError):
-    """The server refused, failed or could not be reached."""
 
 
 class OpenAiLlm:

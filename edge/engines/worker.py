@@ -16,11 +16,9 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import TypeVar
 
+from edge.errors import EngineTimeout
+
 T = TypeVar("T")
-
-
-class EngineTimeout(TimeoutError):
-    pass
 
 
 class CpuTurns:

@@ -14,9 +14,7 @@ import tomllib
 from pathlib import Path
 from typing import Any
 
-
-class ModelError(RuntimeError):
-    """A model that cannot be found or does not verify; the message says which and why."""
+from edge.errors import ModelError
 
 
 def catalog_path() -> Path:

@@ -7,7 +7,8 @@ import argparse
 import sys
 from pathlib import Path
 
-from edge.models.catalog import ModelError, entry, load_catalog
+from edge.errors import ModelError
+from edge.models.catalog import entry, load_catalog
 from edge.models.manager import (
     ModelStore,
     active_profile,

@@ -23,14 +23,10 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from edge.models.catalog import ModelError
+from edge.errors import DownloadError
 
 BLOCK = 1 << 20
 USER_AGENT = "edge-model-manager/1"
-
-
-class DownloadError(ModelError):
-    """A download that cannot complete; the message says which file and why."""
 
 
 def sha256_of(path: Path) -> str:

@@ -23,7 +23,8 @@ from pathlib import Path
 from typing import Any
 
 from edge.config import Config
-from edge.models.catalog import ModelError, assemble_chunks, entry, load_catalog, package_file
+from edge.errors import ModelError
+from edge.models.catalog import assemble_chunks, entry, load_catalog, package_file
 from edge.models.fetch import download, sha256_of
 
 EMBEDDED = "embedded"

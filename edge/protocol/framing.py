@@ -10,13 +10,11 @@ from __future__ import annotations
 import struct
 from dataclasses import dataclass
 
+from edge.errors import FramingError
+
 SUPPORTED_VERSIONS = (1, 2, 3)
 _V2 = struct.Struct(">HHIII")
 _V3 = struct.Struct(">BBH")
-
-
-class FramingError(ValueError):
-    """A binary frame that does not match the negotiated framing version."""
 
 
 @dataclass(frozen=True, slots=True)

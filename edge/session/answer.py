@@ -21,18 +21,11 @@ from typing import Any
 
 from edge.config import Config
 from edge.engines.llm import LanguageModel
+from edge.errors import ToolArgumentError, ToolError, ToolTimeout
 from edge.tools import grammar
 from edge.tools.builtin import local_now, spoken_time
 from edge.tools.parsing import ParsedCall, call_start, embedded_call, parse_tool_call
-from edge.tools.registry import (
-    Tool,
-    ToolArgumentError,
-    ToolContext,
-    ToolError,
-    ToolSet,
-    ToolTimeout,
-    function_name,
-)
+from edge.tools.registry import Tool, ToolContext, ToolSet, function_name
 
 TOOL_FAILED = "Sorry, that did not work just now."
 TOOL_TIMEOUT = "Sorry, that is taking too long; please try again later."

@@ -18,10 +18,11 @@ from typing import Any
 import numpy as np
 from websockets.exceptions import ConnectionClosed
 
-from edge.audio.opus import OpusDecoder, OpusEncoder, OpusError
+from edge.audio.opus import OpusDecoder, OpusEncoder
 from edge.audio.pcm import to_float
 from edge.config import Config
 from edge.engines.vad import VadDetector
+from edge.errors import OpusError
 from edge.metrics import TurnRecord
 from edge.protocol import framing, messages
 from edge.protocol.messages import (

@@ -26,14 +26,11 @@ from websockets.asyncio.client import ClientConnection, connect
 
 from edge.audio.opus import OpusDecoder, OpusEncoder
 from edge.audio.pcm import frames
+from edge.errors import SimError
 from edge.protocol import framing
 from edge.sim.mcp_tools import SimMcpServer
 
 UPLINK_RATE = 16000
-
-
-class SimError(RuntimeError):
-    pass
 
 
 @dataclass

@@ -6,7 +6,8 @@ import datetime as dt
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from edge.tools.registry import Tool, ToolArgumentError, ToolContext, ToolError
+from edge.errors import ToolArgumentError, ToolError
+from edge.tools.registry import Tool, ToolContext
 from edge.tools.reminders import ReminderScheduler
 
 MAX_REMINDER_S = 7 * 24 * 3600

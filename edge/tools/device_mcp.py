@@ -17,19 +17,12 @@ from typing import Any
 from loguru import logger
 
 from edge import __version__
-from edge.tools.registry import Tool, ToolContext, ToolError, ToolTimeout
+from edge.errors import DeviceMcpError, DeviceMcpTimeout
+from edge.tools.registry import Tool, ToolContext
 
 Send = Callable[[dict[str, Any]], Awaitable[bool]]  # sends one JSON-RPC payload
 MAX_PAGES = 50  # a device that keeps returning a cursor is not listing anything new
 PROTOCOL_VERSION = "2024-11-05"
-
-
-class DeviceMcpError(ToolError):
-    pass
-
-
-class DeviceMcpTimeout(DeviceMcpError, ToolTimeout):
-    pass
 
 
 class DeviceMcpClient:

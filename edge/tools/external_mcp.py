@@ -11,7 +11,8 @@ from typing import Any
 from loguru import logger
 
 from edge.config import McpServerConfig
-from edge.tools.registry import Tool, ToolContext, ToolError, ToolRegistry, ToolTimeout
+from edge.errors import ToolError, ToolTimeout
+from edge.tools.registry import Tool, ToolContext, ToolRegistry
 
 PING_INTERVAL_S = 5.0
 MAX_PAGES = 50

@@ -7,7 +7,8 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-from edge.tools.registry import Tool, ToolContext, ToolError
+from edge.errors import ToolError
+from edge.tools.registry import Tool, ToolContext
 
 SendCommand = Callable[[str, str, dict[str, Any]], Awaitable[bool]]
 _TYPES = {"number": "number", "string": "string", "boolean": "boolean", "integer": "integer"}

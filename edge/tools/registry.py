@@ -18,19 +18,9 @@ from typing import Any
 
 import jsonschema
 
+from edge.errors import ToolArgumentError, ToolError, ToolTimeout
+
 JsonObject = dict[str, Any]
-
-
-class ToolError(Exception):
-    """A tool ran and failed; the message is safe to log and to show the model."""
-
-
-class ToolArgumentError(ToolError):
-    """The model's arguments do not fit the tool's schema."""
-
-
-class ToolTimeout(ToolError):
-    """The tool did not answer in time."""
 
 
 @dataclass

@@ -1,8 +1,9 @@
 import numpy as np
 import pytest
 
-from edge.audio.opus import OpusDecoder, OpusEncoder, OpusError
+from edge.audio.opus import OpusDecoder, OpusEncoder
 from edge.audio.pcm import frames, read_wav, resample
+from edge.errors import OpusError
 from tests.helpers import BECKETT
 
 

@@ -13,7 +13,8 @@ import pytest
 from websockets.asyncio.client import connect
 from websockets.exceptions import ConnectionClosedOK, InvalidStatus
 
-from edge.sim.device import SimDevice, SimError
+from edge.errors import SimError
+from edge.sim.device import SimDevice
 from tests.e2e.scenario import (
     assert_reply_bracket,
     auto_turn,

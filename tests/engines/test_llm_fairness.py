@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from edge.config import DEFAULT_SYSTEM_PROMPT
-from edge.engines.llm import EngineBusy
+from edge.errors import EngineBusy
 from tests.helpers import ServerThread, wait_until
 
 STORY = "Tell me a long story about a dragon, in ten sentences."
@@ -177,7 +177,7 @@ def test_a_full_context_fails_one_answer_and_the_others_go_on(
     context side by side: one answer fails with a clear error, the other is written, and the
     model serves the next request."""
     from edge.engines.llm import LlmEngine
-    from edge.engines.llm_batch import ContextFull
+    from edge.errors import ContextFull
 
     small = LlmEngine(
         Path(llm._llama.model_path),

@@ -17,7 +17,7 @@ import pytest
 from edge.config import Config
 from edge.engines.asr import load_recognizer
 from edge.engines.loader import resolve_models
-from edge.models.catalog import ModelError
+from edge.errors import ModelError
 from edge.models.manager import ModelStore, profile_problems, pull_profile, use
 from tests.helpers import BECKETT_TEXT, SHERPA_WHISPER, word_error_rate
 from tests.models.loopback import (

@@ -10,9 +10,10 @@ import pytest
 from loguru import logger
 
 from edge.config import Config
+from edge.errors import ToolArgumentError
 from edge.session.answer import AnswerWriter
 from edge.tools.builtin import local_now
-from edge.tools.registry import Tool, ToolArgumentError, ToolContext, ToolSet
+from edge.tools.registry import Tool, ToolContext, ToolSet
 from tests.helpers import ServerThread
 
 pytestmark = pytest.mark.models

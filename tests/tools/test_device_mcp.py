@@ -7,8 +7,9 @@ from typing import Any
 
 import pytest
 
+from edge.errors import DeviceMcpError
 from edge.sim.mcp_tools import McpLoopback, SimMcpServer
-from edge.tools.device_mcp import DeviceMcpClient, DeviceMcpError
+from edge.tools.device_mcp import DeviceMcpClient
 
 
 def _wired(device: SimMcpServer) -> McpLoopback:

@@ -9,7 +9,8 @@ from pathlib import Path
 from typing import Any
 
 from edge.config import McpServerConfig
-from edge.tools.registry import ToolContext, ToolError
+from edge.errors import ToolError
+from edge.tools.registry import ToolContext
 from tests.helpers import Running
 
 SERVER = str(Path(__file__).with_name("mcp_test_server.py"))

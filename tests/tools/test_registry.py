@@ -5,15 +5,8 @@ from typing import Any
 
 import pytest
 
-from edge.tools.registry import (
-    Tool,
-    ToolArgumentError,
-    ToolContext,
-    ToolError,
-    ToolRegistry,
-    ToolSet,
-    function_name,
-)
+from edge.errors import ToolArgumentError, ToolError
+from edge.tools.registry import Tool, ToolContext, ToolRegistry, ToolSet, function_name
 
 VOLUME_SCHEMA = {
     "type": "object",
