@@ -14,7 +14,7 @@ import numpy as np
 from loguru import logger
 
 from edge.config import AsrConfig
-from edge.engines.worker import EngineWorker
+from edge.workers import Worker
 
 SAMPLE_RATE = 16000
 
@@ -189,7 +189,7 @@ def load_recognizer(config: AsrConfig, default_dir: Path | None) -> Recognizer:
 
 
 class AsrEngine:
-    def __init__(self, recognizer: Recognizer, worker: EngineWorker) -> None:
+    def __init__(self, recognizer: Recognizer, worker: Worker) -> None:
         self.recognizer = recognizer
         self.worker = worker
 

@@ -30,8 +30,8 @@ from loguru import logger
 from edge.config import LlmConfig
 from edge.engines.llm_batch import DONE, DecodeLoop, Request
 from edge.engines.sentences import ends_sentence
-from edge.engines.worker import CpuTurns
 from edge.errors import EngineBusy, EngineTimeout
+from edge.workers import CpuTurns
 
 Message = dict[str, Any]
 _GRAMMAR_CACHE_SIZE = 16

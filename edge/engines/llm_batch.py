@@ -33,8 +33,8 @@ from typing import Any
 from loguru import logger
 
 from edge.engines.prompt_states import PromptStates, common_prefix_len
-from edge.engines.worker import CpuTurns
 from edge.errors import ContextFull, EngineTimeout
+from edge.workers import CpuTurns
 
 DONE = object()  # the last item of a request's queue
 BATCH_TOKENS = 256  # tokens per llama_decode (n_batch = n_ubatch)

@@ -16,10 +16,10 @@ from edge.engines.llm import LanguageModel, LlmEngine
 from edge.engines.openai_llm import OpenAiLlm
 from edge.engines.tts import TtsEngine
 from edge.engines.vad import VadPool
-from edge.engines.worker import CpuTurns, EngineWorker
 from edge.errors import ModelError
 from edge.models.catalog import assemble_chunks, entry, package_file
 from edge.models.manager import ModelStore, active_profile, is_downloaded_model, profile_models
+from edge.workers import CpuTurns, Worker
 
 SPEECH_THREADS = 4  # calls of speech recognition, and of synthesis, queued for the CPU at once
 
@@ -31,7 +31,7 @@ class Engines:
     llm: LanguageModel
     tts: TtsEngine
 
-    def workers(self) -> list[EngineWorker]:
+    def workers(self) -> list[Worker]:
         return [self.vad.worker, self.asr.worker, self.tts.worker]
 
     def close(self) -> None:
@@ -111,16 +111,16 @@ async def load_engines(config: Config) -> Engines:
     vad_model, llm_path, voice = files.vad, files.llm, files.voice
 
     cpu = CpuTurns()
-    vad_worker = EngineWorker("vad", threads=2, timeout_s=5.0)
+    vad_worker = Worker("vad", threads=2, timeout_s=5.0)
     # Speech recognition and synthesis run one call at a time all the same (their turns at the
     # CPU), so neither needs to be thread-safe (espeak-ng, under piper, is not). Their threads
     # let several devices' calls wait in the CPU's queue: with one thread, the next clip joined
     # the queue only after the last one's result went through the event loop, and a decode
     # step slipped in before it.
-    asr_worker = EngineWorker(
+    asr_worker = Worker(
         "asr", threads=SPEECH_THREADS, timeout_s=config.asr.timeout_s, cpu=cpu, speech=True
     )
-    tts_worker = EngineWorker(
+    tts_worker = Worker(
         "tts", threads=SPEECH_THREADS, timeout_s=config.tts.timeout_s, cpu=cpu, speech=True
     )
 

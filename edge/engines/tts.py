@@ -13,13 +13,13 @@ import numpy as np
 from edge.audio.opus import OpusEncoder
 from edge.audio.pcm import frames, resample
 from edge.config import TtsConfig
-from edge.engines.worker import EngineWorker
+from edge.workers import Worker
 
 PHRASES_KEPT = 32  # fixed phrases are few: greeting, farewell, apologies
 
 
 class TtsEngine:
-    def __init__(self, voice_model: Path, config: TtsConfig, worker: EngineWorker) -> None:
+    def __init__(self, voice_model: Path, config: TtsConfig, worker: Worker) -> None:
         from piper import PiperVoice, SynthesisConfig
 
         self._voice = PiperVoice.load(str(voice_model))

@@ -21,7 +21,7 @@ import numpy as np
 import sherpa_onnx
 
 from edge.config import VadConfig
-from edge.engines.worker import EngineWorker
+from edge.workers import Worker
 
 SAMPLE_RATE = 16000
 
@@ -106,7 +106,7 @@ def _drain(vad: Any) -> list[np.ndarray]:
 
 
 class VadPool:
-    def __init__(self, model: Path, config: VadConfig, worker: EngineWorker) -> None:
+    def __init__(self, model: Path, config: VadConfig, worker: Worker) -> None:
         self.model = model
         self.config = config
         self.worker = worker

@@ -3,7 +3,7 @@ summary, and reminders still to be spoken.
 
 SQLite in WAL mode with `synchronous=NORMAL`: a commit is durable against a process crash (a
 `kill -9` loses at most the transaction in flight) and the file is never left corrupt. One
-connection, used from one dedicated thread (the store's `EngineWorker`), so the event loop never
+connection, used from one dedicated thread (the store's `Worker`), so the event loop never
 waits on the disk and no thread is made per save.
 """
 
@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from edge.database import open_database
-from edge.engines.worker import EngineWorker
+from edge.workers import Worker
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS devices (
@@ -70,7 +70,7 @@ class MemoryStore:
     def __init__(self, path: Path) -> None:
         self.path = path
         self._db = open_database(path, SCHEMA)
-        self.worker = EngineWorker("memory", threads=1, timeout_s=10.0)
+        self.worker = Worker("memory", threads=1, timeout_s=10.0)
 
     def close(self) -> None:
         self.worker.shutdown()

@@ -6,7 +6,7 @@ from __future__ import annotations
 import threading
 import time
 
-from edge.engines.worker import CpuTurns
+from edge.workers import CpuTurns
 
 
 def _queue_turns(cpu: CpuTurns, turns: list[tuple[str, bool]]) -> list[str]:

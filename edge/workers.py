@@ -1,8 +1,10 @@
-"""Runs an engine's blocking calls in its own threads, with bounded concurrency and a timeout.
+"""Blocking calls off the event loop: each `Worker` runs one component's calls (an engine's,
+the memory database's) in threads of its own, with bounded concurrency and a timeout, and the
+heavy engines take turns at the CPU (`CpuTurns`).
 
-sherpa-onnx, onnxruntime, CTranslate2 and llama.cpp release the GIL, so a few threads per engine
-keep the event loop free. A call that times out cannot be killed; its slot stays taken until the
-thread really finishes, so a stuck model cannot pile up threads.
+sherpa-onnx, onnxruntime, CTranslate2, llama.cpp and sqlite3 release the GIL, so a few threads
+per component keep the event loop free. A call that times out cannot be killed; its slot stays
+taken until the thread really finishes, so a stuck model cannot pile up threads.
 """
 
 from __future__ import annotations
@@ -71,7 +73,9 @@ class CpuTurns:
             return fn(*args)
 
 
-class EngineWorker:
+class Worker:
+    """Runs one component's blocking calls in its own threads (see the module docstring)."""
+
     def __init__(
         self,
         name: str,
