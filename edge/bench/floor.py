@@ -28,9 +28,9 @@ from edge.audio.pcm import frames, to_float
 from edge.bench.utterances import RATE, Utterance
 from edge.config import Config
 from edge.engines.loader import Engines
-from edge.engines.sentences import SentenceSplitter
 from edge.engines.vad import VadDetector
 from edge.memory.store import MemoryStore
+from edge.sentences import SentenceSplitter
 from edge.session.answer import AnswerWriter
 from edge.sim.mcp_tools import McpLoopback, SimMcpServer
 from edge.tools.builtin import builtin_tools

@@ -96,7 +96,7 @@ CASES = [
 
 async def run(model: Path | None, mode: str, quiet: bool = True) -> dict[str, Any]:
     from edge.config import Config, with_overrides
-    from edge.engines.llm import LlmEngine
+    from edge.engines.llm.llama import LlmEngine
     from edge.memory.store import MemoryStore
     from edge.models.catalog import assemble_chunks, entry, profile
     from edge.session.answer import AnswerWriter

@@ -12,8 +12,9 @@ from loguru import logger
 
 from edge.config import AsrConfig, Config
 from edge.engines.asr import AsrEngine, load_recognizer
-from edge.engines.llm import LanguageModel, LlmEngine
-from edge.engines.openai_llm import OpenAiLlm
+from edge.engines.llm import LanguageModel
+from edge.engines.llm.llama import LlmEngine
+from edge.engines.llm.openai import OpenAiLlm
 from edge.engines.tts import TtsEngine
 from edge.engines.vad import VadPool
 from edge.errors import ModelError

@@ -22,6 +22,7 @@ from typing import Any
 from edge.config import Config
 from edge.engines.llm import LanguageModel
 from edge.errors import ToolArgumentError, ToolError, ToolTimeout
+from edge.sentences import pause_point
 from edge.tools import grammar
 from edge.tools.builtin import local_now, spoken_time
 from edge.tools.parsing import ParsedCall, call_start, embedded_call, parse_tool_call
@@ -228,7 +229,9 @@ class AnswerWriter:
             kwargs["json_schema"] = json.dumps(grammar.schema(self.tools))
         elif not offer_tools and self.tools:
             kwargs["grammar"] = SPEECH_ONLY
-        stream = self.llm.stream(messages, owner=self.context.device_id, **kwargs)
+        stream = self.llm.stream(
+            messages, owner=self.context.device_id, pause_at=pause_point, **kwargs
+        )
         async with contextlib.aclosing(stream):
             if "json_schema" in kwargs:
                 async for item in self._split_grammar(stream):

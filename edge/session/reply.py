@@ -15,9 +15,9 @@ from dataclasses import dataclass, field
 
 from edge.audio.opus import OpusEncoder
 from edge.config import AudioConfig
-from edge.engines.sentences import SentenceSplitter
 from edge.engines.tts import TtsEngine
 from edge.protocol import messages
+from edge.sentences import SentenceSplitter
 from edge.session.connection import DeviceConnection
 from edge.session.pacer import Pacer
 

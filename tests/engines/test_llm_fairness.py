@@ -15,6 +15,7 @@ from typing import Any
 
 from edge.config import DEFAULT_SYSTEM_PROMPT
 from edge.errors import EngineBusy
+from edge.sentences import pause_point
 from tests.helpers import ServerThread, wait_until
 
 STORY = "Tell me a long story about a dragon, in ten sentences."
@@ -28,7 +29,7 @@ async def _collect(
     llm: Any, name: str, text: str, log: list[tuple[str, str]], max_tokens: int = 60
 ) -> str:
     out = ""
-    async for piece in llm.stream(_prompt(text), max_tokens=max_tokens):
+    async for piece in llm.stream(_prompt(text), max_tokens=max_tokens, pause_at=pause_point):
         out += piece
         log.append((name, piece))
     log.append((name, "<end>"))
@@ -176,7 +177,7 @@ def test_a_full_context_fails_one_answer_and_the_others_go_on(
     """Two long prompts that share nothing but the system prompt do not fit in a small model
     context side by side: one answer fails with a clear error, the other is written, and the
     model serves the next request."""
-    from edge.engines.llm import LlmEngine
+    from edge.engines.llm.llama import LlmEngine
     from edge.errors import ContextFull
 
     small = LlmEngine(
@@ -209,9 +210,9 @@ def test_a_full_context_fails_one_answer_and_the_others_go_on(
         import llama_cpp
 
         loop = small._loop
-        held = [len(s.tokens) for s in loop._sequences]
+        held = [len(s.tokens) for s in loop.cache.sequences]
         cells = [
-            llama_cpp.llama_memory_seq_pos_max(loop.memory, s.seq) + 1 for s in loop._sequences
+            llama_cpp.llama_memory_seq_pos_max(loop.cache.memory, s.seq) + 1 for s in loop.cache.sequences
         ]
     finally:
         small.close()

@@ -22,8 +22,8 @@ from aiohttp import web
 
 from edge.app import EdgeServer
 from edge.config import with_overrides
+from edge.engines.llm.openai import OpenAiLlm
 from edge.engines.loader import resolve_models
-from edge.engines.openai_llm import OpenAiLlm
 from edge.errors import LlmUnavailable
 from edge.session.answer import AnswerWriter
 from edge.sim.device import SimDevice

@@ -9,6 +9,7 @@ import dataclasses
 from typing import Any
 
 from edge.config import DEFAULT_SYSTEM_PROMPT
+from edge.sentences import pause_point
 from tests.helpers import ServerThread, wait_until
 
 # Not said in any other test: its state cannot be saved already.
@@ -24,7 +25,7 @@ def _with_system(*messages: dict[str, Any]) -> list[dict[str, Any]]:
 
 async def _answer(llm: Any, messages: list[dict[str, Any]], max_tokens: int = 40) -> str:
     out = ""
-    async for piece in llm.stream(messages, max_tokens=max_tokens):
+    async for piece in llm.stream(messages, max_tokens=max_tokens, pause_at=pause_point):
         out += piece
     return out
 

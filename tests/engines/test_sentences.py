@@ -1,4 +1,4 @@
-from edge.engines.sentences import SentenceSplitter, clean_for_speech, ends_sentence
+from edge.sentences import SentenceSplitter, clean_for_speech, ends_sentence
 
 
 def split(pieces: list[str]) -> list[str]:

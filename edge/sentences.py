@@ -1,5 +1,9 @@
 """Cuts streamed LLM text into speakable pieces, so the first clause is spoken while the model is
-still writing the rest. Handles Latin and CJK punctuation."""
+still writing the rest. Handles Latin and CJK punctuation.
+
+The one place that knows what a sentence is: the reply speaker splits with `SentenceSplitter`,
+fixed phrases are pre-rendered as `phrase_sentences` cuts them, and the language model may pause
+a long answer where `pause_point` allows (passed to it by the answer)."""
 
 from __future__ import annotations
 
@@ -97,3 +101,22 @@ class SentenceSplitter:
         if _speakable(cleaned):
             out.append(cleaned)
             self._emitted += 1
+
+
+def phrase_sentences(*texts: str) -> list[str]:
+    """The sentences whole texts are spoken in, split as the speaker splits them."""
+    out: list[str] = []
+    for text in texts:
+        splitter = SentenceSplitter()
+        out += [*splitter.push(text), *splitter.finish()]
+    return out
+
+
+_CALL_START = ("{", "[", "<", "`")
+
+
+def pause_point(text: str) -> bool:
+    """Where a spoken answer (all it has written so far) may pause for another device: where
+    the speaker has a whole sentence to say meanwhile, never inside a tool call."""
+    stripped = text.lstrip()
+    return bool(stripped) and not stripped.startswith(_CALL_START) and ends_sentence(text)

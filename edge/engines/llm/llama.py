@@ -1,18 +1,19 @@
 """The language model: llama.cpp through llama-cpp-python, tokens streamed to the event loop.
 
 One model serves every device. Up to `llm.parallel` generations run at once, one sequence each,
-advanced together one token per `llama_decode` by `edge.engines.llm_batch` (a decode step costs
+advanced together one token per `llama_decode` by `edge.engines.llm.batch` (a decode step costs
 about the same for four sequences as for one here). More requests wait in arrival order; past
 `max_waiting` a request fails at once with `EngineBusy` and the device hears an apology, not a
 long silence. The system prompt stays first and identical for all devices (anything that changes
 per request goes after it), so its KV cells are read once at start-up and shared by every
 sequence; a sequence keeps its device's history for the next turn, and saved states in host
-memory (`edge.engines.prompt_states`) keep the others'.
+memory (`edge.engines.llm.prompt_states`) keep the others'.
 
-Fairness when every sequence is taken: a long answer gives its sequence up at the end of a
-sentence when another request waits, and queues again behind it; it resumes from its prompt plus
-what it has written. So a waiting device hears its first sentence after at most one sentence of
-a running answer, and that answer's listener still has that sentence to play meanwhile.
+Fairness when every sequence is taken: a long answer gives its sequence up where its caller's
+pause rule allows (the end of a sentence) when another request waits, and queues again behind
+it; it resumes from its prompt plus what it has written. So a waiting device hears its first
+sentence after at most one sentence of a running answer, and that answer's listener still has
+that sentence to play meanwhile.
 Generations under a grammar are not interrupted (a grammar cannot resume halfway).
 """
 
@@ -20,77 +21,30 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections import deque
 from collections.abc import AsyncGenerator
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any
 
 from loguru import logger
 
 from edge.config import LlmConfig
-from edge.engines.llm_batch import DONE, DecodeLoop, Request
-from edge.engines.sentences import ends_sentence
-from edge.errors import EngineBusy, EngineTimeout
+from edge.engines.llm.base import Message, PauseRule, ToolSpec, greeting_prompt
+from edge.engines.llm.batch import DecodeLoop
+from edge.engines.llm.places import Places
+from edge.engines.llm.request import Request, next_piece
+from edge.engines.llm.sampling import StopFilter
+from edge.errors import EngineTimeout
 from edge.workers import CpuTurns
 
-Message = dict[str, Any]
 _GRAMMAR_CACHE_SIZE = 16
-_CALL_START = ("{", "[", "<", "`")
 # Stands in for the coming user message when a prompt is rendered ahead of it: the prompt up to
 # here is what the request will start with, whatever the chat template puts around a message.
 _USER_MARK = "\ue000edge-user-message\ue000"
 
 
-def greeting_prompt(config: LlmConfig) -> list[Message]:
-    """The system prompt and a greeting: what a warm-up evaluates when given no prompt."""
-    return [
-        {"role": "system", "content": config.system_prompt},
-        {"role": "user", "content": "Hello"},
-    ]
-
-
-class LanguageModel(Protocol):
-    """What answers, summaries and the server use: this module's `LlmEngine`, or
-    `edge.engines.openai_llm.OpenAiLlm` for a server elsewhere on the LAN."""
-
-    config: LlmConfig
-    pauses: int
-
-    @property
-    def waiting(self) -> int: ...
-
-    @property
-    def busy(self) -> bool: ...
-
-    @property
-    def full(self) -> bool: ...
-
-    def idle_for(self) -> float: ...
-
-    async def warm_up(
-        self, prompt: list[Message] | None = None, tools: list[dict[str, Any]] | None = None
-    ) -> float: ...
-
-    def stream(
-        self,
-        messages: list[Message],
-        *,
-        max_tokens: int | None = None,
-        timeout_s: float | None = None,
-        tools: list[dict[str, Any]] | None = None,
-        json_schema: str | None = None,
-        grammar: str | None = None,
-        owner: str = "",
-    ) -> AsyncGenerator[str, None]: ...
-
-    async def prefetch(
-        self, messages: list[Message], tools: list[dict[str, Any]] | None = None, owner: str = ""
-    ) -> int: ...
-
-    def close(self) -> None: ...
-
-
 class LlmEngine:
+    """The local model (see the module docstring); implements `LanguageModel`."""
+
     def __init__(self, model_path: Path, config: LlmConfig, cpu: CpuTurns | None = None) -> None:
         from llama_cpp import Llama
 
@@ -115,7 +69,7 @@ class LlmEngine:
             cpu=cpu or CpuTurns(),
         )
         self.states = self._loop.states
-        self._tickets = _Tickets(self._places)
+        self._tickets = Places(self._places)
         self._grammars: dict[str, str] = {}  # JSON schema text → GBNF text
         self.idle_since = time.monotonic()  # when the last generation ended
         self.pauses = 0  # generations that gave their sequence up to a waiting request
@@ -147,7 +101,7 @@ class LlmEngine:
         return 0.0 if self.busy else time.monotonic() - self.idle_since
 
     async def warm_up(
-        self, prompt: list[Message] | None = None, tools: list[dict[str, Any]] | None = None
+        self, prompt: list[Message] | None = None, tools: list[ToolSpec] | None = None
     ) -> float:
         """Evaluate the shared prefix (system prompt and tool list) so the first turn does not
         pay for it; `prompt` defaults to the system prompt and a greeting."""
@@ -181,10 +135,11 @@ class LlmEngine:
         *,
         max_tokens: int | None = None,
         timeout_s: float | None = None,
-        tools: list[dict[str, Any]] | None = None,
+        tools: list[ToolSpec] | None = None,
         json_schema: str | None = None,
         grammar: str | None = None,
         owner: str = "",
+        pause_at: PauseRule | None = None,
     ) -> AsyncGenerator[str, None]:
         """Yield text pieces as the model writes them; an empty piece means the model paused
         at a sentence end for another request (speak what you have). Closing the iterator (or
@@ -194,7 +149,9 @@ class LlmEngine:
 
         `tools` are rendered by the GGUF's own chat template (the model answers with a call in
         text, read by `edge.tools.parsing`); `json_schema` or `grammar` (GBNF) constrain the
-        output. `owner` (a device id) keeps a device's history in the sequence it used last."""
+        output. `owner` (a device id) keeps a device's history in the sequence it used last.
+        `pause_at` says where an answer may give its place up to a waiting request (never
+        under a grammar: a grammar cannot resume halfway)."""
         limit = max_tokens or self.config.max_tokens
         budget = timeout_s if timeout_s is not None else self.config.timeout_s
         gbnf = self._grammar(json_schema, grammar)
@@ -206,7 +163,7 @@ class LlmEngine:
             )
         limit = min(limit, self.config.context_tokens - len(prompt))
         stops = rendered.stop if isinstance(rendered.stop, list) else [rendered.stop]
-        pausable = gbnf is None and self.config.yield_between_sentences
+        pausable = gbnf is None and self.config.yield_between_sentences and pause_at is not None
         written = ""  # the answer so far, across pauses
         used = 0  # tokens generated so far
         running = 0.0  # seconds spent holding a sequence
@@ -220,13 +177,11 @@ class LlmEngine:
                 max_tokens=limit - used,
                 temperature=self.config.temperature,
                 grammar=gbnf,
-                stop_texts=[s for s in stops if s],
+                stops=StopFilter(stops),
                 deadline=held_since + budget - running,
                 budget_s=budget,
                 loop=asyncio.get_running_loop(),
-                queue=asyncio.Queue(),
-                finished=asyncio.Event(),
-                pause_point=_pause_point if pausable else None,
+                pause_point=pause_at if pausable else None,
                 written_before=written,
                 owner=owner,
             )
@@ -234,7 +189,7 @@ class LlmEngine:
                 if time.monotonic() > request.deadline:
                     raise EngineTimeout(f"llm had no time left ({budget} s budget)")
                 self._loop.submit(request)
-                while (piece := await _next_piece(request)) is not None:
+                while (piece := await next_piece(request)) is not None:
                     written += piece
                     yield piece
             finally:
@@ -261,7 +216,7 @@ class LlmEngine:
             self._tickets.release()
 
     async def prefetch(
-        self, messages: list[Message], tools: list[dict[str, Any]] | None = None, owner: str = ""
+        self, messages: list[Message], tools: list[ToolSpec] | None = None, owner: str = ""
     ) -> int:
         """Evaluate the prompt a device's next request will start with (`messages`: everything
         before its coming user message) while the user is still speaking, so that only their
@@ -282,18 +237,16 @@ class LlmEngine:
             max_tokens=0,
             temperature=0.0,
             grammar=None,
-            stop_texts=[],
+            stops=StopFilter([]),
             deadline=time.monotonic() + self.config.timeout_s,
             budget_s=self.config.timeout_s,
             loop=asyncio.get_running_loop(),
-            queue=asyncio.Queue(),
-            finished=asyncio.Event(),
             ahead=True,
             owner=owner,
         )
         try:
             self._loop.submit(request)
-            while await _next_piece(request) is not None:
+            while await next_piece(request) is not None:
                 pass
         finally:
             self._reading_ahead -= 1
@@ -302,71 +255,6 @@ class LlmEngine:
 
     def close(self) -> None:
         self._loop.close()
-
-
-class _Tickets:
-    """Places at the model, handed out first come, first served; a caller cancelled while it
-    waits (abort, disconnect) leaves the queue at once. The number of places is read at every
-    hand-out, so it follows the config."""
-
-    def __init__(self, places: Any) -> None:
-        self._places = places
-        self.held = 0
-        self._queue: deque[asyncio.Future[None]] = deque()
-
-    @property
-    def waiting(self) -> int:
-        return len(self._queue)
-
-    @property
-    def free(self) -> bool:
-        return self.held < self._places() and not self._queue
-
-    def try_acquire(self) -> bool:
-        if not self.free:
-            return False
-        self.held += 1
-        return True
-
-    async def acquire(self, max_waiting: int) -> None:
-        if self.try_acquire():
-            return
-        if len(self._queue) >= max_waiting:
-            raise EngineBusy(f"{len(self._queue)} requests already wait for the language model")
-        future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-        self._queue.append(future)
-        try:
-            await future
-        except asyncio.CancelledError:
-            if future.done() and not future.cancelled():
-                self.release()  # handed a place just as it was cancelled: pass it on
-            else:
-                self._queue.remove(future)
-            raise
-
-    def release(self) -> None:
-        self.held -= 1
-        while self._queue and self.held < self._places():
-            future = self._queue.popleft()
-            if not future.done():
-                self.held += 1
-                future.set_result(None)
-
-
-async def _next_piece(request: Request) -> str | None:
-    """The next piece of text the decode loop sent for `request`; None once it is done. An
-    exception it sent is raised here."""
-    item = await request.queue.get()
-    if isinstance(item, BaseException):
-        raise item
-    return None if item is DONE else str(item)
-
-
-def _pause_point(text: str) -> bool:
-    """Where a spoken answer may be paused: where the speaker has a whole sentence to say
-    meanwhile, never inside a tool call."""
-    stripped = text.lstrip()
-    return bool(stripped) and not stripped.startswith(_CALL_START) and ends_sentence(text)
 
 
 def _chat_formatter(llama: Any) -> Any:

@@ -21,13 +21,15 @@ import aiohttp
 from loguru import logger
 
 from edge.config import LlmConfig
-from edge.engines.llm import Message, greeting_prompt
+from edge.engines.llm.base import Message, PauseRule, ToolSpec, greeting_prompt
 from edge.errors import EngineBusy, EngineTimeout, LlmUnavailable
 
 IN_FLIGHT = 4  # requests sent at once; the server queues or batches them (llama-server slots)
 
 
 class OpenAiLlm:
+    """A model server elsewhere on the LAN; implements `LanguageModel`."""
+
     def __init__(self, config: LlmConfig) -> None:
         if not config.url:
             raise ValueError("llm.backend = 'openai' needs llm.url (e.g. http://host:8080/v1)")
@@ -53,14 +55,14 @@ class OpenAiLlm:
         return 0.0 if self.busy else time.monotonic() - self.idle_since
 
     async def prefetch(
-        self, messages: list[Message], tools: list[dict[str, Any]] | None = None, owner: str = ""
+        self, messages: list[Message], tools: list[ToolSpec] | None = None, owner: str = ""
     ) -> int:
         """Reading ahead is left to the server's own prompt cache: a request sent only to warm
         it would hold one of its slots while another device may need it."""
         return 0
 
     async def warm_up(
-        self, prompt: list[Message] | None = None, tools: list[dict[str, Any]] | None = None
+        self, prompt: list[Message] | None = None, tools: list[ToolSpec] | None = None
     ) -> float:
         """Have the server evaluate (and, if it caches prompts, keep) the shared prefix. A server
         that is down is not fatal here: it may come up later, and each turn says so."""
@@ -77,7 +79,7 @@ class OpenAiLlm:
         self,
         messages: list[Message],
         max_tokens: int,
-        tools: list[dict[str, Any]] | None,
+        tools: list[ToolSpec] | None,
         json_schema: str | None,
         grammar: str | None,
     ) -> dict[str, Any]:
@@ -102,13 +104,15 @@ class OpenAiLlm:
         *,
         max_tokens: int | None = None,
         timeout_s: float | None = None,
-        tools: list[dict[str, Any]] | None = None,
+        tools: list[ToolSpec] | None = None,
         json_schema: str | None = None,
         grammar: str | None = None,
         owner: str = "",
+        pause_at: PauseRule | None = None,
     ) -> AsyncGenerator[str, None]:
         """Yield text as the server streams it; closing the iterator closes the request, which
-        makes llama.cpp's servers stop generating."""
+        makes llama.cpp's servers stop generating. The server shares itself between requests:
+        `pause_at` is not needed."""
         if self.waiting >= self.config.max_waiting:
             raise EngineBusy(f"{self.waiting} requests already wait for the language model")
         body = self._request(

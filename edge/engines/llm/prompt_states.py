@@ -9,7 +9,7 @@ reading a prompt restores the saved state that shares the longest prefix with it
 beats what the context already holds. The idea is llama-server's host-memory prompt cache
 (`--cache-ram`).
 
-Only called from the decode thread (`edge.engines.llm_batch`), per sequence.
+Only called from the decode thread (`edge.engines.llm.batch`), per sequence.
 """
 
 from __future__ import annotations

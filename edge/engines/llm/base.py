@@ -1,0 +1,78 @@
+"""What every language model back-end offers: the local llama.cpp engine (`edge.engines.llm.llama`)
+and an OpenAI-compatible server elsewhere on the LAN (`edge.engines.llm.openai`). Answers,
+summaries and the server's warm-up talk to this protocol only."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncGenerator, Callable
+from typing import Any, Protocol
+
+from edge.config import LlmConfig
+
+Message = dict[str, Any]  # one chat message: {"role": ..., "content": ...}
+ToolSpec = dict[str, Any]  # one OpenAI-style function spec: {"type": "function", ...}
+# Given everything an answer has written so far: may it pause here for another device (a whole
+# sentence is ready to be spoken meanwhile)? The speaker's sentence rule, passed in by the caller.
+PauseRule = Callable[[str], bool]
+
+
+def greeting_prompt(config: LlmConfig) -> list[Message]:
+    """The system prompt and a greeting: what a warm-up evaluates when given no prompt."""
+    return [
+        {"role": "system", "content": config.system_prompt},
+        {"role": "user", "content": "Hello"},
+    ]
+
+
+class LanguageModel(Protocol):
+    config: LlmConfig
+    pauses: int  # generations that gave their place up to a waiting request
+
+    @property
+    def waiting(self) -> int:
+        """Requests queued for the model."""
+        ...
+
+    @property
+    def busy(self) -> bool:
+        """A generation is running or waiting."""
+        ...
+
+    @property
+    def full(self) -> bool:
+        """A new answer would wait for a running one to end."""
+        ...
+
+    def idle_for(self) -> float:
+        """Seconds since the last generation ended (0 while one runs)."""
+        ...
+
+    async def warm_up(
+        self, prompt: list[Message] | None = None, tools: list[ToolSpec] | None = None
+    ) -> float:
+        """Evaluate the shared prompt prefix now; the seconds it took."""
+        ...
+
+    def stream(
+        self,
+        messages: list[Message],
+        *,
+        max_tokens: int | None = None,
+        timeout_s: float | None = None,
+        tools: list[ToolSpec] | None = None,
+        json_schema: str | None = None,
+        grammar: str | None = None,
+        owner: str = "",
+        pause_at: PauseRule | None = None,
+    ) -> AsyncGenerator[str, None]:
+        """Text pieces as the model writes them. An empty piece: the model paused at a point
+        `pause_at` allowed, for another request (speak what you have)."""
+        ...
+
+    async def prefetch(
+        self, messages: list[Message], tools: list[ToolSpec] | None = None, owner: str = ""
+    ) -> int:
+        """Read a coming request's prompt ahead; the tokens read."""
+        ...
+
+    def close(self) -> None: ...

@@ -1,0 +1,284 @@
+"""The decode loop: every running generation advances by one token in the same `llama_decode`.
+
+On a small CPU one decode step of a 0.5B model costs about as much for four sequences as for
+one (the weights are read once per step either way), so devices that talk at once are answered
+together instead of one after another: llama-server's "parallel slots", on llama-cpp-python's
+low-level API. Each request gets a sequence of its own in one llama context whose KV cache is
+unified (`kv_unified`), so the shared prefix (system prompt and tools) is read once and shared
+by every sequence; which sequence, and how much of its prompt is already there, is
+`edge.engines.llm.kv_cache`'s job.
+
+A new request's prompt is read in chunks alongside the others' next tokens, so running answers
+slow down for a step or two but never stop. Everything here runs in one thread, the only one
+that touches the context; the event loop talks to it through `submit` and each request's queue.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable
+from typing import Any
+
+from loguru import logger
+
+from edge.engines.llm.kv_cache import KvCache
+from edge.engines.llm.request import Request
+from edge.engines.llm.sampling import TokenPieces, make_sampler
+from edge.errors import ContextFull, EngineTimeout
+from edge.workers import CpuTurns
+
+BATCH_TOKENS = 256  # tokens per llama_decode (n_batch = n_ubatch)
+# Prompt tokens read in one step. Beside writers: few, so that their next token is not held up
+# long, yet enough for a question. Alone: ~1 s here, so that a request arriving meanwhile joins
+# within a step. Only read-aheads: a short step, since every step is a turn at the CPU that
+# speech recognition waits behind while the users are still speaking.
+PREFILL_BESIDE_WRITERS = 64
+PREFILL_ALONE = 128
+PREFILL_AHEAD = 16
+
+Entry = tuple[Request, int, int, bool]  # request, token, position, wants logits
+
+
+class DecodeLoop:
+    """Owns the llama context: runs every submitted request to its end in one thread."""
+
+    def __init__(
+        self,
+        llama: Any,
+        n_seq: int,
+        n_ctx: int,
+        threads: int,
+        states_budget: int,
+        waiting: Callable[[], int],
+        cpu: CpuTurns,
+    ) -> None:
+        import llama_cpp
+        from llama_cpp import _internals
+
+        self._lib = llama_cpp
+        self.model = llama._model
+        params = llama.context_params
+        params.n_ctx = n_ctx
+        params.n_batch = params.n_ubatch = BATCH_TOKENS
+        params.n_seq_max = n_seq
+        params.kv_unified = True  # the shared prefix is stored once for every sequence
+        params.n_threads = params.n_threads_batch = threads
+        self.context = _internals.LlamaContext(model=self.model, params=params, verbose=False)
+        self.ctx = self.context.ctx
+        self._batch = llama_cpp.llama_batch_init(BATCH_TOKENS, 0, 1)
+        self.cache = KvCache(llama_cpp, self.ctx, self.context.memory, n_seq, states_budget)
+        self.states = self.cache.states
+        self._pieces = TokenPieces(llama_cpp, self.model.vocab)
+        self._waiting = waiting  # requests queued for a sequence, on the event loop's side
+        self._cpu = cpu  # each decode step is a turn at the CPU
+        self._incoming: list[Request] = []
+        self._running: list[Request] = []
+        self._wake = threading.Condition()
+        self._closed = False
+        self.widest = 0  # the most sequences that ever wrote in one step
+        self._thread = threading.Thread(target=self._run, name="edge-llm", daemon=True)
+        self._thread.start()
+
+    @property
+    def placed(self) -> Any:
+        """(prompt tokens, of which found in the cells) of recent requests, newest last."""
+        return self.cache.placed
+
+    # --- the event loop's side ------------------------------------------------------------------
+
+    def submit(self, request: Request) -> None:
+        with self._wake:
+            if self._closed:
+                raise RuntimeError("the language model is closed")
+            self._incoming.append(request)
+            request.submitted = True
+            self._wake.notify()
+
+    @property
+    def writing(self) -> int:
+        """Requests that are not reading ahead, running or about to."""
+        return sum(not r.ahead for r in (*self._incoming, *self._running))
+
+    def close(self) -> None:
+        with self._wake:
+            self._closed = True
+            for request in self._running:
+                request.stop.set()
+            self._wake.notify()
+        self._thread.join(timeout=30)
+        if not self._thread.is_alive():
+            self._lib.llama_batch_free(self._batch)
+            self.context.close()
+
+    # --- the decode thread ------------------------------------------------------------------------
+
+    def _run(self) -> None:
+        while True:
+            with self._wake:
+                while not self._incoming and not self._running and not self._closed:
+                    self._wake.wait()
+                if self._closed and not self._running:
+                    for request in self._incoming:
+                        self._end(request, RuntimeError("the language model is closed"))
+                    self._incoming.clear()
+                    return
+            try:
+                self._start_waiting_requests()
+                self._step()
+            except Exception as exc:  # a broken context fails every request, not the thread
+                logger.exception("llm decode loop failed")
+                for request in list(self._running):
+                    self._release(request, exc)
+                self.cache.clear()
+
+    def _start_waiting_requests(self) -> None:
+        with self._wake:
+            self._yield_reading_ahead()
+            free = self.cache.free()
+            while self._incoming and free:
+                request = self._incoming.pop(0)
+                if request.stop.is_set() or self._closed:
+                    self._end(request, None)
+                    continue
+                try:
+                    target = self.cache.place(request, free)
+                    if not request.ahead:
+                        request.sampler = make_sampler(
+                            self._lib, self.model.vocab, request.temperature, request.grammar
+                        )
+                except Exception as exc:  # e.g. a grammar that does not parse
+                    logger.warning("llm: a request could not start: {!r}", exc)
+                    self.cache.release(request)
+                    self._end(request, exc)
+                    continue
+                free.remove(target)
+                self._running.append(request)
+            self._yield_reading_ahead()  # also one placed just now beside a real request
+
+    def _yield_reading_ahead(self) -> None:
+        """Reading ahead yields to any real request, and before that request is placed: a
+        device's question then finds its own sequence free, holding the part of its prompt read
+        so far, instead of taking another device's."""
+        if self._waiting() or self.writing:
+            for request in [r for r in self._running if r.ahead]:
+                self._release(request)
+
+    def _step(self) -> None:
+        """One llama_decode: every writer's next token, then prompt chunks while room is left."""
+        now = time.monotonic()
+        for request in list(self._running):
+            if request.stop.is_set():
+                self._release(request)
+            elif now > request.deadline:
+                self._release(request, EngineTimeout(f"llm took longer than {request.budget_s} s"))
+        if not self._running:
+            return
+        writers = [r for r in self._running if r.next_token >= 0]
+        readers = [r for r in self._running if r.next_token < 0]
+        entries: list[Entry] = []
+        for request in writers:
+            entries.append((request, request.next_token, len(self.cache.of(request).tokens), True))
+        readers.sort(key=lambda r: r.ahead)  # answers first, in arrival order
+        if writers:
+            room = PREFILL_BESIDE_WRITERS
+        elif readers and not readers[0].ahead:
+            room = PREFILL_ALONE
+        else:
+            room = PREFILL_AHEAD
+        for request in readers:
+            if room <= 0:
+                break
+            take = min(room, len(request.prompt) - request.done_prompt)
+            start = request.done_prompt
+            for offset in range(take):
+                last = start + offset == len(request.prompt) - 1 and not request.ahead
+                entries.append((request, request.prompt[start + offset], start + offset, last))
+            room -= take
+        if entries:
+            entries = self._decode(entries)  # without a request that failed for room
+        self.widest = max(self.widest, len(writers))
+        outputs: dict[int, int] = {}
+        for index, (request, token, _position, logits) in enumerate(entries):
+            self.cache.of(request).tokens.append(token)
+            if request in writers:
+                request.next_token = -1
+            else:
+                request.done_prompt += 1
+                request.evaluated += 1
+            if logits:
+                outputs[id(request)] = index
+        for request in list(self._running):
+            if request.ahead:
+                if request.done_prompt >= len(request.prompt):
+                    self._release(request)
+            elif id(request) in outputs:
+                self._sample(request, outputs[id(request)])
+
+    def _decode(self, entries: list[Entry]) -> list[Entry]:
+        """Decode the entries; returns those decoded (a request failed for lack of KV cells
+        has its entries left out)."""
+        lib, batch = self._lib, self._batch
+        while True:
+            batch.n_tokens = len(entries)
+            for i, (request, token, position, logits) in enumerate(entries):
+                batch.token[i] = token
+                batch.pos[i] = position
+                batch.n_seq_id[i] = 1
+                batch.seq_id[i][0] = request.seq
+                batch.logits[i] = logits
+            with self._cpu.turn():
+                result = lib.llama_decode(self.ctx, batch)
+            self.cache.moved_unrotated = False  # every decode first applies pending moves
+            if result == 0:
+                return entries
+            if result != 1:
+                raise RuntimeError(f"llama_decode failed ({result})")
+            # No room in the KV cache: drop what idle sequences keep, then the newest request
+            # (the older ones are being spoken already).
+            if not self.cache.evict_idle():
+                victim = self._running[-1]
+                self._release(victim, ContextFull("the conversation is too long for the model"))
+                self.cache.evict_idle()
+                entries = [e for e in entries if e[0] is not victim]
+                if not entries:
+                    return entries
+
+    def _sample(self, request: Request, index: int) -> None:
+        lib = self._lib
+        token = lib.llama_sampler_sample(request.sampler, self.ctx, index)
+        if lib.llama_vocab_is_eog(self.model.vocab, token):
+            self._release(request)
+            return
+        request.count += 1
+        text, stopped = request.stops.feed(self._pieces(token))
+        request.send_text(text)
+        if stopped:
+            self._release(request)
+            return
+        request.next_token = token
+        if request.count >= request.max_tokens:
+            self._release(request)
+        elif (
+            request.pause_point is not None
+            and self._waiting()
+            and any(ch.isalnum() for ch in request.text)
+            and request.pause_point(request.written_before + request.text)
+        ):
+            request.paused = True
+            self._release(request)
+
+    def _release(self, request: Request, error: BaseException | None = None) -> None:
+        """End the request's stretch; its sequence keeps its cells for the next request."""
+        if request in self._running:
+            self._running.remove(request)
+        self.cache.release(request)
+        if error is None and not request.paused:
+            request.send_text(request.stops.flush())  # the end of the answer, not a stop
+        self._end(request, error)
+
+    def _end(self, request: Request, error: BaseException | None) -> None:
+        if request.sampler is not None:
+            self._lib.llama_sampler_free(request.sampler)
+            request.sampler = None
+        request.end(error)
