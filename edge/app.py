@@ -12,19 +12,20 @@ from typing import Any
 from loguru import logger
 
 from edge import __version__
+from edge.assistant.fixed_texts import prerendered
+from edge.assistant.summarizer import Summarizer
+from edge.assistant.warmup import PrefixWarmer
 from edge.config import Config
 from edge.engines.loader import Engines, load_engines
 from edge.memory.store import MemoryStore
-from edge.memory.summaries import Summarizer
+from edge.metrics import Metrics
 from edge.security.admission import Admission
 from edge.security.registry import DeviceRegistry
 from edge.services import Services
-from edge.session.answer import AnswerWriter
-from edge.session.reply import APOLOGY, phrase_sentences
 from edge.systemd import Notifier
 from edge.tools.builtin import builtin_tools
 from edge.tools.external_mcp import ExternalMcpServer
-from edge.tools.registry import ToolContext, ToolSet
+from edge.tools.registry import ToolRegistry
 from edge.tools.reminders import ReminderScheduler
 from edge.transport.http_server import HttpServer, loading_app, make_app
 from edge.transport.ws_server import DeviceServer
@@ -36,14 +37,14 @@ class EdgeServer:
     def __init__(self, config: Config, engines: Engines) -> None:
         self.config = config
         self.engines = engines
-        self.services = Services(engines)
-        if config.tools.enabled and config.tools.mode == "template":
-            self.services.prefix_tools_file = config.state_path / "prefix-tools.json"
+        self.services = self._services(config, engines)
         # The device registry is opened only when devices must be approved: an open server
         # keeps no list of who called.
         self.registry = DeviceRegistry(config.registry_file) if config.auth.enabled else None
         self.admission = Admission(config.auth, self.registry)
-        self.devices = DeviceServer(config, self.services, self.admission)
+        self.devices = DeviceServer(
+            config, self.services, self.admission, http_port=lambda: self.http_port
+        )
         self.external_mcp = [
             ExternalMcpServer(server, self.services.registry) for server in config.tools.mcp_servers
         ]
@@ -76,6 +77,22 @@ class EdgeServer:
             "engine",
         )
 
+    def _services(self, config: Config, engines: Engines) -> Services:
+        memory = MemoryStore(config.memory_file) if config.memory.enabled else None
+        summarizer = reminders = None
+        if memory is not None and config.memory.summaries:
+            summarizer = Summarizer(memory, engines.llm, config.memory.summary_max_tokens)
+        if memory is not None and config.tools.reminders:
+            reminders = ReminderScheduler(memory, self._speak_to)
+        registry = ToolRegistry()
+        template = config.tools.enabled and config.tools.mode == "template"
+        tools_file = config.state_path / "prefix-tools.json" if template else None
+        warmer = PrefixWarmer(engines.llm, config, registry, tools_file)
+        return Services(engines, registry, Metrics(), warmer, memory, reminders, summarizer)
+
+    async def _speak_to(self, device_id: str, text: str) -> bool:
+        return await self.devices.speak_to(device_id, text)
+
     def status(self) -> dict[str, Any]:
         return {
             "status": "ok",
@@ -89,16 +106,10 @@ class EdgeServer:
     async def start(self) -> None:
         config = self.config
         services = self.services
-        if config.memory.enabled:
-            services.memory = MemoryStore(config.memory_file)
-            if config.memory.summaries:
-                services.summarizer = Summarizer(
-                    services.memory, self.engines.llm, config.memory.summary_max_tokens
-                )
-                self._spawn(services.summarizer.run(), "summarizer")
-            if config.tools.reminders:
-                services.reminders = ReminderScheduler(services.memory, self.devices.speak_to)
-                self._spawn(services.reminders.run(), "reminders")
+        if services.summarizer is not None:
+            self._spawn(services.summarizer.run(), "summarizer")
+        if services.reminders is not None:
+            self._spawn(services.reminders.run(), "reminders")
         if config.tools.enabled:
             services.registry.set_source(
                 "builtin",
@@ -109,34 +120,19 @@ class EdgeServer:
             for server in self.external_mcp:
                 self._spawn(server.run(), f"mcp:{server.config.name}")
             await asyncio.gather(*(s.ready.wait() for s in self.external_mcp))
-        await self._evaluate_prefix()
+        await services.warmer.at_start()
         # The greeting after a wake word and the farewell are heard at once, not after piper.
-        phrases = phrase_sentences(config.session.greeting, config.session.farewell, APOLOGY)
         try:
             await self.engines.tts.prerender(
-                phrases, config.audio.downlink_sample_rate, config.audio.frame_duration_ms
+                prerendered(config),
+                config.audio.downlink_sample_rate,
+                config.audio.frame_duration_ms,
             )
         except Exception as exc:  # they are rendered on first use instead
             logger.warning("could not pre-render the fixed phrases: {!r}", exc)
         host = config.server.host
         self.ws_port = await self.devices.start(host, config.server.port)
         self.http_port = await self._http.start(host, config.server.http_port)
-        services.http_port = self.http_port
-
-    async def _evaluate_prefix(self) -> None:
-        """Evaluate the prompt prefix every turn starts with (the system prompt and the shared
-        tools, as the turns will render them) before the first device can ask anything."""
-        tools = ToolSet(self.services.registry.tools())
-        writer = AnswerWriter(self.engines.llm, self.config, tools, ToolContext(""), logger)
-        specs = tools.specs() if tools and not writer.grammar_mode else None
-        # The tool list of the last device that connected (devices of one kind share it), when
-        # it extends today's shared tools: the first question after a restart finds it ready.
-        known = self.services.remembered_prefix_tools()
-        if specs and known[: len(specs)] == specs and len(known) > len(specs):
-            specs = known
-        self.services.warmed_tools = specs or []
-        seconds = await self.engines.llm.warm_up(writer.messages("Hello", [], ""), specs)
-        logger.info("prompt prefix ({} tools) evaluated in {:.2f} s", len(specs or []), seconds)
 
     def _spawn(self, coro: Any, name: str) -> None:
         self._background.append(asyncio.create_task(coro, name=name))

@@ -23,6 +23,8 @@ from typing import Any
 import numpy as np
 from loguru import logger
 
+from edge.assistant.answer import AnswerWriter
+from edge.assistant.prompt import PromptBuilder
 from edge.audio.opus import OpusEncoder
 from edge.audio.pcm import frames, to_float
 from edge.bench.utterances import RATE, Utterance
@@ -31,7 +33,6 @@ from edge.engines.loader import Engines
 from edge.engines.vad import VadDetector
 from edge.memory.store import MemoryStore
 from edge.sentences import SentenceSplitter
-from edge.session.answer import AnswerWriter
 from edge.sim.mcp_tools import McpLoopback, SimMcpServer
 from edge.tools.builtin import builtin_tools
 from edge.tools.registry import ToolContext, ToolSet
@@ -83,9 +84,8 @@ class FloorBench:
             self.tools = ToolSet(
                 [*builtin_tools("", reminders, 8.0), *self._client.tools],
             )
-        writer = self._writer()
-        specs = self.tools.specs() if self.tools and not writer.grammar_mode else None
-        await self.engines.llm.warm_up(writer.messages("Hello", [], ""), specs)
+        prompt = PromptBuilder(self.config, self.tools)
+        await self.engines.llm.warm_up(prompt.messages("Hello", [], ""), prompt.tool_specs())
 
     def close(self) -> None:
         self._client.close()
@@ -110,10 +110,11 @@ class FloorBench:
                 held_from = vad.early_delay + asr_s
             asr_s = max(0.0, vad.early_delay + asr_s - vad.delay)
         writer = self._writer()
+        prompt = PromptBuilder(self.config, self.tools)
         # As the server does while the user speaks: the prompt up to their words is read ahead.
-        await self.engines.llm.prefetch(*writer.prompt_ahead([], ""))
+        await self.engines.llm.prefetch(*prompt.ahead([], ""))
         first_token, first_clause, clause = await _first_clause(
-            writer.pieces(writer.messages(text, [], ""))
+            writer.pieces(prompt.messages(text, [], ""))
         )
         encoder = OpusEncoder(
             self.config.audio.downlink_sample_rate, self.config.audio.frame_duration_ms

@@ -95,11 +95,12 @@ CASES = [
 
 
 async def run(model: Path | None, mode: str, quiet: bool = True) -> dict[str, Any]:
+    from edge.assistant.answer import AnswerWriter
+    from edge.assistant.prompt import PromptBuilder
     from edge.config import Config, with_overrides
     from edge.engines.llm.llama import LlmEngine
     from edge.memory.store import MemoryStore
     from edge.models.catalog import assemble_chunks, entry, profile
-    from edge.session.answer import AnswerWriter
     from edge.sim.mcp_tools import McpLoopback, SimMcpServer
     from edge.tools.builtin import builtin_tools
     from edge.tools.registry import ToolContext, ToolSet
@@ -128,8 +129,9 @@ async def run(model: Path | None, mode: str, quiet: bool = True) -> dict[str, An
     try:
         for case in CASES:
             writer = AnswerWriter(llm, config, tools, ToolContext("bench"), log)
+            messages = PromptBuilder(config, tools).messages(case.prompt, [], "")
             started = time.monotonic()
-            spoken = "".join([p async for p in writer.pieces(writer.messages(case.prompt, [], ""))])
+            spoken = "".join([p async for p in writer.pieces(messages)])
             seconds = time.monotonic() - started
             calls = writer.answer.tool_calls
             called = calls[0].name if calls else None

@@ -2,12 +2,13 @@
 
 Device messages are parsed by `parse_device_message`, which never raises for content: anything
 that is not a usable message comes back as `Invalid` with a reason to log. Server messages are
-built by small functions that return plain dicts ready for `json.dumps`.
+small dataclasses too, turned into a frame by `encode`, so a test can compare message objects.
 """
 
 from __future__ import annotations
 
 import json
+import math
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -93,14 +94,19 @@ DeviceMessage = (
 
 # Real devices never send more than 65535 bytes in a frame; a longer text frame is not a message.
 MAX_TEXT_BYTES = 65536
+# The firmware's messages nest a few levels deep (an MCP tool's schema is the deepest); anything
+# much deeper is not a message, and a deep one would exhaust the stack of code that walks it.
+MAX_NESTING = 32
 _AUDIO_RANGES = {"sample_rate": (8000, 48000), "channels": (1, 2), "frame_duration": (2, 120)}
 
 
 def _int_field(obj: dict[str, Any], key: str, default: int) -> int | str:
     """An integer field, its default when absent, or a reason string when mistyped."""
     value = obj.get(key, default)
-    if isinstance(value, bool) or not isinstance(value, int | float) or value != int(value):
-        return f"audio_params.{key} must be a number, got {value!r}"
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return f"audio_params.{key} must be a number, got {_short(value)}"
+    if isinstance(value, float) and (not math.isfinite(value) or not value.is_integer()):
+        return f"audio_params.{key} must be a whole number, got {_short(value)}"
     low, high = _AUDIO_RANGES[key]
     if not low <= int(value) <= high:
         return f"audio_params.{key}={value} is outside {low}..{high}"
@@ -110,23 +116,23 @@ def _int_field(obj: dict[str, Any], key: str, default: int) -> int | str:
 def _parse_hello(obj: dict[str, Any]) -> Hello | Invalid:
     version = obj.get("version")
     if version is not None and (isinstance(version, bool) or not isinstance(version, int)):
-        return Invalid(f"hello.version must be a number, got {version!r}")
+        return Invalid(f"hello.version must be a number, got {_short(version)}")
     transport = obj.get("transport")
     if transport is not None and not isinstance(transport, str):
-        return Invalid(f"hello.transport must be a string, got {transport!r}")
+        return Invalid(f"hello.transport must be a string, got {_short(transport)}")
     features = obj.get("features")
     if features is None:
         features = {}
     if not isinstance(features, dict):
-        return Invalid(f"hello.features must be an object, got {features!r}")
+        return Invalid(f"hello.features must be an object, got {_short(features)}")
     raw = obj.get("audio_params")
     if raw is None:
         raw = {}
     if not isinstance(raw, dict):
-        return Invalid(f"hello.audio_params must be an object, got {raw!r}")
+        return Invalid(f"hello.audio_params must be an object, got {_short(raw)}")
     fmt = raw.get("format", "opus")
     if fmt != "opus":
-        return Invalid(f"hello.audio_params.format {fmt!r} is not supported (only opus)")
+        return Invalid(f"hello.audio_params.format {_short(fmt)} is not supported (only opus)")
     values: dict[str, int] = {}
     for key, default in (("sample_rate", 16000), ("channels", 1), ("frame_duration", 60)):
         got = _int_field(raw, key, default)
@@ -141,16 +147,16 @@ def _parse_listen(obj: dict[str, Any]) -> DeviceMessage:
     if state == "start":
         mode = obj.get("mode", "auto")
         if mode not in LISTEN_MODES:
-            return Invalid(f"listen start with unknown mode {mode!r}")
+            return Invalid(f"listen start with unknown mode {_short(mode)}")
         return ListenStart(mode)
     if state == "stop":
         return ListenStop()
     if state == "detect":
         text = obj.get("text", "")
         if not isinstance(text, str):
-            return Invalid(f"listen detect text must be a string, got {text!r}")
+            return Invalid(f"listen detect text must be a string, got {_short(text)}")
         return ListenDetect(text)
-    return Invalid(f"listen with unknown state {state!r}")
+    return Invalid(f"listen with unknown state {_short(state)}")
 
 
 def parse_device_message(text: str | bytes) -> DeviceMessage:
@@ -162,11 +168,15 @@ def parse_device_message(text: str | bytes) -> DeviceMessage:
         obj = json.loads(text)
     except (ValueError, UnicodeDecodeError) as exc:
         return Invalid(f"malformed JSON ({exc.__class__.__name__}: {str(exc)[:80]})")
+    except RecursionError:
+        return Invalid(f"JSON nested more than {MAX_NESTING} levels deep")
+    if nesting_exceeds(obj, MAX_NESTING):
+        return Invalid(f"JSON nested more than {MAX_NESTING} levels deep")
     if not isinstance(obj, dict):
         return Invalid(f"JSON is a {type(obj).__name__}, not an object")
     kind = obj.get("type")
     if not isinstance(kind, str):
-        return Invalid(f"message without a string type ({kind!r})")
+        return Invalid(f"message without a string type ({_short(kind)})")
     if kind == "hello":
         hello = _parse_hello(obj)
         return Invalid(hello.reason, "hello") if isinstance(hello, Invalid) else hello
@@ -190,52 +200,123 @@ def parse_device_message(text: str | bytes) -> DeviceMessage:
         )
     if kind == "goodbye":
         return Goodbye()
-    return Invalid(f"unknown message type {kind!r}")
+    return Invalid(f"unknown message type {_short(kind)}")
+
+
+def nesting_exceeds(value: Any, limit: int) -> bool:
+    """Whether a parsed JSON value nests deeper than `limit` (walked without recursion)."""
+    stack = [(value, 1)]
+    while stack:
+        item, depth = stack.pop()
+        if isinstance(item, dict):
+            children: Any = item.values()
+        elif isinstance(item, list):
+            children = item
+        else:
+            continue
+        if depth > limit:
+            return True
+        stack.extend((child, depth + 1) for child in children)
+    return False
+
+
+def _short(value: Any) -> str:
+    """A value as shown in a log line: its repr, cut short."""
+    text = repr(value)
+    return text if len(text) <= 60 else f"{text[:57]}... ({len(text)} chars)"
 
 
 # --- server → device -------------------------------------------------------------------------
+# Each message is a small dataclass; `to_json()` gives its fields as the firmware reads them.
+# The session id, which every server message carries, is added by `encode` when it is sent.
 
 
-def server_hello(session_id: str, audio: AudioParams) -> dict[str, Any]:
-    # `transport` is mandatory: firmware ignores a hello without the right one and dereferences
-    # a null pointer when it is missing.
-    return {
-        "type": "hello",
-        "transport": "websocket",
-        "session_id": session_id,
-        "audio_params": audio.to_json(),
-    }
+@dataclass(frozen=True, slots=True)
+class ServerHello:
+    audio_params: AudioParams
+
+    def to_json(self) -> dict[str, Any]:
+        # `transport` is mandatory: firmware ignores a hello without the right one and
+        # dereferences a null pointer when it is missing.
+        return {
+            "type": "hello",
+            "transport": "websocket",
+            "audio_params": self.audio_params.to_json(),
+        }
 
 
-def stt(session_id: str, text: str) -> dict[str, Any]:
-    return {"session_id": session_id, "type": "stt", "text": text}
+@dataclass(frozen=True, slots=True)
+class Stt:
+    """What the server heard the user say (shown on the device's screen)."""
+
+    text: str
+
+    def to_json(self) -> dict[str, Any]:
+        return {"type": "stt", "text": self.text}
 
 
-def llm_emotion(session_id: str, emotion: str, text: str = "") -> dict[str, Any]:
-    return {"session_id": session_id, "type": "llm", "text": text, "emotion": emotion}
+@dataclass(frozen=True, slots=True)
+class LlmEmotion:
+    emotion: str
+    text: str = ""
+
+    def to_json(self) -> dict[str, Any]:
+        return {"type": "llm", "text": self.text, "emotion": self.emotion}
 
 
-def tts_start(session_id: str) -> dict[str, Any]:
-    return {"session_id": session_id, "type": "tts", "state": "start"}
+@dataclass(frozen=True, slots=True)
+class TtsStart:
+    def to_json(self) -> dict[str, Any]:
+        return {"type": "tts", "state": "start"}
 
 
-def tts_sentence(session_id: str, text: str) -> dict[str, Any]:
-    return {"session_id": session_id, "type": "tts", "state": "sentence_start", "text": text}
+@dataclass(frozen=True, slots=True)
+class TtsSentence:
+    """The sentence whose audio follows (shown as a subtitle)."""
+
+    text: str
+
+    def to_json(self) -> dict[str, Any]:
+        return {"type": "tts", "state": "sentence_start", "text": self.text}
 
 
-def tts_stop(session_id: str) -> dict[str, Any]:
-    return {"session_id": session_id, "type": "tts", "state": "stop"}
+@dataclass(frozen=True, slots=True)
+class TtsStop:
+    def to_json(self) -> dict[str, Any]:
+        return {"type": "tts", "state": "stop"}
 
 
-def mcp(session_id: str, payload: dict[str, Any]) -> dict[str, Any]:
-    return {"session_id": session_id, "type": "mcp", "payload": payload}
+@dataclass(frozen=True, slots=True)
+class McpRequest:
+    """A JSON-RPC payload for the device's MCP server (we are its client)."""
+
+    payload: dict[str, Any]
+
+    def to_json(self) -> dict[str, Any]:
+        return {"type": "mcp", "payload": self.payload}
 
 
-def iot_command(
-    session_id: str, thing: str, method: str, parameters: dict[str, Any]
-) -> dict[str, Any]:
-    command = {"name": thing, "method": method, "parameters": parameters}
-    return {"session_id": session_id, "type": "iot", "commands": [command]}
+@dataclass(frozen=True, slots=True)
+class IotCommand:
+    """A method call on a legacy IoT "thing" (firmware before 1.8)."""
+
+    thing: str
+    method: str
+    parameters: dict[str, Any]
+
+    def to_json(self) -> dict[str, Any]:
+        command = {"name": self.thing, "method": self.method, "parameters": self.parameters}
+        return {"type": "iot", "commands": [command]}
+
+
+ServerMessage = (
+    ServerHello | Stt | LlmEmotion | TtsStart | TtsSentence | TtsStop | McpRequest | IotCommand
+)
+
+
+def encode(message: ServerMessage, session_id: str) -> str:
+    """The text frame that carries `message` in session `session_id`."""
+    return dumps({"session_id": session_id, **message.to_json()})
 
 
 def dumps(message: dict[str, Any]) -> str:

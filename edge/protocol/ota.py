@@ -28,7 +28,7 @@ def parse_request(headers: dict[str, str], body: bytes) -> OtaRequest:
     if body:
         try:
             parsed = json.loads(body)
-        except (ValueError, UnicodeDecodeError):
+        except (ValueError, UnicodeDecodeError, RecursionError):
             parsed = None
         if isinstance(parsed, dict):
             info = parsed

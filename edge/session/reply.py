@@ -11,59 +11,39 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
-from dataclasses import dataclass, field
 
+from edge.assistant.fixed_texts import APOLOGY
 from edge.audio.opus import OpusEncoder
 from edge.config import AudioConfig
 from edge.engines.tts import TtsEngine
-from edge.protocol import messages
+from edge.protocol.messages import LlmEmotion, TtsSentence, TtsStart, TtsStop
 from edge.sentences import SentenceSplitter
-from edge.session.connection import DeviceConnection
+from edge.session.link import DeviceLink
 from edge.session.pacer import Pacer
+from edge.session.timings import TurnTimings
 
-APOLOGY = "Sorry, I could not come up with an answer just now."
 _END = object()
 
 
-@dataclass
-class TurnTimings:
-    """Monotonic timestamps of one turn's stages, reported relative to the end of speech."""
-
-    end_of_speech: float = field(default_factory=time.monotonic)
-    asr_done: float | None = None
-    llm_first_token: float | None = None
-    tts_first_audio: float | None = None
-    first_frame_sent: float | None = None
-
-    def summary(self) -> str:
-        def ms(t: float | None) -> str:
-            return "-" if t is None else f"{(t - self.end_of_speech) * 1000:.0f}ms"
-
-        return (
-            f"asr {ms(self.asr_done)}, llm first token {ms(self.llm_first_token)}, "
-            f"first tts audio {ms(self.tts_first_audio)}, first frame {ms(self.first_frame_sent)}"
-        )
-
-
 class ReplySpeaker:
+    """Speaks the replies of one device (see the module docstring)."""
+
     def __init__(
         self,
-        conn: DeviceConnection,
-        session_id: str,
+        link: DeviceLink,
         tts: TtsEngine,
         encoder: OpusEncoder,
         audio: AudioConfig,
         emotion: str,
         on_error: Callable[[str], None] = lambda _kind: None,
     ) -> None:
-        self.conn = conn
-        self.session_id = session_id
+        self.link = link
         self.tts = tts
         self.encoder = encoder
         self.audio = audio
         self.emotion = emotion
         self.on_error = on_error  # counts failures by kind (the server's error metrics)
-        self.log = conn.log
+        self.log = link.log
 
     async def speak(
         self,
@@ -72,14 +52,17 @@ class ReplySpeaker:
         on_started: Callable[[], object] = lambda: None,
         ready: Callable[[], Awaitable[None]] | None = None,
         fixed: bool = False,
+        spoken: list[str] | None = None,
     ) -> str:
         """Speak streamed text; return what was actually spoken (sentence texts, joined).
 
         Writing and synthesis start at once; the device hears nothing (not even `tts start`)
         until `ready` returns: a held answer waits there for its confirmation, with at most a
         few sentences written ahead. Cancelled before that, nothing was sent. `fixed` text (not
-        the model's: greeting, farewell) is spoken from pre-rendered packets, kept for reuse."""
-        spoken: list[str] = []
+        the model's: greeting, farewell) is spoken from pre-rendered packets, kept for reuse.
+        `spoken` collects each sentence once it has been sent, so a caller whose reply is cut
+        short (abort, barge-in) still knows what the device played."""
+        spoken = [] if spoken is None else spoken
         sentences: asyncio.Queue[object] = asyncio.Queue(maxsize=8)
         audio: asyncio.Queue[object] = asyncio.Queue(maxsize=2)  # backpressure on synthesis
         async with asyncio.TaskGroup() as group:
@@ -101,20 +84,20 @@ class ReplySpeaker:
         on_started: Callable[[], object],
         spoken: list[str],
     ) -> None:
-        if not await self.conn.send_json(messages.tts_start(self.session_id)):
+        if not await self.link.send(TtsStart()):
             return
         on_started()
         started = time.monotonic()
         pacer = Pacer(self.audio.frame_duration_ms, self.audio.pacing_lead_frames)
         finished = False
         try:
-            await self.conn.send_json(messages.llm_emotion(self.session_id, self.emotion))
+            await self.link.send(LlmEmotion(self.emotion))
             finished = await self._play(audio, pacer, started, timings, spoken)
         finally:
             if finished:
                 await pacer.wait_played(self.audio.stop_margin_ms / 1000.0)
             # Also on abort/cancel: awaiting a send here is safe, it cannot raise.
-            await self.conn.send_json(messages.tts_stop(self.session_id))
+            await self.link.send(TtsStop())
 
     async def _write(
         self, pieces: AsyncIterator[str], out: asyncio.Queue[object], timings: TurnTimings
@@ -180,11 +163,11 @@ class ReplySpeaker:
         send returns, and "sent" must never come after "received".
         """
         if timings.first_frame_sent is not None:
-            return self.conn.send_audio
+            return self.link.send_audio
 
         async def send_first(packet: bytes) -> bool:
             timings.first_frame_sent = time.monotonic()
-            return await self.conn.send_audio(packet)
+            return await self.link.send_audio(packet)
 
         return send_first
 
@@ -202,7 +185,7 @@ class ReplySpeaker:
             assert isinstance(item, tuple)
             sentence: str = item[0]
             packets: list[bytes] = item[1]
-            if not await self.conn.send_json(messages.tts_sentence(self.session_id, sentence)):
+            if not await self.link.send(TtsSentence(sentence)):
                 return False
             # The device drops audio that arrives before it has processed `tts start`.
             wait = started + gap - time.monotonic()
@@ -218,12 +201,3 @@ class ReplySpeaker:
 async def fixed_text(text: str) -> AsyncIterator[str]:
     """A text source that is not a model (greetings, farewells)."""
     yield text
-
-
-def phrase_sentences(*texts: str) -> list[str]:
-    """The sentences fixed texts are spoken in, split as the speaker splits them."""
-    out: list[str] = []
-    for text in texts:
-        splitter = SentenceSplitter()
-        out += [*splitter.push(text), *splitter.finish()]
-    return out

@@ -11,6 +11,7 @@ import asyncio
 import http
 import time
 import uuid
+from collections.abc import Callable
 
 from loguru import logger
 from websockets.asyncio.server import Server, ServerConnection, serve
@@ -18,14 +19,14 @@ from websockets.exceptions import ConnectionClosed
 from websockets.http11 import Request, Response
 
 from edge.config import Config
+from edge.faults import FaultLog
 from edge.protocol import messages
 from edge.protocol.framing import SUPPORTED_VERSIONS
-from edge.protocol.messages import AudioParams, Hello, Invalid
+from edge.protocol.messages import AudioParams, Hello, Invalid, ServerHello
 from edge.security.admission import Admission
 from edge.services import Services
-from edge.session.connection import DeviceConnection
-from edge.session.faults import FaultLog
 from edge.session.session import DeviceSession
+from edge.transport.connection import WebSocketLink
 from edge.transport.http_server import VISION_PATH
 from edge.transport.identity import DeviceIdentity, identify
 
@@ -33,10 +34,18 @@ MAX_FRAME_BYTES = 1 << 20  # websockets closes with 1009 above this; devices sen
 
 
 class DeviceServer:
-    def __init__(self, config: Config, services: Services, admission: Admission) -> None:
+    def __init__(
+        self,
+        config: Config,
+        services: Services,
+        admission: Admission,
+        http_port: Callable[[], int] = lambda: 0,
+    ) -> None:
+        """`http_port`: where the HTTP side listens (for the vision URL given to devices)."""
         self.config = config
         self.services = services
         self.admission = admission
+        self.http_port = http_port
         self.sessions: dict[str, DeviceSession] = {}  # by device label
         self.connections = 0
         self._server: Server | None = None
@@ -123,20 +132,14 @@ class DeviceServer:
         if hello is None:
             return
         version = self._framing_version(identity, hello, faults)
-        conn = DeviceConnection(ws, identity.label, version)
-        session_id = str(uuid.uuid4())
-        reply = messages.server_hello(
-            session_id,
-            AudioParams(
-                "opus",
-                self.config.audio.downlink_sample_rate,
-                1,
-                self.config.audio.frame_duration_ms,
-            ),
+        link = WebSocketLink(ws, identity.label, version, faults, session_id=str(uuid.uuid4()))
+        audio = self.config.audio
+        reply = ServerHello(
+            AudioParams("opus", audio.downlink_sample_rate, 1, audio.frame_duration_ms)
         )
-        if not await conn.send_json(reply):
+        if not await link.send(reply):
             return
-        conn.log.info(
+        link.log.info(
             "connected in {:.1f} ms: client {} framing v{} uplink {} Hz/{} ms mcp={}",
             (time.monotonic() - connected) * 1000,
             identity.client_id or "-",
@@ -146,21 +149,15 @@ class DeviceServer:
             hello.mcp,
         )
         session = DeviceSession(
-            conn,
-            hello,
-            self.services,
-            self.config,
-            session_id,
-            identity.device_id,
-            self._vision_url(ws),
+            link, hello, self.services, self.config, identity.device_id, self._vision_url(ws)
         )
         self._replace(identity.label, session)
         try:
-            await session.run(ws)
+            await session.run()
         finally:
             if self.sessions.get(identity.label) is session:
                 del self.sessions[identity.label]
-            conn.log.info("disconnected after {} turns", session.turns_answered)
+            link.log.info("disconnected after {} turns", session.turns_answered)
 
     def _vision_url(self, ws: ServerConnection) -> str:
         # The host the device used to reach us is reachable from the LAN by definition.
@@ -169,22 +166,22 @@ class DeviceServer:
         if not host:
             address = ws.local_address
             host = str(address[0]) if address else "127.0.0.1"
-        return f"http://{host}:{self.services.http_port}{VISION_PATH}"
+        return f"http://{host}:{self.http_port()}{VISION_PATH}"
 
     async def speak_to(self, device_id: str, text: str) -> bool:
         """Server-initiated speech to a connected device; False if it is not connected."""
         session = self.sessions.get(device_id)
-        if session is None or session.conn.closed:
+        if session is None or session.link.closed:
             return False
         return await session.speak_proactive(text)
 
     def _replace(self, label: str, session: DeviceSession) -> None:
         old = self.sessions.get(label)
         self.sessions[label] = session
-        if old is not None and not old.conn.closed:
+        if old is not None and not old.link.closed:
             # A device opens a new socket only after giving up on the old one (120 s rule).
             old.log.info("replaced by a newer connection from the same device; closing")
-            task = asyncio.create_task(old.conn.close("replaced by a newer connection"))
+            task = asyncio.create_task(old.link.close("replaced by a newer connection"))
             self._housekeeping.add(task)
             task.add_done_callback(self._housekeeping.discard)
 
@@ -197,7 +194,7 @@ class DeviceServer:
                     frame = await ws.recv()
             except TimeoutError:
                 faults("no hello", f"nothing usable within {self.config.session.hello_timeout_s} s")
-                await DeviceConnection(ws, "", 1).close("hello expected")
+                await WebSocketLink(ws, "", 1, faults).close("hello expected")
                 return None
             except ConnectionClosed:
                 return None

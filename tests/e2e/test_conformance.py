@@ -245,7 +245,10 @@ async def test_08_09_10_auto_turn_order_pacing_and_gap(
         e.t for e in dev.events[mark:] if e.message and e.message.get("state") == "start"
     )
     gap = server.server.config.audio.gap_after_tts_start_ms / 1000
-    assert audio[0].t - start_t >= gap
+    # Measured where the device receives them: a busy machine may deliver `tts start` a few
+    # ms late (what matters, audio never beating the device's state change, is checked by
+    # the bracket's dropped_not_speaking == 0).
+    assert audio[0].t - start_t >= gap - 0.02
     await dev.drop()
 
 

@@ -5,10 +5,10 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from edge.assistant.prompt import PromptBuilder
 from edge.audio.pcm import resample, to_float
-from edge.session.answer import AnswerWriter
 from edge.sim.device import SimDevice
-from edge.tools.registry import ToolContext, ToolSet
+from edge.tools.registry import ToolSet
 from tests.e2e.scenario import assert_reply_bracket, auto_turn, manual_turn, texts
 from tests.helpers import BECKETT_TEXT, Running, ServerThread, word_error_rate, words
 
@@ -87,8 +87,8 @@ async def test_the_next_prompt_is_read_while_the_answer_plays(make_server, speak
     prompt, found = llm._loop.placed[-1]
     assert 0 < prompt - found <= 40, (prompt, found)
     session = server.server.devices.sessions[dev.device_id]
-    writer = AnswerWriter(llm, server.server.config, ToolSet([]), ToolContext(""), session.log)
-    ahead = writer.prompt_ahead(session.history, session.summary)
+    builder = PromptBuilder(server.server.config, ToolSet([]))
+    ahead = builder.ahead(session.conversation.history(), session.conversation.summary)
     read = server.harness.call(llm.prefetch(*ahead))
     await dev.drop()
     # Left for the next turn: nothing, or the clock's minute if it turned meanwhile.

@@ -89,7 +89,7 @@ async def test_a_held_answer_calls_a_device_tool_only_once_the_turn_is_confirmed
     # Once the device's tool list has been read into the model: answers are held only when
     # the model is free.
     llm, services = server.harness.engines.llm, server.server.services
-    await wait_until(lambda: "set_volume" in str(services.warmed_tools) and not llm.busy)
+    await wait_until(lambda: "set_volume" in str(services.warmer.warmed) and not llm.busy)
     mark = await auto_turn(dev, speak("Turn the volume down to 30."))
     await dev.wait_played()
     held = await _held_counts(server.http_url)

@@ -10,10 +10,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from edge.memory.summaries import _grounded
-from edge.session.answer import AnswerWriter
+from edge.assistant.prompt import PromptBuilder
+from edge.assistant.summarizer import _grounded
 from edge.sim.device import SimDevice
-from edge.tools.registry import ToolContext, ToolSet
+from edge.tools.registry import ToolSet
 from tests.e2e.scenario import auto_turn, texts
 from tests.helpers import Running, ServeProcess, words
 
@@ -119,15 +119,10 @@ async def test_a_summary_is_written_after_the_session(make_server, speak, greedy
     await device.connect()
     await asyncio.sleep(0.5)
     session = running.server.devices.sessions[device_id]
-    assert session.summary == "The user is called Bob."
-    writer = AnswerWriter(
-        running.harness.engines.llm,
-        running.server.config,
-        ToolSet([]),
-        ToolContext(device_id),
-        session.log,
-    )
-    prompt = writer.messages("What is my name?", session.history, session.summary)
+    conversation = session.conversation
+    assert conversation.summary == "The user is called Bob."
+    builder = PromptBuilder(running.server.config, ToolSet([]))
+    prompt = builder.messages("What is my name?", conversation.history(), conversation.summary)
     assert prompt[0] == {"role": "system", "content": running.server.config.llm.system_prompt}
     assert prompt[1]["role"] == "system" and "The user is called Bob." in prompt[1]["content"]
     assert prompt[-1] == {"role": "user", "content": "What is my name?"}

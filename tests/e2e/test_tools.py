@@ -9,8 +9,8 @@ from typing import Any
 
 import pytest
 
+from edge.assistant.fixed_texts import TOOL_FAILED, TOOL_TIMEOUT
 from edge.bench.tool_calls import says_now
-from edge.session.answer import TOOL_FAILED, TOOL_TIMEOUT
 from edge.sim.device import SimDevice
 from tests.e2e.scenario import assert_reply_bracket, auto_turn, texts
 from tests.helpers import Running
@@ -49,7 +49,7 @@ async def test_22_mcp_handshake_lists_both_pages(server: Running) -> None:
             ("tools/list", "self.screen.set_brightness"),
         ]
         session = server.server.devices.sessions["aa:bb:cc:00:22:01"]
-        tools = server.harness.call(session._toolset())
+        tools = server.harness.call(session.tools.toolset())
         offered = [spec["function"]["name"] for spec in tools.specs()]
         assert offered[-4:] == [
             "self_get_device_status",
@@ -94,7 +94,7 @@ async def test_23_volume_by_voice_then_a_failing_and_a_hanging_tool(
     assert " ".join(texts(hanging, "sentence", mark)) == TOOL_TIMEOUT
     assert_reply_bracket(hanging, mark)
     session = running.server.devices.sessions["aa:bb:cc:00:23:03"]
-    assert session.mcp is not None and session.mcp._pending == {}
+    assert session.tools.mcp is not None and session.tools.mcp._pending == {}
     await hanging.drop()
 
     failures = [
@@ -118,7 +118,8 @@ async def test_24_a_turn_before_the_tool_list_waits_a_bounded_time(
     assert any("device tools not listed yet" in line["message"] for line in log_lines)
     device.release_mcp_list()
     session = running.server.devices.sessions["aa:bb:cc:00:24:01"]
-    await _wait(lambda: session.mcp is not None and len(session.mcp.tools) == 4)
+    mcp = session.tools.mcp
+    await _wait(lambda: mcp is not None and len(mcp.tools) == 4)
     await device.drop()
 
 

@@ -21,11 +21,12 @@ import pytest
 from aiohttp import web
 
 from edge.app import EdgeServer
+from edge.assistant.answer import AnswerWriter
+from edge.assistant.prompt import PromptBuilder
 from edge.config import with_overrides
 from edge.engines.llm.openai import OpenAiLlm
 from edge.engines.loader import resolve_models
 from edge.errors import LlmUnavailable
-from edge.session.answer import AnswerWriter
 from edge.sim.device import SimDevice
 from edge.tools.registry import ToolContext, ToolSet
 from tests.e2e.scenario import assert_reply_bracket, texts, wait_log
@@ -115,8 +116,8 @@ def test_a_device_turn_with_a_tool_call_goes_through_the_remote_model(
         await dev.connect()
         await wait_until(lambda: bool(server.devices.sessions), 10)
         session = next(iter(server.devices.sessions.values()))
-        assert session.mcp is not None
-        await asyncio.wait_for(session.mcp.ready.wait(), 10)
+        assert session.tools.mcp is not None
+        await asyncio.wait_for(session.tools.mcp.ready.wait(), 10)
         marks = []
         for text in ("Turn the volume down to 30.", "What is the capital of France?"):
             mark = len(dev.events)
@@ -196,9 +197,11 @@ def test_structured_tool_calls_are_read_like_written_ones(harness: ServerThread)
         device = SimMcpServer()
         client = McpLoopback(device, log=logger).client
         await client.start()
-        writer = AnswerWriter(llm, config, ToolSet(client.tools), ToolContext("x"), logger)
+        tools = ToolSet(client.tools)
+        writer = AnswerWriter(llm, config, tools, ToolContext("x"), logger)
+        messages = PromptBuilder(config, tools).messages("Volume 30", [], "")
         try:
-            spoken = "".join([p async for p in writer.pieces(writer.messages("Volume 30", [], ""))])
+            spoken = "".join([p async for p in writer.pieces(messages)])
         finally:
             client.close()
             llm.close()

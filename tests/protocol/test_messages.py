@@ -97,7 +97,7 @@ def test_device_messages() -> None:
 
 
 def test_server_hello_always_has_transport() -> None:
-    hello = m.server_hello("s1", m.AudioParams(sample_rate=24000))
+    hello = json.loads(m.encode(m.ServerHello(m.AudioParams(sample_rate=24000)), "s1"))
     assert hello["transport"] == "websocket" and hello["session_id"] == "s1"
     assert hello["audio_params"] == {
         "format": "opus",
@@ -109,5 +109,27 @@ def test_server_hello_always_has_transport() -> None:
 
 def test_dumps_is_valid_utf8_json_for_any_text() -> None:
     for text in ['say "hi" \\ 🙂 你好 <tag>', "lone \udcff surrogate"]:
-        out = m.dumps(m.tts_sentence("s", text))
+        out = m.encode(m.TtsSentence(text), "s")
         assert json.loads(out.encode("utf-8"))["text"] == text
+
+
+def test_every_server_message_carries_its_type_and_the_session_id() -> None:
+    sent = [
+        (m.Stt("hi"), {"type": "stt", "text": "hi"}),
+        (m.LlmEmotion("happy"), {"type": "llm", "text": "", "emotion": "happy"}),
+        (m.TtsStart(), {"type": "tts", "state": "start"}),
+        (m.TtsSentence("Hello."), {"type": "tts", "state": "sentence_start", "text": "Hello."}),
+        (m.TtsStop(), {"type": "tts", "state": "stop"}),
+        (m.McpRequest({"id": 1}), {"type": "mcp", "payload": {"id": 1}}),
+        (
+            m.IotCommand("Speaker", "SetVolume", {"volume": 3}),
+            {
+                "type": "iot",
+                "commands": [
+                    {"name": "Speaker", "method": "SetVolume", "parameters": {"volume": 3}}
+                ],
+            },
+        ),
+    ]
+    for message, fields in sent:
+        assert json.loads(m.encode(message, "s9")) == {"session_id": "s9", **fields}

@@ -9,9 +9,10 @@ from typing import Any
 import pytest
 from loguru import logger
 
+from edge.assistant.answer import AnswerWriter
+from edge.assistant.prompt import PromptBuilder
 from edge.config import Config
 from edge.errors import ToolArgumentError
-from edge.session.answer import AnswerWriter
 from edge.tools.builtin import local_now
 from edge.tools.registry import Tool, ToolContext, ToolSet
 from tests.helpers import ServerThread
@@ -49,7 +50,8 @@ def _volume_tool(handler: Any, maximum: int = 100, terminal: bool = False) -> To
 
 def _answer(harness: ServerThread, writer: AnswerWriter, prompt: str) -> str:
     async def run() -> str:
-        return "".join([p async for p in writer.pieces(writer.messages(prompt, [], ""))])
+        messages = PromptBuilder(writer.config, writer.tools).messages(prompt, [], "")
+        return "".join([p async for p in writer.pieces(messages)])
 
     return harness.call(run())
 
@@ -146,10 +148,10 @@ def test_a_terminal_tool_ends_with_the_farewell(harness: ServerThread) -> None:
     assert spoken == "See you!" and writer.answer.end_conversation
 
 
-def test_the_clock_comes_after_everything_that_stays_the_same(harness: ServerThread) -> None:
-    writer = _writer(harness, [])
+def test_the_clock_comes_after_everything_that_stays_the_same() -> None:
+    builder = PromptBuilder(Config(), ToolSet([]))
     history = [{"role": "user", "content": "Hi"}, {"role": "assistant", "content": "Hello!"}]
-    prompt = writer.messages("What time is it?", history, "The user is Ann.")
+    prompt = builder.messages("What time is it?", history, "The user is Ann.")
     assert [m["role"] for m in prompt] == [
         "system",
         "system",
@@ -161,5 +163,5 @@ def test_the_clock_comes_after_everything_that_stays_the_same(harness: ServerThr
     clock = prompt[-2]["content"]
     assert clock.startswith("It is now ") and f"{local_now(''):%Y}" in clock
     # The read-ahead reads the clock too: it is part of the prompt before the user's words.
-    ahead, _tools = writer.prompt_ahead(history, "The user is Ann.")
+    ahead, _tools = builder.ahead(history, "The user is Ann.")
     assert ahead == prompt[:-1]

@@ -1,4 +1,4 @@
-from edge.session.faults import MAX_LINES_PER_KIND, FaultLog
+from edge.faults import MAX_LINES_PER_KIND, FaultLog
 
 
 class Recorder:

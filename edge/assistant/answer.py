@@ -19,17 +19,15 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from edge.assistant.fixed_texts import TOOL_FAILED, TOOL_TIMEOUT
 from edge.config import Config
 from edge.engines.llm import LanguageModel
 from edge.errors import ToolArgumentError, ToolError, ToolTimeout
 from edge.sentences import pause_point
 from edge.tools import grammar
-from edge.tools.builtin import local_now, spoken_time
 from edge.tools.parsing import ParsedCall, call_start, embedded_call, parse_tool_call
-from edge.tools.registry import Tool, ToolContext, ToolSet, function_name
+from edge.tools.registry import Tool, ToolContext, ToolSet
 
-TOOL_FAILED = "Sorry, that did not work just now."
-TOOL_TIMEOUT = "Sorry, that is taking too long; please try again later."
 # Plain speech only: no call can start. The answer after a tool result keeps the tools in the
 # prompt (so the cached prefix stays valid) while this grammar keeps the model from calling again.
 SPEECH_ONLY = "root ::= [^{<\\[`\\n ] [^\\n]*"
@@ -78,6 +76,7 @@ class AnswerWriter:
         context: ToolContext,
         log: Any,
         farewell: str = "Goodbye!",
+        before_tool: Callable[[], Awaitable[None]] | None = None,
     ) -> None:
         self.llm = llm
         self.config = config
@@ -87,39 +86,8 @@ class AnswerWriter:
         self.farewell = farewell
         self.answer = Answer()
         self.grammar_mode = config.tools.mode == "grammar" and bool(self.tools)
-        # The clock the last prompt carried: it stays in the history with its turn, so that
-        # the next prompt only adds to this one and the model's cache of it stays valid.
-        self.clock: dict[str, Any] | None = None
         # Awaited before any tool runs: a held answer waits there until its turn is confirmed.
-        self.before_tool: Callable[[], Awaitable[None]] | None = None
-
-    def messages(
-        self, user_text: str, history: list[dict[str, Any]], summary: str
-    ) -> list[dict[str, Any]]:
-        """Shared prefix first (system prompt, tool list), per-device content after it."""
-        system = self.config.llm.system_prompt
-        if self.grammar_mode:
-            system += grammar.instructions(self.tools)
-        prompt: list[dict[str, Any]] = [{"role": "system", "content": system}]
-        if summary:
-            prompt.append(
-                {"role": "system", "content": f"What you remember about this user: {summary}"}
-            )
-        # The clock goes last, after everything that stays the same from turn to turn, so the
-        # cached prompt stays valid (and the read-ahead reads it while the user speaks). Knowing
-        # the time, the small model no longer calls the clock tool for unrelated questions,
-        # nor makes a time up when it has no tools.
-        now = spoken_time(local_now(self.config.tools.timezone))
-        self.clock = {"role": "system", "content": f"It is now {now}."}
-        return [*prompt, *history, self.clock, {"role": "user", "content": user_text}]
-
-    def prompt_ahead(
-        self, history: list[dict[str, Any]], summary: str
-    ) -> tuple[list[dict[str, Any]], list[dict[str, Any]] | None]:
-        """The messages and tools of the next request, up to the user's coming words: what
-        `LanguageModel.prefetch` reads while the user speaks."""
-        tools = self.tools.specs() if self.tools and not self.grammar_mode else None
-        return self.messages("", history, summary)[:-1], tools
+        self.before_tool = before_tool
 
     async def pieces(self, messages: list[dict[str, Any]]) -> AsyncIterator[str]:
         """Speech text as it is written; a tool runs in between when the model calls one."""
@@ -333,40 +301,3 @@ def _repair_prompt(
             "tools with valid arguments, or answer me directly.",
         },
     ]
-
-
-def turn_messages(
-    user_text: str, assistant_text: str, tool_calls: list[dict[str, Any]], grammar_mode: bool
-) -> list[dict[str, Any]]:
-    """One past turn as the model sees it again in later prompts.
-
-    Template mode leaves turns that used tools out: with "the volume has been set" in its
-    history, the 0.5B model (and the 1.5B too) answers the next request in words and calls no
-    tool, announcing a change that never happened (measured: 1 call in 8 requests after the
-    first). Grammar mode keeps them, as JSON like its own output, and then still calls tools
-    (8 in 8)."""
-    if _words(assistant_text) == _words(user_text):
-        # An echo: kept as an answer, the model would echo every question after it. What the
-        # user said still counts ("my name is Alice").
-        return [{"role": "user", "content": user_text}]
-    if not grammar_mode:
-        if tool_calls:
-            return []
-        return [
-            {"role": "user", "content": user_text},
-            {"role": "assistant", "content": assistant_text},
-        ]
-    messages: list[dict[str, Any]] = [{"role": "user", "content": user_text}]
-    for call in tool_calls:
-        name, arguments = function_name(str(call.get("name", ""))), call.get("arguments") or {}
-        text = json.dumps({"tool": name, "arguments": arguments}, ensure_ascii=False)
-        messages.append({"role": "assistant", "content": text})
-        result = call.get("result") if "result" in call else f"error: {call.get('error')}"
-        messages.append({"role": "tool", "content": str(result)})
-    reply = {"tool": "none", "reply": assistant_text}
-    messages.append({"role": "assistant", "content": json.dumps(reply, ensure_ascii=False)})
-    return messages
-
-
-def _words(text: str) -> list[str]:
-    return re.findall(r"\w+", text.lower())

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from edge.session.session import trim_history
+from edge.assistant.history import trim_history
 
 
 def test_the_older_half_is_dropped_at_once_so_the_prompt_only_grows_between_drops() -> None:

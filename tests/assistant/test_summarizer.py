@@ -2,7 +2,7 @@ from __future__ import annotations
 
 import pytest
 
-from edge.memory.summaries import _grounded, _merge, _plausible
+from edge.assistant.summarizer import _grounded, _merge, _plausible
 
 CONVERSATION = "My name is Bob and I love green tea. Nice to meet you, Bob!"
 
@@ -43,7 +43,7 @@ def test_merging_keeps_old_facts_without_repeats() -> None:
 
 
 def test_invented_and_cut_off_sentences_are_dropped() -> None:
-    from edge.memory.summaries import _grounded_sentences
+    from edge.assistant.summarizer import _grounded_sentences
 
     # Recorded from the 0.5B model (cut at the token limit).
     written = (

@@ -1,0 +1,280 @@
+"""A `DeviceSession` driven with scripted engines (no model loads): the messages the device
+receives, in order, for the turns that are hard to reach end to end: early recognition used and
+discarded, a held answer used and dropped, barge-in, abort mid-sentence, a tool call then speech,
+push-to-talk, exit phrases, failing engines."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from typing import Any
+
+from edge.assistant.fixed_texts import APOLOGY
+from edge.engines.llm import Message
+from edge.protocol.messages import LlmEmotion, Stt, TtsSentence, TtsStart, TtsStop
+from edge.sim.mcp_tools import SimMcpServer
+from tests.session.fakes import Audio, last_user_text, make_rig
+
+BRACKET = ["Stt", "TtsStart", "LlmEmotion", "TtsSentence", "Audio", "TtsStop"]
+
+
+def echo(messages: list[Message]) -> str:
+    return f"You said: {last_user_text(messages)}."
+
+
+async def test_a_spoken_question_gets_its_stt_then_a_whole_reply_bracket() -> None:
+    rig = make_rig(echo, texts={10: "what is the capital of France"})
+    rig.start()
+    rig.listen()
+    rig.say(10, quiet=8)
+    await rig.reply_done()
+    assert rig.link.kinds() == BRACKET
+    assert rig.link.messages() == [
+        Stt("what is the capital of France"),
+        TtsStart(),
+        LlmEmotion("neutral"),
+        TtsSentence("You said: what is the capital of France."),
+        TtsStop(),
+    ]
+    assert sum(isinstance(m, Audio) for m in rig.link.sent) == 2
+    await rig.end()
+    assert rig.vad.lent == 0  # the detector went back to the pool
+    [turn] = await _stored(rig)
+    assert (turn.user_text, turn.assistant_text) == (
+        "what is the capital of France",
+        "You said: what is the capital of France.",
+    )
+    await rig.stop()
+
+
+async def test_the_early_text_is_used_when_the_pause_ends_the_utterance() -> None:
+    rig = make_rig(echo, texts={10: "hello there"}, vad={"preemptive_answer": False})
+    rig.start()
+    rig.listen()
+    rig.say(10, quiet=8)
+    await rig.reply_done()
+    assert rig.asr.heard == [10]  # recognised once, at the pause; not again at the end
+    assert rig.link.messages()[0] == Stt("hello there")
+    assert _metric(rig, "edge_early_asr_total", outcome="used") == 1
+    await rig.stop()
+
+
+async def test_the_early_text_is_dropped_when_the_user_speaks_on() -> None:
+    rig = make_rig(
+        echo, texts={5: "turn the", 12: "turn the lights off"}, vad={"preemptive_answer": False}
+    )
+    rig.start()
+    rig.listen()
+    rig.say(5, quiet=3)  # a pause: the speech so far is recognised at once
+    await rig.until(lambda: rig.asr.heard == [5])
+    rig.say(7, quiet=8)  # ... but the user goes on
+    await rig.reply_done()
+    assert rig.link.messages()[0] == Stt("turn the lights off")
+    assert rig.link.messages()[3] == TtsSentence("You said: turn the lights off.")
+    assert _metric(rig, "edge_early_asr_total", outcome="discarded") == 1
+    assert _metric(rig, "edge_early_asr_total", outcome="used") == 1  # the second pause's
+    await rig.stop()
+
+
+async def test_a_held_answer_is_written_at_the_pause_and_heard_once_it_is_confirmed() -> None:
+    rig = make_rig(echo, texts={10: "tell me a joke"})
+    rig.start()
+    rig.listen()
+    rig.say(10, quiet=3)  # the pause: recognised and answered, held back
+    await rig.until(lambda: rig.llm.prompts and rig.tts.said)
+    assert rig.link.kinds() == []  # nothing reaches the device before the hang-over ends
+    assert await _stored(rig) == []  # nor the memory
+    rig.say(0, quiet=5)  # the hang-over ends: the pause was the end
+    await rig.reply_done()
+    assert rig.link.kinds() == BRACKET
+    assert len(rig.llm.prompts) == 1  # the held answer is the answer: written once
+    assert _metric(rig, "edge_held_answers_total", outcome="used") == 1
+    await rig.stop()
+
+
+async def test_a_held_answer_is_dropped_when_the_user_speaks_on() -> None:
+    rig = make_rig(echo, texts={4: "what is", 9: "what is the weather like"})
+    rig.start()
+    rig.listen()
+    rig.llm.hold = asyncio.Event()  # the model is still writing the held answer ...
+    rig.say(4, quiet=3)
+    await rig.until(lambda: len(rig.llm.prompts) == 1)
+    rig.say(5, quiet=0)  # ... when the user speaks on
+    await rig.until(lambda: rig.llm.cancelled == 1)
+    rig.llm.hold.set()
+    rig.say(0, quiet=8)
+    await rig.reply_done()
+    assert rig.link.messages()[0] == Stt("what is the weather like")
+    assert rig.tts.said == ["You said: what is the weather like."]
+    assert _metric(rig, "edge_held_answers_total", outcome="dropped") == 1
+    [turn] = await _stored(rig)
+    assert turn.user_text == "what is the weather like"
+    await rig.stop()
+
+
+async def test_barge_in_stops_the_reply_and_answers_the_new_utterance() -> None:
+    story = "Once upon a time there was a fox. " * 6
+    rig = make_rig(lambda m: story if "story" in last_user_text(m) else echo(m))
+    rig.asr.texts = {10: "tell me a story", 6: "stop"}
+    rig.start()
+    rig.listen("realtime")
+    rig.say(10, quiet=8)
+    await rig.until(lambda: "Audio" in rig.link.kinds())
+    rig.say(6, quiet=8)  # the user talks over the reply
+    await rig.until(lambda: rig.link.kinds().count("TtsStop") == 2)
+    first_stop = rig.link.kinds().index("TtsStop")
+    assert rig.link.kinds()[first_stop + 1 : first_stop + 3] == ["Stt", "TtsStart"]
+    assert Stt("stop") in rig.link.messages()
+    assert len(rig.tts.said) < story.count(".")  # the story was cut short
+    await rig.stop()
+
+
+async def test_abort_mid_sentence_ends_the_bracket_and_keeps_what_was_said() -> None:
+    story = "One. Two. Three. Four. Five. Six. Seven. Eight. Nine. Ten."
+    rig = make_rig(lambda _m: story, texts={10: "count to ten"})
+    rig.start()
+    rig.listen()
+    rig.say(10, quiet=8)
+    await rig.until(lambda: rig.link.kinds().count("TtsSentence") == 2)
+    rig.link.push({"type": "abort", "reason": "wake_word_detected"})
+    await rig.reply_done()
+    kinds = rig.link.kinds()
+    assert kinds[-1] == "TtsStop" and kinds.count("TtsStart") == kinds.count("TtsStop") == 1
+    await rig.end()
+    [turn] = await _stored(rig)
+    assert turn.assistant_text.startswith("One.") and "Ten." not in turn.assistant_text
+    await rig.stop()
+
+
+async def test_a_device_tool_is_called_then_the_result_is_spoken() -> None:
+    def volume(messages: list[Message]) -> str:
+        if any(str(m["content"]).startswith("You called the tool") for m in messages):
+            return "The volume is now 30."
+        call = {"name": "self.audio_speaker.set_volume", "arguments": {"volume": 30}}
+        return f"<tool_call>\n{json.dumps(call)}\n</tool_call>"
+
+    device = SimMcpServer()
+    rig = make_rig(volume, texts={10: "volume thirty"}, mcp=device)
+    rig.start()
+    await rig.until(lambda: rig.session.tools.listed)
+    rig.listen()
+    rig.say(10, quiet=8)
+    await rig.reply_done()
+    assert device.calls == [("self.audio_speaker.set_volume", {"volume": 30})]
+    assert device.volume == 30
+    assert rig.link.kinds() == BRACKET
+    assert rig.link.messages()[3] == TtsSentence("The volume is now 30.")
+    # The device's tools extended the prompt prefix, evaluated as soon as they were listed.
+    assert rig.llm.warmed and "set_volume" in str(rig.llm.warmed[-1])
+    await rig.stop()
+
+
+async def test_push_to_talk_is_answered_at_release_and_a_click_is_not() -> None:
+    rig = make_rig(echo, texts={8: "good morning"})
+    rig.start()
+    rig.listen("manual")
+    rig.say(2)  # 0.12 s: a click
+    rig.link.push({"type": "listen", "state": "stop"})
+    await rig.until(lambda: rig.session.turn.state.value == "idle")
+    assert rig.link.kinds() == [] and rig.asr.heard == []
+    rig.listen("manual")
+    rig.say(8)
+    rig.link.push({"type": "listen", "state": "stop"})
+    await rig.reply_done()
+    assert rig.link.messages()[0] == Stt("good morning")
+    assert rig.session.turn.state.value == "idle"  # manual mode: idle until the next press
+    await rig.stop()
+
+
+async def test_an_exit_phrase_says_the_farewell_and_closes_without_the_model() -> None:
+    rig = make_rig(echo, texts={6: "okay, goodbye"}, session={"farewell": "Bye for now!"})
+    rig.start()
+    rig.listen()
+    rig.say(6, quiet=8)
+    await rig.reply_done()
+    assert rig.link.messages()[3] == TtsSentence("Bye for now!")
+    await asyncio.wait_for(rig.task, 5)  # the session ended: it closed the connection
+    assert rig.link.closed and rig.llm.prompts == []
+    await rig.stop()
+
+
+async def test_a_failing_model_gets_the_apology_in_a_whole_bracket() -> None:
+    def broken(_messages: list[Message]) -> str:
+        raise RuntimeError("the model fell over")
+
+    rig = make_rig(broken, texts={10: "hello"})
+    rig.start()
+    rig.listen()
+    rig.say(10, quiet=8)
+    await rig.reply_done()
+    assert rig.link.kinds() == BRACKET
+    assert rig.link.messages()[3] == TtsSentence(APOLOGY)
+    await rig.stop()
+
+
+async def test_nothing_recognised_is_not_answered_and_the_device_keeps_listening() -> None:
+    rig = make_rig(echo, texts={})  # every clip is heard as no words
+    rig.start()
+    rig.listen()
+    rig.say(10, quiet=8)
+    await rig.until(lambda: len(rig.asr.heard) >= 1)
+    await asyncio.sleep(0.1)
+    assert rig.link.kinds() == [] and rig.llm.prompts == []
+    assert rig.session.turn.state.value == "listening"
+    await rig.stop()
+
+
+async def test_the_next_prompt_is_read_ahead_when_speech_starts_and_after_an_answer() -> None:
+    rig = make_rig(echo, texts={10: "my name is Ann"})
+    rig.start()
+    rig.listen()
+    rig.say(10, quiet=8)
+    await rig.reply_done()
+    await rig.until(lambda: len(rig.llm.read_ahead) >= 2)
+    after_answer = rig.llm.read_ahead[-1]
+    # Read ahead after the answer: the history already holds the turn, as it will be spoken.
+    assert {"role": "user", "content": "my name is Ann"} in after_answer
+    assert {"role": "assistant", "content": "You said: my name is Ann."} in after_answer
+    await rig.stop()
+
+
+async def test_a_new_connection_of_the_same_device_goes_on_with_its_memory() -> None:
+    rig = make_rig(echo, texts={10: "my name is Ann"})
+    rig.start()
+    rig.listen()
+    rig.say(10, quiet=8)
+    await rig.reply_done()
+    rig.link.hang_up()
+    await asyncio.wait_for(rig.task, 5)
+
+    again = make_rig(echo, texts={10: "what is my name"})
+    again.services = rig.services  # the same memory
+    from edge.session.session import DeviceSession
+
+    again.session = DeviceSession(
+        again.link, _hello(), rig.services, rig.config, device_id=rig.link.device_id
+    )
+    again.start()
+    again.listen()
+    again.say(10, quiet=8)
+    await again.reply_done()
+    prompt = rig.llm.prompts[-1] if again.llm.prompts == [] else again.llm.prompts[-1]
+    assert {"role": "user", "content": "my name is Ann"} in prompt
+    await again.stop()
+
+
+async def _stored(rig: Any) -> list[Any]:
+    memory = rig.services.memory
+    return await memory.recent_turns(rig.link.device_id, 10) if memory else []
+
+
+def _metric(rig: Any, name: str, **labels: str) -> float:
+    from tests.helpers import metric_value
+
+    return metric_value(rig.services.metrics.exposition().decode(), name, **labels)
+
+
+def _hello() -> Any:
+    from edge.protocol.messages import AudioParams, Hello
+
+    return Hello(1, "websocket", AudioParams(), {})
