@@ -24,7 +24,7 @@ Check = Callable[[Config], list[str]]
 
 
 def check_models(config: Config) -> list[str]:
-    # Explicit model paths in the config were checked when it loaded (config.validate).
+    # Explicit model paths in the config were checked when it loaded (edge.config.schema).
     from edge.errors import ModelError
     from edge.models.manager import ModelStore, active_profile, profile_problems
 

@@ -1,6 +1,5 @@
 from __future__ import annotations
 
-import dataclasses
 from collections.abc import Iterator
 from typing import Any
 
@@ -51,7 +50,7 @@ def greedy(harness: ServerThread) -> Iterator[None]:
     what the server does with a tool call or a summary should not hang on that."""
     llm = harness.engines.llm
     saved = llm.config
-    llm.config = dataclasses.replace(saved, temperature=0.0)
+    llm.config = saved.replace(temperature=0.0)
     yield
     llm.config = saved
 

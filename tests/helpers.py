@@ -47,7 +47,7 @@ def server_config(**sections: dict[str, Any]) -> Config:
     (the limits have tests of their own)."""
     state = Path(tempfile.mkdtemp(prefix="edge-test-"))
     base = with_overrides(
-        dataclasses.replace(Config(), state_dir=str(state)),
+        Config().replace(state_dir=str(state)),
         server={"host": "127.0.0.1", "port": 0, "http_port": 0},
         memory={"path": str(state / "memory.db"), "summaries": False},
         auth={"attempts_per_minute": 0},

@@ -11,7 +11,6 @@ first segment's transcript.
 from __future__ import annotations
 
 import asyncio
-import dataclasses
 import json
 import re
 from typing import Any
@@ -42,7 +41,7 @@ async def run() -> dict[str, Any]:
         full = {u.name: await engines.asr.transcribe(to_float(u.pcm)) for u in speech}
         rows = []
         for hangover in HANGOVERS_MS:
-            vad = dataclasses.replace(config.vad, end_silence_ms=hangover)
+            vad = config.vad.replace(end_silence_ms=hangover)
             cut_clips, lost, total, delays = 0, 0, 0, []
             for utterance in speech:
                 detector = VadDetector(vad_model, vad)

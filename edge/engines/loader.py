@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import dataclasses
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -85,10 +84,12 @@ def resolve_models(config: Config) -> ModelFiles:
     asr = config.asr
     asr_dir = Path(asr.model_dir) if asr.model_dir else local("asr")
     if not asr.model_dir:
-        asr = dataclasses.replace(
-            asr,
-            engine=models["asr"]["engine"],
-            language=models["asr"].get("language", asr.language),
+        # Unchecked: the profile's engine reads the profile's model folder (`asr_dir`).
+        asr = asr.model_copy(
+            update={
+                "engine": models["asr"]["engine"],
+                "language": models["asr"].get("language", asr.language),
+            }
         )
     return ModelFiles(
         profile=profile,

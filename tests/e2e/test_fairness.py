@@ -4,7 +4,6 @@ second device is answered while the first one's long answer is still being writt
 
 from __future__ import annotations
 
-import dataclasses
 from collections.abc import Iterator
 from typing import Any
 
@@ -23,7 +22,7 @@ def no_yield(harness: Any) -> Iterator[None]:
     the model surely waits until the running answer ends: the queue can be observed."""
     llm = harness.engines.llm
     saved = llm.config
-    llm.config = dataclasses.replace(saved, yield_between_sentences=False, parallel=1)
+    llm.config = saved.replace(yield_between_sentences=False, parallel=1)
     yield
     llm.config = saved
 

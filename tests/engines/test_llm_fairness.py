@@ -9,7 +9,6 @@ Order of events only: no assertion on how long anything took."""
 from __future__ import annotations
 
 import asyncio
-import dataclasses
 from pathlib import Path
 from typing import Any
 
@@ -39,7 +38,7 @@ async def _collect(
 def test_devices_are_answered_side_by_side_while_places_are_free(
     harness: ServerThread, llm: Any
 ) -> None:
-    llm.config = dataclasses.replace(llm.config, temperature=0.0)
+    llm.config = llm.config.replace(temperature=0.0)
 
     async def scenario() -> tuple[list[tuple[str, str]], str, str, int, int]:
         log: list[tuple[str, str]] = []
@@ -69,7 +68,7 @@ def test_a_waiting_device_gets_its_first_sentence_before_a_long_answer_goes_on(
 ) -> None:
     # Greedy: at 0.4 the 0.5B model now and then declines the story in one short sentence, and
     # then there is nothing to share. One place: B has to wait for it.
-    llm.config = dataclasses.replace(llm.config, temperature=0.0, parallel=1)
+    llm.config = llm.config.replace(temperature=0.0, parallel=1)
 
     async def scenario() -> tuple[list[tuple[str, str]], str, str, int]:
         log: list[tuple[str, str]] = []
@@ -110,7 +109,7 @@ def test_a_waiting_device_gets_its_first_sentence_before_a_long_answer_goes_on(
 def test_requests_are_served_in_arrival_order(harness: ServerThread, llm: Any) -> None:
     async def scenario() -> list[str]:
         log: list[tuple[str, str]] = []
-        llm.config = dataclasses.replace(llm.config, yield_between_sentences=False, parallel=1)
+        llm.config = llm.config.replace(yield_between_sentences=False, parallel=1)
         first = asyncio.create_task(_collect(llm, "A", STORY, log, max_tokens=40))
         await wait_until(lambda: bool(log))
         later = []
@@ -128,7 +127,7 @@ def test_requests_are_served_in_arrival_order(harness: ServerThread, llm: Any) -
 
 
 def test_a_cancelled_request_leaves_the_queue_at_once(harness: ServerThread, llm: Any) -> None:
-    llm.config = dataclasses.replace(llm.config, parallel=1)
+    llm.config = llm.config.replace(parallel=1)
 
     async def scenario() -> tuple[int, bool, list[tuple[str, str]], int]:
         log: list[tuple[str, str]] = []
@@ -152,7 +151,7 @@ def test_a_cancelled_request_leaves_the_queue_at_once(harness: ServerThread, llm
 def test_a_full_queue_refuses_at_once(harness: ServerThread, llm: Any) -> None:
     async def scenario() -> tuple[type[BaseException] | None, list[str]]:
         log: list[tuple[str, str]] = []
-        llm.config = dataclasses.replace(llm.config, max_waiting=1, parallel=1)
+        llm.config = llm.config.replace(max_waiting=1, parallel=1)
         long = asyncio.create_task(_collect(llm, "A", STORY, log, max_tokens=40))
         await wait_until(lambda: bool(log))
         queued = asyncio.create_task(_collect(llm, "B", "Say hello.", log, 12))
@@ -182,7 +181,7 @@ def test_a_full_context_fails_one_answer_and_the_others_go_on(
 
     small = LlmEngine(
         Path(llm._llama.model_path),
-        dataclasses.replace(llm.config, context_tokens=512, parallel=2, temperature=0.0),
+        llm.config.replace(context_tokens=512, parallel=2, temperature=0.0),
     )
     filler = {"a": "apple banana cherry " * 145, "b": "river mountain forest " * 145}
 
@@ -212,7 +211,8 @@ def test_a_full_context_fails_one_answer_and_the_others_go_on(
         loop = small._loop
         held = [len(s.tokens) for s in loop.cache.sequences]
         cells = [
-            llama_cpp.llama_memory_seq_pos_max(loop.cache.memory, s.seq) + 1 for s in loop.cache.sequences
+            llama_cpp.llama_memory_seq_pos_max(loop.cache.memory, s.seq) + 1
+            for s in loop.cache.sequences
         ]
     finally:
         small.close()

@@ -5,7 +5,6 @@ Counts of tokens and restores only: no assertion on how long anything took."""
 from __future__ import annotations
 
 import asyncio
-import dataclasses
 from typing import Any
 
 from edge.config import DEFAULT_SYSTEM_PROMPT
@@ -59,7 +58,7 @@ def test_a_paused_answer_resumes_without_reading_its_words_again(
 ) -> None:
     # B has to wait for A's place. Greedy: at 0.4 the story now and then runs on without a
     # sentence end ("A fox, a fox, a fox, ..."), leaving no point to pause at.
-    llm.config = dataclasses.replace(llm.config, parallel=1, temperature=0.0)
+    llm.config = llm.config.replace(parallel=1, temperature=0.0)
 
     async def scenario() -> tuple[int, list[tuple[int, int]], str, str]:
         pauses = llm.pauses
@@ -132,7 +131,7 @@ def test_a_trimmed_history_is_moved_into_place_not_read_again(
     """A history that drops its older turns keeps the newer ones right after the system
     prompt: their cells are moved back into place, not read again, and the model still knows
     what they said."""
-    llm.config = dataclasses.replace(llm.config, temperature=0.0)
+    llm.config = llm.config.replace(temperature=0.0)
     pets = ["a cat", "a dog", "a parrot", "a tortoise", "a rabbit", "a goldfish"]
     turns = [
         [

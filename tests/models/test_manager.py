@@ -4,7 +4,6 @@ small, and the pulled profile loaded by the real ASR engine."""
 
 from __future__ import annotations
 
-import dataclasses
 import os
 import subprocess
 import sys
@@ -71,7 +70,7 @@ def test_pull_verifies_places_and_is_done_once(
     # `use` makes edge serve resolve to the pulled files; the real ASR engine loads them.
     state = tmp_path / "state"
     assert use(store, state, "loopback") == []
-    config = dataclasses.replace(Config(), cache_dir=str(tmp_path / "cache"), state_dir=str(state))
+    config = Config().replace(cache_dir=str(tmp_path / "cache"), state_dir=str(state))
     files = resolve_models(config)
     assert files.profile == "loopback" and files.asr.engine == "sherpa-whisper"
     assert files.voice == store.folder("test-voice") / "voice.onnx"
