@@ -22,36 +22,35 @@ import asyncio
 import contextlib
 import json
 import os
-import platform
 import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-import psutil
 from loguru import logger
 
 from edge.bench.floor import FloorBench, FloorTurn, as_row
+from edge.bench.report import (
+    CONCURRENCY_LIMIT_S,
+    STAGES,
+    Turn,
+    floor_table,
+    machine,
+    ms,
+    print_report,
+    rounded,
+    spread,
+    stage_table,
+)
 from edge.bench.server import ServerUnderTest
 from edge.bench.utterances import QUESTIONS, RATE, Utterance, recorded, synthesized
 from edge.config import env_name
 from edge.sim.device import SimDevice
 from edge.sim.run import fetch_ota
 
-CONCURRENCY_LIMIT_S = 3.0  # p95 first audio beyond this is not a conversation any more
 TARGET_TALKERS = 4  # always measured (within --max-talkers), whatever the levels before gave
 TURN_TIMEOUT_S = 90.0
-STAGES = ("vad_decision", "asr_done", "llm_first_token", "tts_first_audio", "first_frame_sent")
-STAGE_NAMES = {
-    "vad_decision": "end of speech → VAD decision",
-    "asr_done": "ASR done",
-    "llm_first_token": "LLM first token",
-    "tts_first_audio": "first sentence synthesized",
-    "first_frame_sent": "first audio frame sent",
-    "first_audio": "first audio frame at the device",
-}
 
 
 @dataclass
@@ -71,19 +70,6 @@ class Options:
     real_speech: bool = False  # the shipped human recordings instead of the spoken questions
 
 
-@dataclass
-class Turn:
-    device: str
-    utterance: str
-    end_of_speech: float
-    first_audio: float | None  # seconds after the end of speech
-    stages: dict[str, float]  # server stage → seconds after the end of speech
-    tools: int
-    delivered: bool  # `tts stop` arrived after audio, and the last frame was played
-    overflowed: int  # packets the device dropped: its queue was full (not paced)
-    cut_early: bool  # the server answered before the device finished speaking
-
-
 def _setting_env(settings: list[str]) -> dict[str, str]:
     env = {}
     for item in settings:
@@ -93,14 +79,6 @@ def _setting_env(settings: list[str]) -> dict[str, str]:
             raise SystemExit(f"edge bench: --set wants section.key=value, not {item!r}")
         env[env_name(section, name)] = value
     return env
-
-
-def percentile(values: list[float], q: float) -> float | None:
-    return float(np.percentile(values, q)) if values else None
-
-
-def _spread(values: list[float]) -> dict[str, float | None]:
-    return {"p50": percentile(values, 50), "p95": percentile(values, 95), "n": len(values)}
 
 
 # --- the floor -----------------------------------------------------------------------------
@@ -217,7 +195,7 @@ async def _one_talker(
         for index in range(turns):
             turn = await _turn(server, device, speech[index % len(speech)])
             results.append(turn)
-            say(f"  turn {index + 1}/{turns} {turn.utterance!r}: {_ms(turn.first_audio)}")
+            say(f"  turn {index + 1}/{turns} {turn.utterance!r}: {ms(turn.first_audio)}")
     finally:
         await device.drop()
     return results
@@ -267,7 +245,7 @@ async def _idle_cost(
             "rss_mb_with": idle_rss,
             "rss_mb_added": idle_rss - base_rss,
         }
-    say(f"  {count} idle devices connected: {json.dumps(_rounded(figures))}")
+    say(f"  {count} idle devices connected: {json.dumps(rounded(figures))}")
     return figures, devices
 
 
@@ -288,14 +266,14 @@ async def _concurrency(
                     *(_turn(server, talkers[k], picks[k]) for k in range(count))
                 )
             all_turns += turns
-            spread = _spread([t.first_audio for t in turns if t.first_audio is not None])
+            audio = spread([t.first_audio for t in turns if t.first_audio is not None])
             delivered = sum(t.delivered for t in turns)
             levels.append(
                 {
                     "talkers": count,
-                    "first_audio": spread,
+                    "first_audio": audio,
                     "stages": {
-                        stage: _spread([t.stages[stage] for t in turns if stage in t.stages])
+                        stage: spread([t.stages[stage] for t in turns if stage in t.stages])
                         for stage in STAGES
                     },
                     "turns": len(turns),
@@ -303,13 +281,13 @@ async def _concurrency(
                     "overflowed_packets": sum(t.overflowed for t in turns),
                 }
             )
-            p95 = spread["p95"]
+            p95 = audio["p95"]
             stage_p50 = ", ".join(
-                f"{stage} {_ms(levels[-1]['stages'][stage]['p50'])}" for stage in STAGES
+                f"{stage} {ms(levels[-1]['stages'][stage]['p50'])}" for stage in STAGES
             )
             say(
-                f"  {count} talking at once: p50 {_ms(spread['p50'])}, "
-                f"p95 {_ms(p95)}, delivered {delivered}/{len(turns)} (p50 by stage: {stage_p50})"
+                f"  {count} talking at once: p50 {ms(audio['p50'])}, "
+                f"p95 {ms(p95)}, delivered {delivered}/{len(turns)} (p50 by stage: {stage_p50})"
             )
             beyond = p95 is None or p95 > CONCURRENCY_LIMIT_S or delivered < len(turns)
             if beyond and count >= TARGET_TALKERS:
@@ -317,115 +295,6 @@ async def _concurrency(
     finally:
         await asyncio.gather(*(t.drop() for t in talkers), return_exceptions=True)
     return levels, all_turns
-
-
-# --- the report --------------------------------------------------------------------------------
-
-
-def _ms(value: float | None) -> str:
-    return "-" if value is None else f"{value * 1000:.0f} ms"
-
-
-def _rounded(value: Any) -> Any:
-    if isinstance(value, float):
-        return round(value, 4)
-    if isinstance(value, dict):
-        return {k: _rounded(v) for k, v in value.items()}
-    if isinstance(value, list):
-        return [_rounded(v) for v in value]
-    return value
-
-
-def _stage_table(turns: list[Turn]) -> dict[str, dict[str, float | None]]:
-    table = {}
-    for stage in STAGES:
-        table[stage] = _spread([t.stages[stage] for t in turns if stage in t.stages])
-    table["first_audio"] = _spread([t.first_audio for t in turns if t.first_audio is not None])
-    return table
-
-
-def _floor_table(floor: list[FloorTurn]) -> dict[str, Any]:
-    return {
-        "vad_decision": _spread([f.vad for f in floor]),
-        "asr_done": _spread([f.text_ready for f in floor]),
-        "llm_first_token": _spread([f.text_ready + f.llm_first_token for f in floor]),
-        "tts_first_audio": _spread([f.text_ready + f.llm_first_clause + f.tts for f in floor]),
-        "first_audio": _spread([f.total for f in floor]),
-        "engines_alone": {
-            "vad": _spread([f.vad for f in floor]),
-            "asr": _spread([f.asr for f in floor]),
-            "llm_first_token": _spread([f.llm_first_token for f in floor]),
-            "llm_first_clause": _spread([f.llm_first_clause for f in floor]),
-            "tts_first_clause": _spread([f.tts for f in floor]),
-        },
-    }
-
-
-def _machine() -> dict[str, Any]:
-    return {
-        "platform": platform.platform(),
-        "machine": platform.machine(),
-        "cpus": os.cpu_count(),
-        "memory_gb": round(psutil.virtual_memory().total / 1e9, 1),
-        "python": platform.python_version(),
-    }
-
-
-def _print_report(report: dict[str, Any]) -> None:
-    print(f"\nedge bench on {report['machine']['machine']}, {report['machine']['cpus']} CPUs")
-    one = report["one_talker"]
-    floor = report.get("floor") or {}
-    print(f"\none talking device, {one['turns']} turns (first turn: {_ms(one['first_turn'])})")
-    print(f"{'stage (from end of speech)':36} {'p50':>8} {'p95':>8} {'floor p50':>10}")
-    for stage in (*STAGES, "first_audio"):
-        row = one["stages"][stage]
-        floor_p50 = (floor.get(stage) or {}).get("p50")
-        print(
-            f"{STAGE_NAMES[stage]:36} {_ms(row['p50']):>8} {_ms(row['p95']):>8} "
-            f"{_ms(floor_p50):>10}"
-        )
-    if report.get("ratio_to_floor") is not None:
-        print(f"pipeline / floor (p50 first audio): {report['ratio_to_floor']:.2f}")
-    for kind in ("plain", "with_tools"):
-        spread = one["by_kind"][kind]
-        if spread["n"]:
-            print(
-                f"  {kind.replace('_', ' ')} turns: p50 {_ms(spread['p50'])}, "
-                f"p95 {_ms(spread['p95'])} ({spread['n']})"
-            )
-    if one["cut_early"]:
-        print(f"  {one['cut_early']} turns answered before the speaker finished (not counted)")
-    engines = floor.get("engines_alone")
-    if engines:
-        print(
-            "engines alone (p50): "
-            + ", ".join(f"{name} {_ms(v['p50'])}" for name, v in engines.items())
-        )
-    memory = report["memory"]
-    print(
-        f"\nserver memory: {memory.get('rss_mb_after_one_talker') or 0:.0f} MB RSS "
-        f"after one talker, {memory.get('rss_mb_end') or 0:.0f} MB at the end"
-    )
-    idle = report.get("idle") or {}
-    if "cpu_percent_of_core_per_device" in idle:
-        print(
-            f"{idle['devices']} idle devices: +{idle['cpu_percent_of_core_added']:.2f} % of one "
-            f"core in all ({idle['cpu_percent_of_core_per_device']:.3f} % each), "
-            f"+{idle['rss_mb_added']:.1f} MB RSS"
-        )
-    if report["concurrency"]:
-        print(
-            "\ntalking at once (with the idle devices connected), "
-            f"{CONCURRENCY_LIMIT_S:.0f} s p95 limit"
-        )
-        for level in report["concurrency"]:
-            spread = level["first_audio"]
-            print(
-                f"  {level['talkers']}: p50 {_ms(spread['p50'])}, p95 {_ms(spread['p95'])}, "
-                f"delivered {level['delivered']}/{level['turns']}, "
-                f"overflowed packets {level['overflowed_packets']}"
-            )
-        print(f"most conversations at once within the limit: {report['max_talkers_within_limit']}")
 
 
 async def run(options: Options) -> dict[str, Any]:
@@ -441,8 +310,8 @@ async def run(options: Options) -> dict[str, Any]:
     speech, floor = await _floor(options, env)
     for f in floor:
         say(
-            f"  {f.name!r}: vad {_ms(f.vad)} text {_ms(f.text_ready)} "
-            f"llm {_ms(f.llm_first_clause)} tts {_ms(f.tts)} = {_ms(f.total)} ({f.first_clause!r})"
+            f"  {f.name!r}: vad {ms(f.vad)} text {ms(f.text_ready)} "
+            f"llm {ms(f.llm_first_clause)} tts {ms(f.tts)} = {ms(f.total)} ({f.first_clause!r})"
         )
     if options.url:
         server = await ServerUnderTest.attach(options.url)
@@ -470,11 +339,11 @@ async def run(options: Options) -> dict[str, Any]:
         if not options.url:
             server.stop()
     counted = [t for t in one if not t.cut_early]
-    stages = _stage_table(counted)
-    floor_table = _floor_table(floor) if floor else None
+    stages = stage_table(counted)
+    floor_figures = floor_table(floor) if floor else None
     ratio = None
-    if floor_table and stages["first_audio"]["p50"] and floor_table["first_audio"]["p50"]:
-        ratio = stages["first_audio"]["p50"] / floor_table["first_audio"]["p50"]
+    if floor_figures and stages["first_audio"]["p50"] and floor_figures["first_audio"]["p50"]:
+        ratio = stages["first_audio"]["p50"] / floor_figures["first_audio"]["p50"]
     within = 0  # the most talkers for which this and every smaller level kept the limit
     for level in levels:
         p95 = level["first_audio"]["p95"]
@@ -482,7 +351,7 @@ async def run(options: Options) -> dict[str, Any]:
             break
         within = level["talkers"]
     report = {
-        "machine": _machine(),
+        "machine": machine(),
         "options": {
             "turns": options.turns,
             "idle": options.idle,
@@ -497,10 +366,8 @@ async def run(options: Options) -> dict[str, Any]:
             "first_turn": one[0].first_audio if one else None,
             "stages": stages,
             "by_kind": {
-                "plain": _spread([t.first_audio for t in counted if t.first_audio and not t.tools]),
-                "with_tools": _spread(
-                    [t.first_audio for t in counted if t.first_audio and t.tools]
-                ),
+                "plain": spread([t.first_audio for t in counted if t.first_audio and not t.tools]),
+                "with_tools": spread([t.first_audio for t in counted if t.first_audio and t.tools]),
             },
             "cut_early": len(one) - len(counted),
             "delivered": sum(t.delivered for t in one),
@@ -516,7 +383,7 @@ async def run(options: Options) -> dict[str, Any]:
                 for t in one
             ],
         },
-        "floor": floor_table,
+        "floor": floor_figures,
         "floor_turns": [as_row(f) for f in floor],
         "ratio_to_floor": ratio,
         "memory": {"rss_mb_after_one_talker": rss_one, "rss_mb_end": rss_end},
@@ -525,14 +392,14 @@ async def run(options: Options) -> dict[str, Any]:
         "max_talkers_within_limit": within,
         "seconds": time.monotonic() - started,
     }
-    return dict(_rounded(report))
+    return dict(rounded(report))
 
 
 def main(options: Options) -> int:
     logger.remove()
     logger.add(sys.stderr, level="WARNING")
     report = asyncio.run(run(options))
-    _print_report(report)
+    print_report(report)
     if options.json_out:
         text = json.dumps(report, ensure_ascii=False, indent=2)
         if options.json_out == "-":

@@ -34,7 +34,8 @@ def identify(path: str, headers: Headers, peer: str) -> DeviceIdentity:
         return (headers.get(name) or query.get(name.lower(), "")).strip()
 
     raw_version = pick("Protocol-Version")
-    version = int(raw_version) if raw_version.isdigit() else None
+    # ASCII digits only: str.isdigit() also accepts "²", which int() refuses.
+    version = int(raw_version) if raw_version.isascii() and raw_version.isdigit() else None
     auth = pick("Authorization")
     token = auth[7:].strip() if auth.lower().startswith("bearer ") else auth
     if auth.lower() == "bearer":
