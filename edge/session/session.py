@@ -19,18 +19,8 @@ from edge.assistant.history import Conversation
 from edge.audio.opus import OpusDecoder, OpusEncoder
 from edge.config import Config
 from edge.errors import OpusError
-from edge.protocol import framing, messages
-from edge.protocol.messages import (
-    Abort,
-    Goodbye,
-    Hello,
-    Invalid,
-    Iot,
-    ListenDetect,
-    ListenStart,
-    ListenStop,
-    Mcp,
-)
+from edge.protocol import framing
+from edge.protocol import messages as m
 from edge.services import Services
 from edge.session.device_tools import DeviceTools
 from edge.session.link import DeviceLink
@@ -52,7 +42,7 @@ class DeviceSession:
     def __init__(
         self,
         link: DeviceLink,
-        hello: Hello,
+        hello: m.Hello,
         services: Services,
         config: Config,
         device_id: str = "",
@@ -201,27 +191,27 @@ class DeviceSession:
 
     async def _on_text(self, text: str) -> None:
         self._device_spoke.set()
-        match messages.parse_device_message(text):
-            case ListenStart(mode=mode):
+        match m.parse_device_message(text):
+            case m.ListenStart(mode=mode):
                 if self.turn.listen_start(mode):
                     self.listener.restart()
                     if mode == "manual":  # no VAD to say when speech starts: the button does
                         self.runner.read_ahead()
-            case ListenStop():
+            case m.ListenStop():
                 self.listener.button_released()
-            case ListenDetect(text=wake_text):
+            case m.ListenDetect(text=wake_text):
                 self._on_detect(wake_text)
-            case Abort(reason=reason):
+            case m.Abort(reason=reason):
                 await self._on_abort(reason)
-            case Hello():
+            case m.Hello():
                 self.faults("repeated hello", "a second hello on one connection is ignored")
-            case Mcp(payload=payload):
+            case m.Mcp(payload=payload):
                 self.tools.on_mcp(payload)
-            case Iot(descriptors=descriptors):
+            case m.Iot(descriptors=descriptors):
                 self.tools.on_iot(descriptors)
-            case Goodbye():
+            case m.Goodbye():
                 self.log.debug("goodbye is an MQTT message; ignored on WebSocket")
-            case Invalid(reason=reason):
+            case m.Invalid(reason=reason):
                 self.faults("bad message", reason)
 
     def _on_detect(self, text: str) -> None:
