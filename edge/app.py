@@ -16,6 +16,7 @@ from edge.assistant.fixed_texts import prerendered
 from edge.assistant.summarizer import Summarizer
 from edge.assistant.warmup import PrefixWarmer
 from edge.config import Config
+from edge.engines.llm import Progress
 from edge.engines.loader import Engines, load_engines
 from edge.memory.store import MemoryStore
 from edge.metrics import Metrics
@@ -29,6 +30,10 @@ from edge.tools.registry import ToolRegistry
 from edge.tools.reminders import ReminderScheduler
 from edge.transport.http_server import HttpServer, loading_app, make_app
 from edge.transport.ws_server import DeviceServer
+
+# Each progress report of a long start-up gives systemd this much more time (it only ever sees
+# progress while the prefix moves, so a hung start still ends at the unit's TimeoutStartSec).
+EXTEND_S = 120.0
 
 
 class EdgeServer:
@@ -52,7 +57,14 @@ class EdgeServer:
         self.http_port = 0
         metrics = self.services.metrics
         self._http = HttpServer(
-            make_app(config, lambda: self.ws_port, self.status, self.admission, metrics)
+            make_app(
+                config,
+                lambda: self.ws_port,
+                self.status,
+                self.admission,
+                metrics,
+                cpu_waits=engines.cpu.waits_since,
+            )
         )
         self._background: list[asyncio.Task[None]] = []
         metrics.models_loaded(True)  # the engines are loaded before a server is built
@@ -79,15 +91,26 @@ class EdgeServer:
 
     def _services(self, config: Config, engines: Engines) -> Services:
         memory = MemoryStore(config.memory_file) if config.memory.enabled else None
-        summarizer = reminders = None
-        if memory is not None and config.memory.summaries:
-            summarizer = Summarizer(memory, engines.llm, config.memory.summary_max_tokens)
-        if memory is not None and config.tools.reminders:
-            reminders = ReminderScheduler(memory, self._speak_to)
         registry = ToolRegistry()
         template = config.tools.enabled and config.tools.mode == "template"
         tools_file = config.state_path / "prefix-tools.json" if template else None
         warmer = PrefixWarmer(engines.llm, config, registry, tools_file)
+        summarizer = reminders = None
+        if memory is not None and config.memory.summaries:
+            store = memory
+
+            async def read_ahead(device_id: str, specs: list[dict[str, Any]]) -> None:
+                await warmer.for_returning_device(store, device_id, specs)
+
+            summarizer = Summarizer(
+                memory,
+                engines.llm,
+                config.memory.summary_max_tokens,
+                quiet=lambda: self.devices.quiet(),
+                after=read_ahead,
+            )
+        if memory is not None and config.tools.reminders:
+            reminders = ReminderScheduler(memory, self._speak_to)
         return Services(engines, registry, Metrics(), warmer, memory, reminders, summarizer)
 
     async def _speak_to(self, device_id: str, text: str) -> bool:
@@ -104,6 +127,13 @@ class EdgeServer:
         }
 
     async def start(self) -> None:
+        """Prepare, then listen: devices can connect once this returns."""
+        await self.prepare()
+        await self.listen()
+
+    async def prepare(self, progress: Progress | None = None) -> None:
+        """Everything before the ports open: background tasks, tools, the prompt prefix (no
+        time limit; `progress(read, total)` hears how far it got) and the fixed phrases."""
         config = self.config
         services = self.services
         if services.summarizer is not None:
@@ -120,7 +150,7 @@ class EdgeServer:
             for server in self.external_mcp:
                 self._spawn(server.run(), f"mcp:{server.config.name}")
             await asyncio.gather(*(s.ready.wait() for s in self.external_mcp))
-        await services.warmer.at_start()
+        await services.warmer.at_start(progress)
         # The greeting after a wake word and the farewell are heard at once, not after piper.
         try:
             await self.engines.tts.prerender(
@@ -130,9 +160,11 @@ class EdgeServer:
             )
         except Exception as exc:  # they are rendered on first use instead
             logger.warning("could not pre-render the fixed phrases: {!r}", exc)
-        host = config.server.host
-        self.ws_port = await self.devices.start(host, config.server.port)
-        self.http_port = await self._http.start(host, config.server.http_port)
+
+    async def listen(self) -> None:
+        host = self.config.server.host
+        self.ws_port = await self.devices.start(host, self.config.server.port)
+        self.http_port = await self._http.start(host, self.config.server.http_port)
 
     def _spawn(self, coro: Any, name: str) -> None:
         self._background.append(asyncio.create_task(coro, name=name))
@@ -174,10 +206,20 @@ async def serve(config: Config, *, ready: asyncio.Event | None = None) -> None:
 async def _run(
     config: Config, notifier: Notifier, stop: asyncio.Event, ready: asyncio.Event | None
 ) -> None:
-    engines = await _load_while_answering_health(config)
-    server = EdgeServer(config, engines)
+    starting = _Starting(notifier)
+    loading = HttpServer(loading_app(starting.health))
+    await loading.start(config.server.host, config.server.http_port)
+    server: EdgeServer | None = None
+    engines: Engines | None = None
     try:
-        await server.start()
+        try:
+            engines = await load_engines(config)
+            starting.phase = "evaluating the prompt prefix"
+            server = EdgeServer(config, engines)
+            await server.prepare(starting.progress)
+        finally:
+            await loading.stop()
+        await server.listen()
         logger.info(
             "edge ready: websocket ws://{}:{}{} config http://{}:{}/xiaozhi/ota/",
             config.server.host,
@@ -186,7 +228,8 @@ async def _run(
             config.server.host,
             server.http_port,
         )
-        notifier.status = lambda: _status_line(server)
+        running = server
+        notifier.status = lambda: _status_line(running)
         notifier.ready()
         if ready is not None:
             ready.set()
@@ -194,20 +237,42 @@ async def _run(
         logger.info("shutting down")
         notifier.stopping()
     finally:
-        await server.stop()
-        engines.close()
+        if server is not None:
+            await server.stop()
+        if engines is not None:
+            engines.close()
 
 
-async def _load_while_answering_health(config: Config) -> Engines:
-    """Load the engines; meanwhile the HTTP port answers /health with "loading"."""
-    loading = HttpServer(
-        loading_app(lambda: {"status": "loading", "version": __version__, "models_loaded": False})
-    )
-    await loading.start(config.server.host, config.server.http_port)
-    try:
-        return await load_engines(config)
-    finally:
-        await loading.stop()
+class _Starting:
+    """What start-up is doing, for /health (answered 503 until ready, never left unanswered)
+    and for systemd: READY means the models are loaded, the prompt prefix is evaluated and
+    both ports listen. A slow board (or a busy one) only takes longer: nothing times out, the
+    progress is logged, and systemd's start timeout is extended while it moves."""
+
+    def __init__(self, notifier: Notifier) -> None:
+        self.notifier = notifier
+        self.phase = "loading models"
+        self.read = (0, 0)
+        notifier.status = lambda: self.phase
+
+    def health(self) -> dict[str, Any]:
+        status: dict[str, Any] = {
+            "status": "starting",
+            "phase": self.phase,
+            "version": __version__,
+            "models_loaded": self.phase != "loading models",
+        }
+        if self.read[1]:
+            status["prefix_tokens"] = {"read": self.read[0], "of": self.read[1]}
+        return status
+
+    def progress(self, read: int, total: int) -> None:
+        self.read = (read, total)
+        logger.info("prompt prefix: {} of {} tokens read (a slow or busy CPU)", read, total)
+        self.notifier.send(
+            status=f"{self.phase}: {read} of {total} tokens",
+            extend_timeout_usec=str(int(EXTEND_S * 1e6)),
+        )
 
 
 def _status_line(server: EdgeServer) -> str:

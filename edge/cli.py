@@ -64,6 +64,19 @@ def _parser() -> argparse.ArgumentParser:
         _latency_arguments(target)
     vad = bench_sub.add_parser("vad", help="what the VAD hang-over costs in words cut off")
     vad.add_argument("--json", action="store_true", help="print JSON instead of text")
+    household = bench_sub.add_parser(
+        "household", help="devices that come and go, each conversation a new connection"
+    )
+    add = household.add_argument
+    add("--devices", type=int, default=3, help="devices in the home (default 3)")
+    add("--conversations", type=int, default=4, help="conversations per device (default 4)")
+    add("--seed", type=int, default=7, help="when they talk and what they say (default 7)")
+    add("--cpus", type=int, default=0, help="pin the server to this many cores (a slower board)")
+    add("--busy", action="store_true", help="a CPU-bound neighbour on each of its cores")
+    add("--profile", default="", help="model profile for the server")
+    add("--config", type=Path, help="config file for the server")
+    add("--set", dest="settings", action="append", default=[], help="section.key=value")
+    add("--json", dest="json_out", default="", help="write the figures as JSON (- for stdout)")
     tools = bench_sub.add_parser("tools", help="tool-call accuracy on spoken-style requests")
     tools.add_argument("--model", type=Path, help="GGUF file (default: the embedded model)")
     tools.add_argument("--mode", choices=["template", "grammar"], default="template")
@@ -86,6 +99,8 @@ def _latency_arguments(parser: argparse.ArgumentParser) -> None:
     add("--json", dest="json_out", default="", help="write the figures as JSON (- for stdout)")
     add("--skip-floor", action="store_true", help="do not measure the engines alone")
     add("--real-speech", action="store_true", help="speak the shipped human recordings")
+    add("--household", type=int, default=3, help="devices of the household phase (0: skip)")
+    add("--household-conversations", type=int, default=4, help="conversations per device")
 
 
 def _bench_latency(args: argparse.Namespace) -> int:
@@ -106,6 +121,26 @@ def _bench_latency(args: argparse.Namespace) -> int:
             json_out=args.json_out,
             skip_floor=args.skip_floor,
             real_speech=args.real_speech,
+            household=args.household,
+            household_conversations=args.household_conversations,
+        )
+    )
+
+
+def _bench_household(args: argparse.Namespace) -> int:
+    from edge.bench.household import HouseholdOptions, main
+
+    return main(
+        HouseholdOptions(
+            devices=args.devices,
+            conversations=args.conversations,
+            seed=args.seed,
+            cpus=args.cpus,
+            busy=args.busy,
+            profile=args.profile,
+            config=args.config,
+            settings=args.settings,
+            json_out=args.json_out,
         )
     )
 
@@ -194,6 +229,8 @@ def main(argv: list[str] | None = None) -> int:
         from edge.bench import tool_calls
 
         return tool_calls.main(args.model, args.mode, args.json)
+    if args.command == "bench" and args.bench == "household":
+        return _bench_household(args)
     if args.command == "bench" and args.bench == "vad":
         from edge.bench import hangover
 

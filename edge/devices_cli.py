@@ -7,6 +7,7 @@ from __future__ import annotations
 import time
 
 from edge.config import Config
+from edge.engines.llm.state_files import forget as forget_states
 from edge.memory.store import MemoryStore
 from edge.security.registry import DeviceRegistry
 
@@ -85,5 +86,7 @@ def _forget(config: Config, device_id: str) -> int:
         erased = store.forget_now(device_id)
     finally:
         store.close()
-    print(f"forgot {device_id}: {erased} turns erased")
+    # The model's saved state of its last prompt holds its history too.
+    states = forget_states(config.state_path, device_id)
+    print(f"forgot {device_id}: {erased} turns erased, {states} saved model states")
     return 0

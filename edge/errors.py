@@ -19,6 +19,7 @@ that cannot lets the library's error through to its caller's log line.
     │   ├── EngineTimeout        it took longer than its time limit (also a TimeoutError)
     │   ├── EngineBusy           too many requests already wait for it
     │   ├── ContextFull          the conversation needs more context than the model has
+    │   ├── Preempted            background work (a summary) gave way to a live turn
     │   └── LlmUnavailable       the remote (OpenAI-compatible) model server failed
     ├── ToolError                a tool call that did not work; the model hears an apology
     │   ├── ToolArgumentError    arguments that do not fit the tool's schema (repairable)
@@ -80,6 +81,10 @@ class EngineBusy(EngineError):
 
 class ContextFull(EngineError):
     """The running conversations need more KV cells than the model's context has."""
+
+
+class Preempted(EngineError):
+    """Background work (a summary) gave its place at the model to a live turn; try later."""
 
 
 class LlmUnavailable(EngineError):

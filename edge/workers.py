@@ -12,7 +12,9 @@ from __future__ import annotations
 import asyncio
 import concurrent.futures
 import functools
+import os
 import threading
+import time
 from collections import deque
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -21,6 +23,14 @@ from typing import TypeVar
 from edge.errors import EngineTimeout
 
 T = TypeVar("T")
+WAITS_KEPT = 8192  # turns at the CPU remembered for `edge bench` (a few minutes of decoding)
+
+
+def usable_threads(wanted: int) -> int:
+    """`wanted` compute threads, but no more than the cores this process may run on: threads
+    that wait for each other by spinning crawl when they outnumber the cores (a board pinned
+    or shared by a container's CPU set)."""
+    return max(1, min(wanted, len(os.sched_getaffinity(0))))
 
 
 class CpuTurns:
@@ -44,6 +54,9 @@ class CpuTurns:
         self._speech: deque[object] = deque()  # waiting speech turns, in arrival order
         self._steps: deque[object] = deque()  # waiting model steps, in arrival order
         self._busy = False
+        # How long recent turns waited for the CPU, and how long they then held it:
+        # (monotonic end of the wait, engine, seconds waited, seconds held), newest last.
+        self.waits: deque[tuple[float, str, float, float]] = deque(maxlen=WAITS_KEPT)
 
     @property
     def waiting(self) -> int:
@@ -52,8 +65,10 @@ class CpuTurns:
             return len(self._speech) + len(self._steps)
 
     @contextmanager
-    def turn(self, speech: bool = False) -> Iterator[None]:
+    def turn(self, speech: bool = False, engine: str = "llm") -> Iterator[None]:
+        """Hold the CPU for one step of `engine` (a clip, a sentence, a decode step)."""
         me = object()
+        asked = time.monotonic()
         with self._cond:
             queue = self._speech if speech else self._steps
             queue.append(me)
@@ -61,16 +76,23 @@ class CpuTurns:
                 self._cond.wait()
             queue.popleft()
             self._busy = True
+        got = time.monotonic()
         try:
             yield
         finally:
             with self._cond:
                 self._busy = False
+                self.waits.append((got, engine, got - asked, time.monotonic() - got))
                 self._cond.notify_all()
 
-    def run(self, fn: Callable[..., T], *args: object, speech: bool = False) -> T:
-        with self.turn(speech):
+    def run(self, fn: Callable[..., T], *args: object, speech: bool = False, engine: str) -> T:
+        with self.turn(speech, engine):
             return fn(*args)
+
+    def waits_since(self, since: float) -> list[tuple[float, str, float, float]]:
+        """The turns that got the CPU after `since` (monotonic): (when, engine, waited, held)."""
+        with self._cond:
+            return [w for w in self.waits if w[0] >= since]
 
 
 class Worker:
@@ -111,7 +133,10 @@ class Worker:
         try:
             if self.cpu is not None:
                 future = loop.run_in_executor(
-                    self._executor, functools.partial(self.cpu.run, fn, *args, speech=self.speech)
+                    self._executor,
+                    functools.partial(
+                        self.cpu.run, fn, *args, speech=self.speech, engine=self.name
+                    ),
                 )
             else:
                 future = loop.run_in_executor(self._executor, fn, *args)

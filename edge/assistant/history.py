@@ -1,6 +1,11 @@
 """One device's conversation as the model sees it again: the turns kept (each with the clock its
 prompt carried, the question and the answer), the long-term summary, and their storage in the
-memory database, which outlives the connection."""
+memory database, which outlives the connection.
+
+A device opens a new connection for every conversation. The memory keeps, besides the turns,
+which of them the prompt's history held and the clock each carried, so the next connection
+renders the very same history, token for token: the model's saved state of this device's last
+prompt still fits it, and the first question reads only its new words."""
 
 from __future__ import annotations
 
@@ -44,6 +49,9 @@ class Conversation:
         self.on_error = on_error  # counts failures by kind (the server's error metrics)
         self.summary = ""
         self.turns: list[list[Message]] = []  # each turn as prompt messages
+        # The memory's id of each kept turn (None: not stored), so that a trim can be stored
+        # and the next connection restores exactly the history this one ends with.
+        self._ids: list[int | None] = []
 
     async def restore(self) -> None:
         """The last turns and the summary from the memory: a new connection (or a restart) goes
@@ -51,17 +59,25 @@ class Conversation:
         if self.memory is None:
             return
         try:
-            stored = await self.memory.recent_turns(self.device_id, self.keep)
+            stored = await self.memory.history(self.device_id, self.keep)
             self.summary = await self.memory.summary(self.device_id)
         except Exception as exc:
             self.log.error("memory could not be read: {!r}", exc)
             self.on_error("memory")
             return
         restored = [
-            turn_messages(t.user_text, t.assistant_text, t.tool_calls, self.grammar_mode)
+            self._entry(
+                SpokenTurn(
+                    t.user_text,
+                    t.assistant_text,
+                    t.tool_calls,
+                    {"role": "system", "content": t.clock} if t.clock else None,
+                )
+            )
             for t in stored
         ]
         self.turns = restored + self.turns
+        self._ids = [*(t.id for t in stored), *self._ids]
         if stored or self.summary:
             self.log.info(
                 "memory restored: {} turns{}", len(stored), ", summary" if self.summary else ""
@@ -77,9 +93,22 @@ class Conversation:
         trim_history(turns, self.keep)
         return _flatten(turns, self.keep)
 
-    def add(self, turn: SpokenTurn) -> None:
+    async def add(self, turn: SpokenTurn, turn_id: int | None) -> None:
+        """Keep `turn` (stored as `turn_id`) in the history; past `keep` turns, drop the
+        older half. The memory learns both, for the next connection."""
         self.turns.append(self._entry(turn))
-        trim_history(self.turns, self.keep)
+        self._ids.append(turn_id)
+        trimmed = trim_history(self.turns, self.keep)
+        del self._ids[: len(self._ids) - len(self.turns)]
+        if self.memory is None or turn_id is None:
+            return
+        try:
+            await self.memory.keep_in_history(turn_id, turn.clock["content"] if turn.clock else "")
+            if trimmed and self._ids and self._ids[0] is not None:
+                await self.memory.history_starts_at(self.device_id, self._ids[0])
+        except Exception as exc:
+            self.log.error("memory could not store the history: {!r}", exc)
+            self.on_error("memory")
 
     def _entry(self, turn: SpokenTurn) -> list[Message]:
         clock = [turn.clock] if turn.clock else []
@@ -116,13 +145,15 @@ def _flatten(turns: list[list[Message]], keep: int) -> list[Message]:
     return [m for turn in (turns[-keep:] if keep else []) for m in turn]
 
 
-def trim_history(turns: list[Any], keep: int) -> None:
+def trim_history(turns: list[Any], keep: int) -> bool:
     """Past `keep` turns, drop the older half at once rather than one turn per turn: a window
     sliding by one turn changes the prompt right after the system prompt every turn, and the
     model re-reads the whole history each time; dropped in halves, the prompt only grows
-    between drops and the model's cache of it is reused."""
+    between drops and the model's cache of it is reused. Whether any were dropped."""
     if len(turns) > keep:
         del turns[: len(turns) - (max(1, keep // 2) if keep else 0)]
+        return True
+    return False
 
 
 def turn_messages(

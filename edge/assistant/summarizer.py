@@ -1,11 +1,13 @@
 """Long-term memory: after a session ends, the language model condenses that device's new turns
 (with the summary so far) into a few sentences, which later turns see after the shared prefix.
 
-Bounded work on the existing loop and engines: one queue (a device waiting is not queued twice),
-one task, one generation at a time, started only after the model has been idle a while, and
-given up (to be tried again later) the moment a device's request waits for the model: a summary
-delays an answer by one token at most. A 0.5B model sometimes echoes the prompt or invents
-people; a summary whose names and words are not found in the conversation is not kept.
+Bounded work on the existing loop and engines, at the lowest priority: one queue (a device
+waiting is not queued twice), one task, one generation at a time, started only when no device
+is talking and the model has been idle a while, and given up (to be tried again later) within
+one model step when a device starts talking or an answer needs the model (a background
+generation, `Preempted`): a summary never delays a live turn by more than a step. A 0.5B
+model sometimes echoes the prompt or invents people; a summary whose names and words are not
+found in the conversation is not kept.
 """
 
 from __future__ import annotations
@@ -13,11 +15,13 @@ from __future__ import annotations
 import asyncio
 import json
 import re
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 from loguru import logger
 
 from edge.engines.llm import LanguageModel
+from edge.errors import Preempted
 from edge.memory.store import MemoryStore, Turn
 from edge.tools.parsing import decode_json
 
@@ -50,10 +54,21 @@ def summary_prompt(system_prompt: str, previous: str, turns: list[Turn]) -> list
 
 
 class Summarizer:
-    def __init__(self, store: MemoryStore, llm: LanguageModel, max_tokens: int) -> None:
+    def __init__(
+        self,
+        store: MemoryStore,
+        llm: LanguageModel,
+        max_tokens: int,
+        quiet: Callable[[], bool] = lambda: True,
+        after: Callable[[str, list[dict[str, Any]]], Awaitable[object]] | None = None,
+    ) -> None:
+        """`quiet()`: no device is talking (speaking, or waiting for its answer). `after(device,
+        tools)`: called once a device's summary changed (its next prompt is read ahead)."""
         self.store = store
         self.llm = llm
         self.max_tokens = max_tokens
+        self.quiet = quiet
+        self.after = after
         self._queue: asyncio.Queue[tuple[str, list[dict[str, Any]]]] = asyncio.Queue(MAX_QUEUED)
         self._queued: set[str] = set()
         self.written = 0
@@ -73,15 +88,22 @@ class Summarizer:
         while True:
             device_id, tools = await self._queue.get()
             self._queued.discard(device_id)
-            while self.llm.idle_for() < QUIET_S:  # noqa: ASYNC110 - live turns first
+            while not self._free():  # noqa: ASYNC110 - live turns first
                 await asyncio.sleep(1.0)
             try:
-                await self.summarize(device_id, tools)
-            except _Preempted:
+                changed = await self.summarize(device_id, tools)
+                if changed is not None and self.after is not None and self._free(0.0):
+                    await self.after(device_id, tools)
+            except Preempted:
+                logger.bind(device=device_id).debug("summary gave way to a live turn")
                 await asyncio.sleep(QUIET_S)
                 self.request(device_id, tools)  # tried again when the model is free
             except Exception as exc:
                 logger.bind(device=device_id).error("summary failed: {!r}", exc)
+
+    def _free(self, quiet_s: float = QUIET_S) -> bool:
+        """No device talks, none waits for the model, and it has been idle `quiet_s`."""
+        return self.quiet() and not self.llm.waiting and self.llm.idle_for() >= quiet_s
 
     async def summarize(
         self, device_id: str, tools: list[dict[str, Any]] | None = None
@@ -97,10 +119,11 @@ class Summarizer:
             json_schema=_SCHEMA,
             tools=tools or None,
             timeout_s=60,
+            background=True,
         ):
             raw += piece
-            if self.llm.waiting:
-                raise _Preempted
+            if not self._free(quiet_s=0.0):
+                raise Preempted("a device is talking")
         written = _read(raw)
         sources = " ".join([previous, *(f"{t.user_text} {t.assistant_text}" for t in turns)])
         kept = _grounded_sentences(written, sources)
@@ -113,10 +136,6 @@ class Summarizer:
         self.written += 1
         logger.bind(device=device_id).info("memory summary updated: {!r}", summary[:120])
         return summary
-
-
-class _Preempted(Exception):
-    """A device is waiting for the model."""
 
 
 _STOPWORDS = set(

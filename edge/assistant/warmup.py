@@ -14,9 +14,11 @@ from typing import Any
 
 from loguru import logger
 
+from edge.assistant.history import Conversation
 from edge.assistant.prompt import PromptBuilder
 from edge.config import Config
-from edge.engines.llm import LanguageModel, ToolSpec
+from edge.engines.llm import LanguageModel, Progress, ToolSpec
+from edge.memory.store import MemoryStore
 from edge.tools.registry import ToolRegistry, ToolSet
 
 
@@ -36,9 +38,10 @@ class PrefixWarmer:
         self.tools_file = tools_file
         self.warmed: list[ToolSpec] = []  # the tool specs whose prefix was last evaluated
 
-    async def at_start(self) -> float:
+    async def at_start(self, progress: Progress | None = None) -> float:
         """Evaluate the prefix with the shared tools, or with the remembered list of the last
-        device when it extends them; the seconds it took."""
+        device when it extends them; the seconds it took. No time limit: a slow or busy
+        board takes longer but still gets there (`progress(read, total)` hears how far)."""
         prompt = PromptBuilder(self.config, ToolSet(self.registry.tools()))
         specs = prompt.tool_specs()
         known = self._remembered()
@@ -46,7 +49,7 @@ class PrefixWarmer:
             specs = known
         self.warmed = specs or []
         messages = prompt.messages("Hello", [], "", prompt.clock())
-        seconds = await self.llm.warm_up(messages, specs)
+        seconds = await self.llm.warm_up(messages, specs, progress=progress)
         logger.info("prompt prefix ({} tools) evaluated in {:.2f} s", len(specs or []), seconds)
         return seconds
 
@@ -63,9 +66,33 @@ class PrefixWarmer:
             log.debug("prompt prefix with the device's tools: left for the first question")
             return
         self.warmed = specs
-        seconds = await self.llm.warm_up(tools=specs)
+        # In the background: a device that starts talking meanwhile goes first, and reads the
+        # rest of the prefix with its question.
+        seconds = await self.llm.warm_up(tools=specs, background=True)
         log.info("prompt prefix with the device's tools evaluated in {:.2f} s", seconds)
         self._remember(specs)
+
+    async def for_returning_device(
+        self, memory: MemoryStore, device_id: str, specs: list[ToolSpec]
+    ) -> int:
+        """Read a device's next prompt (its summary, its history: all but the coming clock and
+        words) while it is away, in the background: after a new summary, which changes the
+        prompt near its start, the device's next question would read its history again. The
+        model's saved state of it (`edge.engines.llm.prompt_states`) waits for the device.
+        Template mode only (`specs`: the tools its turns were given); the tokens read."""
+        if self.config.tools.mode != "template":
+            return 0
+        conversation = Conversation(
+            memory,
+            device_id,
+            keep=self.config.llm.history_turns,
+            grammar_mode=False,
+            log=logger.bind(device=device_id),
+        )
+        await conversation.restore()
+        prompt = PromptBuilder(self.config, ToolSet([]))
+        messages, _tools = prompt.ahead(conversation.history(), conversation.summary)
+        return await self.llm.prefetch(messages, specs or None, owner=device_id)
 
     def _remember(self, specs: list[ToolSpec]) -> None:
         if self.tools_file is None:

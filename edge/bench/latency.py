@@ -31,6 +31,7 @@ from typing import Any
 from loguru import logger
 
 from edge.bench.floor import FloorBench, FloorTurn, as_row
+from edge.bench.household import HouseholdOptions, household_speech, run_household
 from edge.bench.report import (
     CONCURRENCY_LIMIT_S,
     STAGES,
@@ -43,14 +44,12 @@ from edge.bench.report import (
     spread,
     stage_table,
 )
-from edge.bench.server import ServerUnderTest
+from edge.bench.server import ServerUnderTest, setting_env
+from edge.bench.talk import connect, measured_turn, started_after_a_device
 from edge.bench.utterances import QUESTIONS, RATE, Utterance, recorded, synthesized
-from edge.config import env_name
 from edge.sim.device import SimDevice
-from edge.sim.run import fetch_ota
 
 TARGET_TALKERS = 4  # always measured (within --max-talkers), whatever the levels before gave
-TURN_TIMEOUT_S = 90.0
 
 
 @dataclass
@@ -68,29 +67,24 @@ class Options:
     json_out: str = ""
     skip_floor: bool = False
     real_speech: bool = False  # the shipped human recordings instead of the spoken questions
-
-
-def _setting_env(settings: list[str]) -> dict[str, str]:
-    env = {}
-    for item in settings:
-        key, _, value = item.partition("=")
-        section, _, name = key.partition(".")
-        if not value or not name:
-            raise SystemExit(f"edge bench: --set wants section.key=value, not {item!r}")
-        env[env_name(section, name)] = value
-    return env
+    household: int = 3  # devices of the household phase (`edge.bench.household`); 0: none
+    household_conversations: int = 4  # each
 
 
 # --- the floor -----------------------------------------------------------------------------
 
 
-async def _floor(options: Options, env: dict[str, str]) -> tuple[list[Utterance], list[FloorTurn]]:
+async def _floor(
+    options: Options, env: dict[str, str]
+) -> tuple[list[Utterance], list[FloorTurn], list[Utterance]]:
+    """What the devices say, the floor's turns, and what the household says."""
     from edge.config import load
     from edge.engines.loader import load_engines, resolve_models
 
     config = load(options.config, {**os.environ, **env})
     engines = await load_engines(config)
     try:
+        home = household_speech(engines.tts, RATE) if options.household else []
         speech = recorded(options.wavs) if options.wavs else []
         if options.real_speech:
             speech += recorded()
@@ -99,7 +93,7 @@ async def _floor(options: Options, env: dict[str, str]) -> tuple[list[Utterance]
             pcm = {q: engines.tts.synthesize_pcm(q, RATE, steady=True) for q in QUESTIONS}
             speech = synthesized(pcm)
         if options.skip_floor:
-            return speech, []
+            return speech, [], home
         bench = FloorBench(engines, config, resolve_models(config).vad)
         await bench.start()
         try:
@@ -108,7 +102,7 @@ async def _floor(options: Options, env: dict[str, str]) -> tuple[list[Utterance]
                 turn = await bench.measure(utterance)
                 if turn is not None:
                     turns.append(turn)
-            return speech, turns
+            return speech, turns, home
         finally:
             bench.close()
     finally:
@@ -118,82 +112,17 @@ async def _floor(options: Options, env: dict[str, str]) -> tuple[list[Utterance]
 # --- devices ---------------------------------------------------------------------------------
 
 
-async def _connect(server: ServerUnderTest, device_id: str) -> SimDevice:
-    answer = await fetch_ota(server.ota_url, device_id, f"bench-{device_id}")
-    ws = answer["websocket"]
-    device = SimDevice(
-        ws["url"], device_id=device_id, protocol_version=int(ws.get("version", 1)), token=""
-    )
-    device.token = ws.get("token", "")
-    await device.connect()
-    return device
-
-
-async def _turn(server: ServerUnderTest, device: SimDevice, utterance: Utterance) -> Turn:
-    mark = len(device.events)
-    overflow_before = device.stats.dropped_overflow
-    await device.listen_start("auto")
-    await device.say(utterance.pcm, silence_s=TURN_TIMEOUT_S / 2)
-    end = device.last_speech_sent or time.monotonic()
-    delivered = True
-    try:
-        await device.wait_tts_stop(TURN_TIMEOUT_S, after=mark)
-        await device.wait_played(30)
-    except Exception:
-        delivered = False
-    stt_at = next(
-        (e.t for e in device.events[mark:] if e.message and e.message.get("type") == "stt"), None
-    )
-    latency = device.first_audio_latency(mark)
-    stages: dict[str, float] = {}
-    tools = 0
-    for record in reversed(await server.recent_turns(end - 60)):
-        if record["device"] == device.device_id and record["vad_decision"] >= end - 30:
-            stages = {s: record[s] - end for s in STAGES if record.get(s) is not None}
-            tools = int(record["tools"])
-            break
-    return Turn(
-        device.device_id,
-        utterance.name,
-        end,
-        latency,
-        stages,
-        tools,
-        delivered and latency is not None,
-        device.stats.dropped_overflow - overflow_before,
-        stt_at is not None and stt_at < end,
-    )
-
-
 # --- phases ----------------------------------------------------------------------------------
-
-
-async def _started_after_a_device(options: Options, env: dict[str, str]) -> ServerUnderTest:
-    """A board restarts with its devices known: the first start meets a device (its tool
-    list is kept), the second is the one measured, first turn included."""
-    first = await ServerUnderTest.start(options.config, env)
-    assert first.log is not None
-    try:
-        device = await _connect(first, "be:00:00:00:00:01")
-        deadline = time.monotonic() + 120
-        while "device's tools evaluated" not in first.log.read_text():
-            if time.monotonic() > deadline:
-                break
-            await asyncio.sleep(0.2)
-        await device.drop()
-    finally:
-        first.stop()
-    return await ServerUnderTest.start(options.config, env, workdir=first.log.parent)
 
 
 async def _one_talker(
     server: ServerUnderTest, speech: list[Utterance], turns: int, say: Any
 ) -> list[Turn]:
-    device = await _connect(server, "be:00:00:00:01:00")
+    device = await connect(server, "be:00:00:00:01:00")
     results = []
     try:
         for index in range(turns):
-            turn = await _turn(server, device, speech[index % len(speech)])
+            turn = await measured_turn(server, device, speech[index % len(speech)])
             results.append(turn)
             say(f"  turn {index + 1}/{turns} {turn.utterance!r}: {ms(turn.first_audio)}")
     finally:
@@ -228,7 +157,7 @@ async def _idle_cost(
     base_rss = server.rss_mb()
     devices: list[SimDevice] = []
     for index in range(count):
-        devices.append(await _connect(server, f"be:00:00:00:02:{index:02x}"))
+        devices.append(await connect(server, f"be:00:00:00:02:{index:02x}"))
     await asyncio.sleep(3)  # their MCP handshakes
     idle_cpu = await cpu_over_window()
     idle_rss = server.rss_mb()
@@ -252,9 +181,7 @@ async def _idle_cost(
 async def _concurrency(
     server: ServerUnderTest, speech: list[Utterance], options: Options, say: Any
 ) -> tuple[list[dict[str, Any]], list[Turn]]:
-    talkers = [
-        await _connect(server, f"be:00:00:00:03:{k:02x}") for k in range(options.max_talkers)
-    ]
+    talkers = [await connect(server, f"be:00:00:00:03:{k:02x}") for k in range(options.max_talkers)]
     levels: list[dict[str, Any]] = []
     all_turns: list[Turn] = []
     try:
@@ -263,7 +190,7 @@ async def _concurrency(
             for round_index in range(options.rounds):
                 picks = [speech[(k + round_index * count) % len(speech)] for k in range(count)]
                 turns += await asyncio.gather(
-                    *(_turn(server, talkers[k], picks[k]) for k in range(count))
+                    *(measured_turn(server, talkers[k], picks[k]) for k in range(count))
                 )
             all_turns += turns
             audio = spread([t.first_audio for t in turns if t.first_audio is not None])
@@ -299,7 +226,7 @@ async def _concurrency(
 
 async def run(options: Options) -> dict[str, Any]:
     started = time.monotonic()
-    env = _setting_env(options.settings)
+    env = setting_env(options.settings)
     if options.profile:
         env["EDGE_MODELS_PROFILE"] = options.profile
 
@@ -307,7 +234,7 @@ async def run(options: Options) -> dict[str, Any]:
         print(f"[{time.monotonic() - started:6.1f}s] {line}", file=sys.stderr, flush=True)
 
     say("measuring each engine alone (the floor)")
-    speech, floor = await _floor(options, env)
+    speech, floor, home = await _floor(options, env)
     for f in floor:
         say(
             f"  {f.name!r}: vad {ms(f.vad)} text {ms(f.text_ready)} "
@@ -318,7 +245,7 @@ async def run(options: Options) -> dict[str, Any]:
         say(f"using the server at {options.url}")
     else:
         say("starting edge serve, and once a device has been seen, again (as a board in use)")
-        server = await _started_after_a_device(options, env)
+        server = await started_after_a_device(options.config, env)
         say(f"edge serve ready ({server.http_base}), log in {server.log}")
     idle_devices: list[SimDevice] = []
     try:
@@ -338,6 +265,18 @@ async def run(options: Options) -> dict[str, Any]:
         await asyncio.gather(*(d.drop() for d in idle_devices), return_exceptions=True)
         if not options.url:
             server.stop()
+    household = None
+    if options.household and not options.url:
+        household = await run_household(
+            HouseholdOptions(
+                devices=options.household,
+                conversations=options.household_conversations,
+                config=options.config,
+            ),
+            home,
+            env,
+            say,
+        )
     counted = [t for t in one if not t.cut_early]
     stages = stage_table(counted)
     floor_figures = floor_table(floor) if floor else None
@@ -390,6 +329,7 @@ async def run(options: Options) -> dict[str, Any]:
         "idle": idle,
         "concurrency": levels,
         "max_talkers_within_limit": within,
+        "household": household,
         "seconds": time.monotonic() - started,
     }
     return dict(rounded(report))

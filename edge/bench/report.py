@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import os
 import platform
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -36,6 +36,12 @@ class Turn:
     delivered: bool  # `tts stop` arrived after audio, and the last frame was played
     overflowed: int  # packets the device dropped: its queue was full (not paced)
     cut_early: bool  # the server answered before the device finished speaking
+    # `tts start` → the first audio frame, as the device saw them: it shows "speaking" and
+    # plays nothing meanwhile.
+    speaking_wait: float | None = None
+    # Per engine, the longest any of its steps waited for the CPU while this turn was on its
+    # way to its first audio (the server's steps, whichever device they were for).
+    cpu_waits: dict[str, float] = field(default_factory=dict)
 
 
 def percentile(values: list[float], q: float) -> float | None:
@@ -149,3 +155,7 @@ def print_report(report: dict[str, Any]) -> None:
                 f"overflowed packets {level['overflowed_packets']}"
             )
         print(f"most conversations at once within the limit: {report['max_talkers_within_limit']}")
+    if report.get("household"):
+        from edge.bench.household import print_household
+
+        print_household(report["household"])

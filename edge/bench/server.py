@@ -29,9 +29,51 @@ def free_port() -> int:
         return int(probe.getsockname()[1])
 
 
-def _spawn(command: list[str], log: Path, env: dict[str, str]) -> subprocess.Popen[bytes]:
+def cpu_set(cpus: int) -> set[int]:
+    """The first `cpus` cores this process may use (all of them for 0)."""
+    allowed = sorted(os.sched_getaffinity(0))
+    return set(allowed[:cpus] if cpus else allowed)
+
+
+def pinned(command: list[str], cores: set[int]) -> list[str]:
+    """`command` run on `cores` only: the affinity is set before exec, so every thread the
+    program starts (llama.cpp's, onnxruntime's) inherits it, as on a board with that many
+    cores. (A small Python step rather than preexec_fn, which is unsafe in a threaded parent,
+    or taskset, which a board may lack.)"""
+    step = (
+        "import os, sys; os.sched_setaffinity(0, map(int, sys.argv[1].split(',')));"
+        " os.execv(sys.argv[2], sys.argv[2:])"
+    )
+    return [sys.executable, "-c", step, ",".join(map(str, sorted(cores))), *command]
+
+
+def _spawn(
+    command: list[str], log: Path, env: dict[str, str], cpus: int = 0
+) -> subprocess.Popen[bytes]:
+    if cpus:
+        command = pinned(command, cpu_set(cpus))
     with open(log, "ab") as out:
         return subprocess.Popen(command, stdout=out, stderr=subprocess.STDOUT, env=env)
+
+
+class BusyNeighbour:
+    """A CPU-bound process per core of the server's (a board shared with other services, at
+    the same priority): started with `start`, ended with `stop`."""
+
+    def __init__(self, cpus: int = 0) -> None:
+        self.cores = cpu_set(cpus)
+        self._procs: list[subprocess.Popen[bytes]] = []
+
+    def start(self) -> None:
+        for core in sorted(self.cores):
+            busy = pinned([sys.executable, "-c", "while True: pass"], {core})
+            self._procs.append(subprocess.Popen(busy))
+
+    def stop(self) -> None:
+        for proc in self._procs:
+            proc.kill()
+            proc.wait(10)
+        self._procs.clear()
 
 
 class ServerUnderTest:
@@ -57,9 +99,12 @@ class ServerUnderTest:
         env: dict[str, str],
         timeout_s: float = 900,
         workdir: Path | None = None,
+        cpus: int = 0,
+        summaries: bool = False,
     ) -> ServerUnderTest:
         """`workdir` holds the server's state; given again, the server starts as a board that
-        has served before (it knows its devices' tool list)."""
+        has served before (it knows its devices' tool list). `cpus`: pinned to that many
+        cores (0: all)."""
         workdir = workdir or Path(tempfile.mkdtemp(prefix="edge-bench-server-"))
         log = workdir / "edge.log"
         http_port = free_port()
@@ -67,14 +112,14 @@ class ServerUnderTest:
         command += ["--port", str(free_port()), "--http-port", str(http_port)]
         if config_file is not None:
             command += ["--config", str(config_file)]
-        # Summaries are written when the model is idle: in a benchmark that would be in the
-        # middle of the idle-CPU window. They never delay a turn (they yield to any question).
+        # Summaries are written when the model is idle: in the latency benchmark that would be
+        # in the middle of the idle-CPU window. The household benchmark has them on.
         defaults = {
             "EDGE_STATE_DIR": str(workdir / "state"),
-            env_name("memory", "summaries"): "false",
+            env_name("memory", "summaries"): "true" if summaries else "false",
         }
         environment = {**defaults, **os.environ, **env}
-        proc = _spawn(command, log, environment)
+        proc = _spawn(command, log, environment, cpus)
         server = cls(f"http://127.0.0.1:{http_port}", proc, log)
         await server.wait_ready(timeout_s)
         return server
@@ -113,13 +158,19 @@ class ServerUnderTest:
     async def recent_turns(self, since: float) -> list[dict[str, Any]]:
         """Stage timestamps of the server's recent turns (only for a server on this machine,
         whose monotonic clock is ours)."""
+        return (await self.recent_activity(since))[0]
+
+    async def recent_activity(self, since: float) -> tuple[list[dict[str, Any]], list[Any]]:
+        """The server's recent turns, and its engines' turns at the CPU as (when, engine,
+        waited, held); empty for a server elsewhere (its clock is not ours)."""
         if not self.local:
-            return []
+            return [], []
         url = f"{self.http_base}/debug/turns?since={since}"
         async with aiohttp.ClientSession() as http, http.get(url) as resp:
             if resp.status != 200:
-                return []
-            return list((await resp.json())["turns"])
+                return [], []
+            body = await resp.json()
+            return list(body["turns"]), list(body.get("cpu_waits", []))
 
     def rss_mb(self) -> float | None:
         return self.process.memory_info().rss / 1e6 if self.process else None
@@ -138,3 +189,15 @@ class ServerUnderTest:
             except subprocess.TimeoutExpired:
                 self.proc.kill()
                 self.proc.wait(10)
+
+
+def setting_env(settings: list[str]) -> dict[str, str]:
+    """`--set section.key=value` items as the EDGE_* variables the server reads."""
+    env = {}
+    for item in settings:
+        key, _, value = item.partition("=")
+        section, _, name = key.partition(".")
+        if not value or not name:
+            raise SystemExit(f"edge bench: --set wants section.key=value, not {item!r}")
+        env[env_name(section, name)] = value
+    return env

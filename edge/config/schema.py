@@ -179,6 +179,9 @@ class LlmConfig(Section):
     # Saved model states of recent prompts (~12 KB per token with the 0.5B model), so that a
     # device's prompt survives other devices' turns instead of being read again (0: off).
     prompt_cache_mb: int = Field(default=64, ge=0)
+    # The same kept on disk in the state folder (the shared prefix, each device's last prompt),
+    # so that a restart is ready at once and a returning device reads only its words (0: off).
+    saved_states_mb: int = Field(default=256, ge=0)
     # "local" (llama.cpp in this process) or "openai": an OpenAI-compatible server at `url`
     # (llama-server, Ollama, vLLM), e.g. url = "http://192.168.1.20:8080/v1".
     backend: Literal["local", "openai"] = "local"

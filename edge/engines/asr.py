@@ -14,7 +14,7 @@ import numpy as np
 from loguru import logger
 
 from edge.config import AsrConfig
-from edge.workers import Worker
+from edge.workers import Worker, usable_threads
 
 SAMPLE_RATE = 16000
 
@@ -50,7 +50,10 @@ class FasterWhisperRecognizer:
         from faster_whisper.tokenizer import Tokenizer
 
         self._model = WhisperModel(
-            str(model_dir), device="cpu", compute_type="int8", cpu_threads=config.threads
+            str(model_dir),
+            device="cpu",
+            compute_type="int8",
+            cpu_threads=usable_threads(config.threads),
         )
         self._language = config.language or None
         multilingual = self._model.model.is_multilingual
@@ -143,7 +146,7 @@ class SherpaRecognizer:
         import sherpa_onnx
 
         tokens = _find(model_dir, "*tokens.txt")
-        threads = config.threads
+        threads = usable_threads(config.threads)
         if engine == "sherpa-whisper":
             self._rec = sherpa_onnx.OfflineRecognizer.from_whisper(
                 encoder=_find(model_dir, "*encoder.int8.onnx", "*encoder.onnx"),

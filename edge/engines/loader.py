@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from loguru import logger
@@ -30,6 +30,7 @@ class Engines:
     asr: AsrEngine
     llm: LanguageModel
     tts: TtsEngine
+    cpu: CpuTurns = field(default_factory=CpuTurns)  # the heavy engines' turns at the CPU
 
     def workers(self) -> list[Worker]:
         return [self.vad.worker, self.asr.worker, self.tts.worker]
@@ -129,7 +130,7 @@ async def load_engines(config: Config) -> Engines:
     def language_model() -> LanguageModel:
         if llm_path is None:
             return OpenAiLlm(config.llm)
-        return LlmEngine(llm_path, config.llm, cpu)
+        return LlmEngine(llm_path, config.llm, cpu, config.state_path)
 
     vad, recognizer, llm, tts = await asyncio.gather(
         asyncio.to_thread(VadPool, vad_model, config.vad, vad_worker),
@@ -137,7 +138,7 @@ async def load_engines(config: Config) -> Engines:
         asyncio.to_thread(language_model),
         asyncio.to_thread(TtsEngine, voice, config.tts, tts_worker),
     )
-    engines = Engines(vad, AsrEngine(recognizer, asr_worker), llm, tts)
+    engines = Engines(vad, AsrEngine(recognizer, asr_worker), llm, tts, cpu)
     # First calls are slow (buffers, caches): pay for them now. The language model's first call
     # is the prompt prefix, evaluated by the server once it knows the tools (EdgeServer.start).
     await asyncio.gather(engines.asr.warm_up(), tts.warm_up())

@@ -25,7 +25,8 @@ CREATE TABLE IF NOT EXISTS devices (
     first_seen REAL NOT NULL,
     last_seen REAL NOT NULL,
     summary TEXT NOT NULL DEFAULT '',
-    summary_turn INTEGER NOT NULL DEFAULT 0  -- last turn id the summary covers
+    summary_turn INTEGER NOT NULL DEFAULT 0,  -- last turn id the summary covers
+    history_from INTEGER NOT NULL DEFAULT 0  -- first turn id of the history in the prompt
 );
 CREATE TABLE IF NOT EXISTS turns (
     id INTEGER PRIMARY KEY AUTOINCREMENT,
@@ -35,7 +36,9 @@ CREATE TABLE IF NOT EXISTS turns (
     user_text TEXT NOT NULL,
     assistant_text TEXT NOT NULL DEFAULT '',
     tool_calls TEXT NOT NULL DEFAULT '[]',  -- JSON list of {name, arguments, result | error}
-    complete INTEGER NOT NULL DEFAULT 0
+    complete INTEGER NOT NULL DEFAULT 0,
+    in_history INTEGER NOT NULL DEFAULT 0,  -- the prompt's history holds it (it was answered)
+    clock TEXT NOT NULL DEFAULT ''  -- the clock its prompt carried, kept with it in the history
 );
 CREATE INDEX IF NOT EXISTS turns_by_device ON turns (device_id, id);
 CREATE TABLE IF NOT EXISTS reminders (
@@ -48,6 +51,13 @@ CREATE TABLE IF NOT EXISTS reminders (
 );
 CREATE INDEX IF NOT EXISTS reminders_due ON reminders (delivered, due);
 """
+# Columns added since the first release, for databases made before them: (table, column, type).
+# Turns stored before `in_history` existed were all restored into the history, so they count.
+MIGRATIONS = (
+    ("devices", "history_from", "INTEGER NOT NULL DEFAULT 0"),
+    ("turns", "in_history", "INTEGER NOT NULL DEFAULT 1"),
+    ("turns", "clock", "TEXT NOT NULL DEFAULT ''"),
+)
 
 
 @dataclass(frozen=True)
@@ -56,6 +66,7 @@ class Turn:
     user_text: str
     assistant_text: str
     tool_calls: list[dict[str, Any]]
+    clock: str = ""  # the clock message its prompt carried (for turns in the history)
 
 
 @dataclass(frozen=True)
@@ -70,6 +81,7 @@ class MemoryStore:
     def __init__(self, path: Path) -> None:
         self.path = path
         self._db = open_database(path, SCHEMA)
+        self._migrate()
         self.worker = Worker("memory", threads=1, timeout_s=10.0)
 
     def close(self) -> None:
@@ -88,6 +100,19 @@ class MemoryStore:
 
     async def recent_turns(self, device_id: str, count: int) -> list[Turn]:
         return await self.worker.run(self.recent_turns_now, device_id, count)
+
+    async def history(self, device_id: str, count: int) -> list[Turn]:
+        """The turns the device's prompt held when it last spoke (at most `count`), oldest
+        first: a new connection goes on with exactly that history."""
+        return await self.worker.run(self._history, device_id, count)
+
+    async def keep_in_history(self, turn_id: int, clock: str) -> None:
+        """The turn went into the prompt's history, with the clock its prompt carried."""
+        await self.worker.run(self._keep_in_history, turn_id, clock)
+
+    async def history_starts_at(self, device_id: str, turn_id: int) -> None:
+        """The prompt's history was trimmed: it now starts at `turn_id`."""
+        await self.worker.run(self._history_starts_at, device_id, turn_id)
 
     async def summary(self, device_id: str) -> str:
         return await self.worker.run(self.summary_now, device_id)
@@ -137,6 +162,36 @@ class MemoryStore:
             (device_id, count),
         ).fetchall()
         return [Turn(r[0], r[1], r[2], json.loads(r[3])) for r in reversed(rows)]
+
+    def _history(self, device_id: str, count: int) -> list[Turn]:
+        row = self._db.execute(
+            "SELECT history_from FROM devices WHERE device_id = ?", (device_id,)
+        ).fetchone()
+        rows = self._db.execute(
+            "SELECT id, user_text, assistant_text, tool_calls, clock FROM turns "
+            "WHERE device_id = ? AND complete = 1 AND in_history = 1 AND id >= ? "
+            "ORDER BY id DESC LIMIT ?",
+            (device_id, int(row[0]) if row else 0, count),
+        ).fetchall()
+        return [Turn(r[0], r[1], r[2], json.loads(r[3]), r[4]) for r in reversed(rows)]
+
+    def _keep_in_history(self, turn_id: int, clock: str) -> None:
+        with self._transaction():
+            self._db.execute(
+                "UPDATE turns SET in_history = 1, clock = ? WHERE id = ?", (clock, turn_id)
+            )
+
+    def _history_starts_at(self, device_id: str, turn_id: int) -> None:
+        with self._transaction():
+            self._db.execute(
+                "UPDATE devices SET history_from = ? WHERE device_id = ?", (turn_id, device_id)
+            )
+
+    def _migrate(self) -> None:
+        for table, column, kind in MIGRATIONS:
+            columns = {r[1] for r in self._db.execute(f"PRAGMA table_info({table})")}
+            if column not in columns:
+                self._db.execute(f"ALTER TABLE {table} ADD COLUMN {column} {kind}")
 
     def summary_now(self, device_id: str) -> str:
         row = self._db.execute(

@@ -58,20 +58,25 @@ class ReplySpeaker:
 
         Writing and synthesis start at once; the device hears nothing (not even `tts start`)
         until `ready` returns: a held answer waits there for its confirmation, with at most a
-        few sentences written ahead. Cancelled before that, nothing was sent. `fixed` text (not
-        the model's: greeting, farewell) is spoken from pre-rendered packets, kept for reuse.
+        few sentences written ahead. Cancelled before that, nothing was sent. `tts start` then
+        waits for the first sentence to be written: the device shows "speaking" only once there
+        is something to say, and the gap after it passes while that sentence is synthesized
+        (a model held up by other devices no longer leaves a device speaking nothing). `fixed`
+        text (not the model's: greeting, farewell) is spoken from pre-rendered packets.
         `spoken` collects each sentence once it has been sent, so a caller whose reply is cut
         short (abort, barge-in) still knows what the device played."""
         spoken = [] if spoken is None else spoken
         sentences: asyncio.Queue[object] = asyncio.Queue(maxsize=8)
         audio: asyncio.Queue[object] = asyncio.Queue(maxsize=2)  # backpressure on synthesis
+        written = asyncio.Event()
         async with asyncio.TaskGroup() as group:
             stages = [
-                group.create_task(self._write(pieces, sentences, timings)),
+                group.create_task(self._write(pieces, sentences, timings, written)),
                 group.create_task(self._synthesize(sentences, audio, timings, fixed)),
             ]
             if ready is not None:
                 await ready()
+            await written.wait()
             await self._say(audio, timings, on_started, spoken)
             for stage in stages:  # done, or the device is gone: stop writing and synthesizing
                 stage.cancel()
@@ -100,36 +105,47 @@ class ReplySpeaker:
             await self.link.send(TtsStop())
 
     async def _write(
-        self, pieces: AsyncIterator[str], out: asyncio.Queue[object], timings: TurnTimings
+        self,
+        pieces: AsyncIterator[str],
+        out: asyncio.Queue[object],
+        timings: TurnTimings,
+        written: asyncio.Event,
     ) -> None:
-        splitter = SentenceSplitter()
+        """Cut the text into sentences for synthesis; `written` is set once the first is
+        there (or there will be none)."""
         produced = False
+
+        async def put(sentence: str) -> None:
+            nonlocal produced
+            produced = True
+            await out.put(sentence)
+            written.set()
+
+        splitter = SentenceSplitter()
         try:
             async for piece in pieces:
                 if not piece:  # the model paused after a sentence: speak it now
                     for sentence in splitter.complete():
-                        produced = True
-                        await out.put(sentence)
+                        await put(sentence)
                     continue
                 if timings.llm_first_token is None:
                     timings.llm_first_token = time.monotonic()
                 for sentence in splitter.push(piece):
-                    produced = True
-                    await out.put(sentence)
+                    await put(sentence)
             for sentence in splitter.finish():
-                produced = True
-                await out.put(sentence)
+                await put(sentence)
         except Exception as exc:
             self.log.error("language model failed mid-reply: {!r}", exc)
             self.on_error("llm")
             if not produced:
-                await out.put(APOLOGY)
+                await put(APOLOGY)
         else:
             if not produced:
                 self.log.warning("language model produced no speakable text")
-                await out.put(APOLOGY)
+                await put(APOLOGY)
         finally:
             await out.put(_END)
+            written.set()
 
     async def _synthesize(
         self,

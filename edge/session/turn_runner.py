@@ -169,7 +169,8 @@ class TurnRunner:
                     )
                 )
         if reply:
-            self.conversation.add(SpokenTurn(text, reply, answer.tool_calls_json(), clock))
+            turn = SpokenTurn(text, reply, answer.tool_calls_json(), clock)
+            await self.conversation.add(turn, gate.turn_id)
         self.answered += 1
         self._report(text, reply, timings, writer)
         if answer.end_conversation:

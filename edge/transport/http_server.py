@@ -69,7 +69,10 @@ def make_app(
     status: Callable[[], dict[str, Any]],
     admission: Admission,
     metrics: Metrics,
+    cpu_waits: Callable[[float], list[Any]] = lambda _since: [],
 ) -> web.Application:
+    """`cpu_waits(since)`: the heavy engines' turns at the CPU since then (`CpuTurns`)."""
+
     async def ota_endpoint(request: web.Request) -> web.Response:
         body = await request.read() if request.can_read_body else b""
         info = ota.parse_request(dict(request.headers), body)
@@ -110,15 +113,17 @@ def make_app(
         return web.Response(body=metrics.exposition(), headers={"Content-Type": CONTENT_TYPE})
 
     async def recent_turns(request: web.Request) -> web.Response:
-        # Stage timestamps of recent turns, for `edge bench` on the same machine. They carry
-        # device ids, so only loopback callers get them.
+        # Stage timestamps of recent turns, and how long the engines waited for the CPU, for
+        # `edge bench` on the same machine. They carry device ids: loopback callers only.
         if not _loopback(request):
             return web.json_response({"error": "loopback only"}, status=403)
         try:
             since = float(request.query.get("since", "0"))
         except ValueError:
             return web.json_response({"error": "since must be a number"}, status=400)
-        return web.json_response({"turns": metrics.recent_turns(since)})
+        return web.json_response(
+            {"turns": metrics.recent_turns(since), "cpu_waits": cpu_waits(since)}
+        )
 
     async def vision(request: web.Request) -> web.Response:
         # Devices with a camera upload photos here (protocol §7.3); the body of our answer

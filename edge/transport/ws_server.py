@@ -168,6 +168,10 @@ class DeviceServer:
             host = str(address[0]) if address else "127.0.0.1"
         return f"http://{host}:{self.http_port()}{VISION_PATH}"
 
+    def quiet(self) -> bool:
+        """No device is talking: none speaks, none waits for or hears its answer."""
+        return not any(session.talking for session in list(self.sessions.values()))
+
     async def speak_to(self, device_id: str, text: str) -> bool:
         """Server-initiated speech to a connected device; False if it is not connected."""
         session = self.sessions.get(device_id)

@@ -20,6 +20,7 @@ def test_bench_reports_every_figure(tmp_path: Path) -> None:
             *("--max-talkers", "2", "--rounds", "1", "--idle-window", "2"),
             *("--wav", str(SPEECH_DIR / "age_of_wisdom.wav"), "--json", str(out)),
             *("--set", "vad.end_silence_ms=500"),
+            *("--household", "2", "--household-conversations", "1"),
         ],
         capture_output=True,
         text=True,
@@ -49,3 +50,9 @@ def test_bench_reports_every_figure(tmp_path: Path) -> None:
     for level in levels:
         assert level["delivered"] == level["turns"] and level["overflowed_packets"] == 0
     assert report["machine"]["cpus"] >= 1
+    # The household phase: devices with a new connection per conversation, memory on.
+    home = report["household"]
+    assert home["devices"] == 2 and home["conversations"] == 2
+    assert home["turns"] >= 2 and home["delivered"] == home["turns"]
+    assert home["first_audio"]["n"] >= 1 and home["speaking_before_first_frame"]["n"] >= 1
+    assert "llm" in home["cpu_wait_worst_per_turn"]

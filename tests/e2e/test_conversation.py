@@ -10,7 +10,7 @@ from edge.audio.pcm import resample, to_float
 from edge.sim.device import SimDevice
 from edge.tools.registry import ToolSet
 from tests.e2e.scenario import assert_reply_bracket, auto_turn, manual_turn, texts
-from tests.helpers import BECKETT_TEXT, Running, ServerThread, word_error_rate, words
+from tests.helpers import BECKETT_TEXT, Running, ServerThread, wait_until, word_error_rate, words
 
 pytestmark = pytest.mark.models
 
@@ -93,3 +93,30 @@ async def test_the_next_prompt_is_read_while_the_answer_plays(make_server, speak
     await dev.drop()
     # Left for the next turn: nothing, or the clock's minute if it turned meanwhile.
     assert read <= 12, read
+
+
+async def test_a_returning_device_reads_only_its_new_words(make_server, speak, greedy) -> None:  # type: ignore[no-untyped-def]
+    # As the firmware does: a new connection per conversation. Between them the summary is
+    # written, which changes the prompt near its start; the next prompt is read ahead then.
+    server = make_server(tools={"enabled": False}, memory={"summaries": True})
+    llm = server.harness.engines.llm
+    summarizer = server.server.services.summarizer
+    dev = SimDevice(server.ws_url, device_id="aa:bb:cc:00:0e:01")
+    await dev.connect()
+    for text in ("My name is Alice.", "What is the capital of France?"):
+        await auto_turn(dev, speak(text))
+        await dev.wait_played()
+    await dev.drop()
+    await wait_until(lambda: summarizer.written == 1 and llm.idle_for() > 1.0, 120)
+
+    placed = len(llm._loop.placed)
+    back = SimDevice(server.ws_url, device_id="aa:bb:cc:00:0e:01")
+    await back.connect()
+    mark = await auto_turn(back, speak("What is my name?"))
+    assert_reply_bracket(back, mark)
+    await back.drop()
+    # Each prompt read for this connection (the read-ahead while the user spoke, the question,
+    # the read-ahead after the answer) found the history and the summary in place: only a
+    # clock, words and the chat template around them were left (the history is ~100 tokens).
+    read = [prompt - found for prompt, found in list(llm._loop.placed)[placed:]]
+    assert read and max(read) <= 32, read

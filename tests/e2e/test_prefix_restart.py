@@ -46,3 +46,61 @@ async def test_the_first_question_after_a_restart_finds_the_devices_tools_ready(
     assert started and "(3 tools)" not in started[-1]  # the shared tools and the device's
     assert "prompt prefix with the device's tools evaluated" not in second
     assert "prompt prefix with the device's tools: already evaluated" in second
+
+
+async def test_a_restart_keeps_what_the_model_read(
+    harness: ServerThread, speak: Any, log_lines: list[dict[str, Any]]
+) -> None:
+    """The model is restarted (a new engine, the same state folder): the prompt prefix comes
+    back from disk instead of being read again, and so does a returning device's last prompt,
+    so its first question reads only its own words."""
+    import dataclasses
+    import re
+
+    from edge.engines.llm.llama import LlmEngine
+    from edge.engines.loader import resolve_models
+    from tests.e2e.scenario import auto_turn
+
+    config = server_config(tools={"enabled": False})
+    path = resolve_models(config).llm
+    assert path is not None
+
+    async def life(question: str) -> tuple[int, list[tuple[int, int]]]:
+        """Start a model and a server, have the device ask once, stop both: the prefix tokens
+        read at start, and what was read for the device (read, of prompt tokens)."""
+        llm = LlmEngine(path, config.llm, harness.engines.cpu, config.state_path)
+        engines = dataclasses.replace(harness.engines, llm=llm)
+        server = EdgeServer(config, engines)
+        try:
+            log_lines.clear()
+            await server.start()
+            started = [line["message"] for line in log_lines]
+            log_lines.clear()
+            dev = SimDevice(f"ws://127.0.0.1:{server.ws_port}/xiaozhi/v1/", device_id=DEVICE)
+            await dev.connect()
+            await auto_turn(dev, speak(question))
+            await dev.wait_played()
+            await dev.drop()
+            await server.stop()  # the device's state is written to disk as its session ends
+        finally:
+            llm.close()
+        [prefix_read] = [
+            int(m.group(1)) for text in started if (m := re.search(r"tokens, (\d+) read", text))
+        ]
+        pattern = rf"reads (\d+) of (\d+) prompt tokens for {DEVICE}"
+        reads = [
+            (int(m.group(1)), int(m.group(2)))
+            for line in log_lines
+            if (m := re.search(pattern, line["message"]))
+        ]
+        return prefix_read, reads
+
+    first_prefix, first = await life("My name is Alice.")
+    second_prefix, second = await life("What is my name?")
+    assert first and second
+    # The prefix came back from disk: left to read, at most the clock and greeting after it.
+    assert first_prefix > 40 and second_prefix <= 24, (first_prefix, second_prefix)
+    # After the restart the device's prompt (its history now) was found in place: each read
+    # is a clock, words and the chat template around them.
+    assert max(read for read, _of in second) <= 32, second
+    assert sum(of for _read, of in second) > sum(of for _read, of in first)

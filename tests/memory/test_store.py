@@ -74,3 +74,51 @@ async def test_forget_erases_one_device_only(tmp_path: Path) -> None:
         assert [d[0] for d in store.devices_now()] == ["dev-b"]
     finally:
         store.close()
+
+
+async def test_the_history_window_and_its_clocks_are_kept_for_the_next_connection(
+    tmp_path: Path,
+) -> None:
+    store = MemoryStore(tmp_path / "m.db")
+    try:
+        ids = []
+        for i in range(8):
+            turn = await store.begin_turn("dev", "s1", f"question {i}")
+            await store.finish_turn(turn, f"answer {i}", [])
+            ids.append(turn)
+            if i != 5:  # turn 5 got no reply: it never went into the prompt's history
+                await store.keep_in_history(turn, f"It is now 10:0{i}.")
+        await store.history_starts_at("dev", ids[3])  # a trim dropped the older turns
+        history = await store.history("dev", 6)
+        assert [t.user_text for t in history] == [f"question {i}" for i in (3, 4, 6, 7)]
+        assert [t.clock for t in history] == [f"It is now 10:0{i}." for i in (3, 4, 6, 7)]
+        assert [t.user_text for t in await store.history("dev", 2)] == ["question 6", "question 7"]
+        assert await store.history("another", 6) == []
+    finally:
+        store.close()
+
+
+def test_a_database_from_before_the_history_columns_is_migrated(tmp_path: Path) -> None:
+    path = tmp_path / "old.db"
+    db = sqlite3.connect(path)
+    db.executescript(
+        """
+        CREATE TABLE devices (device_id TEXT PRIMARY KEY, first_seen REAL NOT NULL,
+            last_seen REAL NOT NULL, summary TEXT NOT NULL DEFAULT '',
+            summary_turn INTEGER NOT NULL DEFAULT 0);
+        CREATE TABLE turns (id INTEGER PRIMARY KEY AUTOINCREMENT, device_id TEXT NOT NULL,
+            session_id TEXT NOT NULL, started REAL NOT NULL, user_text TEXT NOT NULL,
+            assistant_text TEXT NOT NULL DEFAULT '', tool_calls TEXT NOT NULL DEFAULT '[]',
+            complete INTEGER NOT NULL DEFAULT 0);
+        INSERT INTO devices VALUES ('dev', 1, 1, '', 0);
+        INSERT INTO turns (device_id, session_id, started, user_text, assistant_text, complete)
+            VALUES ('dev', 's', 1, 'hello', 'hi there', 1);
+        """
+    )
+    db.close()
+    store = MemoryStore(path)
+    try:
+        [turn] = store._history("dev", 6)  # the old turns count as the history, without clocks
+        assert (turn.user_text, turn.assistant_text, turn.clock) == ("hello", "hi there", "")
+    finally:
+        store.close()

@@ -238,6 +238,8 @@ class ScriptedLlm:
         self.prompts: list[list[Message]] = []  # every request's messages
         self.read_ahead: list[list[Message]] = []
         self.warmed: list[list[ToolSpec] | None] = []
+        self.preloaded: list[str] = []  # devices whose saved state was asked back from disk
+        self.kept: list[str] = []  # devices whose state was asked to be written to disk
         self.full = False
         self.hold: asyncio.Event | None = None
         self.cancelled = 0  # generations stopped before their end
@@ -255,7 +257,12 @@ class ScriptedLlm:
         return 0.0 if self._running else 60.0
 
     async def warm_up(
-        self, prompt: list[Message] | None = None, tools: list[ToolSpec] | None = None
+        self,
+        prompt: list[Message] | None = None,
+        tools: list[ToolSpec] | None = None,
+        *,
+        background: bool = False,
+        progress: Any = None,
     ) -> float:
         self.warmed.append(tools)
         return 0.0
@@ -271,6 +278,7 @@ class ScriptedLlm:
         grammar: str | None = None,
         owner: str = "",
         pause_at: PauseRule | None = None,
+        background: bool = False,
     ) -> AsyncGenerator[str, None]:
         self.prompts.append(messages)
         self._running += 1
@@ -291,6 +299,14 @@ class ScriptedLlm:
     ) -> int:
         self.read_ahead.append(messages)
         return 0
+
+    async def preload(self, owner: str) -> bool:
+        self.preloaded.append(owner)
+        return False
+
+    async def keep(self, owner: str) -> bool:
+        self.kept.append(owner)
+        return False
 
     def close(self) -> None:
         pass

@@ -47,6 +47,22 @@ async def test_a_spoken_question_gets_its_stt_then_a_whole_reply_bracket() -> No
     await rig.stop()
 
 
+async def test_tts_start_waits_for_something_to_say() -> None:
+    rig = make_rig(echo, texts={10: "what is the capital of France"})
+    rig.llm.hold = asyncio.Event()  # the model is held up (other devices, a busy board)
+    rig.start()
+    rig.listen()
+    rig.say(10, quiet=8)
+    await rig.until(lambda: rig.llm.prompts)
+    await asyncio.sleep(0.1)
+    # The device knows it was heard, and keeps listening: no "speaking" with nothing to say.
+    assert rig.link.kinds() == ["Stt"]
+    rig.llm.hold.set()
+    await rig.reply_done()
+    assert rig.link.kinds() == BRACKET
+    await rig.stop()
+
+
 async def test_the_early_text_is_used_when_the_pause_ends_the_utterance() -> None:
     rig = make_rig(echo, texts={10: "hello there"}, vad={"preemptive_answer": False})
     rig.start()

@@ -3,6 +3,13 @@ places at the model, `batch`: the decode loop, `kv_cache`: sequence placement, `
 saved states, `sampling`: sampler and stop strings) and a remote OpenAI-compatible server
 (`openai`). Importing this package loads neither llama.cpp nor aiohttp's client."""
 
-from edge.engines.llm.base import LanguageModel, Message, PauseRule, ToolSpec, greeting_prompt
+from edge.engines.llm.base import (
+    LanguageModel,
+    Message,
+    PauseRule,
+    Progress,
+    ToolSpec,
+    greeting_prompt,
+)
 
-__all__ = ["LanguageModel", "Message", "PauseRule", "ToolSpec", "greeting_prompt"]
+__all__ = ["LanguageModel", "Message", "PauseRule", "Progress", "ToolSpec", "greeting_prompt"]

@@ -14,6 +14,7 @@ ToolSpec = dict[str, Any]  # one OpenAI-style function spec: {"type": "function"
 # Given everything an answer has written so far: may it pause here for another device (a whole
 # sentence is ready to be spoken meanwhile)? The speaker's sentence rule, passed in by the caller.
 PauseRule = Callable[[str], bool]
+Progress = Callable[[int, int], None]  # (prompt tokens read, tokens in all)
 
 
 def greeting_prompt(config: LlmConfig) -> list[Message]:
@@ -48,9 +49,16 @@ class LanguageModel(Protocol):
         ...
 
     async def warm_up(
-        self, prompt: list[Message] | None = None, tools: list[ToolSpec] | None = None
+        self,
+        prompt: list[Message] | None = None,
+        tools: list[ToolSpec] | None = None,
+        *,
+        background: bool = False,
+        progress: Progress | None = None,
     ) -> float:
-        """Evaluate the shared prompt prefix now; the seconds it took."""
+        """Evaluate the shared prompt prefix now, with no time limit; the seconds it took.
+        `background`: only while the model is free, giving way to any answer. `progress(read,
+        total)` hears how far a long read got."""
         ...
 
     def stream(
@@ -64,15 +72,25 @@ class LanguageModel(Protocol):
         grammar: str | None = None,
         owner: str = "",
         pause_at: PauseRule | None = None,
+        background: bool = False,
     ) -> AsyncGenerator[str, None]:
         """Text pieces as the model writes them. An empty piece: the model paused at a point
-        `pause_at` allowed, for another request (speak what you have)."""
+        `pause_at` allowed, for another request (speak what you have). `background`: work
+        nobody waits for (a summary), stopped with `Preempted` when a device needs the model."""
         ...
 
     async def prefetch(
         self, messages: list[Message], tools: list[ToolSpec] | None = None, owner: str = ""
     ) -> int:
         """Read a coming request's prompt ahead; the tokens read."""
+        ...
+
+    async def preload(self, owner: str) -> bool:
+        """Bring `owner`'s (a device's) prompt state kept on disk back into memory."""
+        ...
+
+    async def keep(self, owner: str) -> bool:
+        """Keep `owner`'s newest prompt state on disk, for after a restart."""
         ...
 
     def close(self) -> None: ...

@@ -25,7 +25,7 @@ from loguru import logger
 from edge.engines.llm.kv_cache import KvCache
 from edge.engines.llm.request import Request
 from edge.engines.llm.sampling import TokenPieces, make_sampler
-from edge.errors import ContextFull, EngineTimeout
+from edge.errors import ContextFull, EngineTimeout, Preempted
 from edge.workers import CpuTurns
 
 BATCH_TOKENS = 256  # tokens per llama_decode (n_batch = n_ubatch)
@@ -143,7 +143,7 @@ class DecodeLoop:
                     continue
                 try:
                     target = self.cache.place(request, free)
-                    if not request.ahead:
+                    if request.writes:
                         request.sampler = make_sampler(
                             self._lib, self.model.vocab, request.temperature, request.grammar
                         )
@@ -157,12 +157,14 @@ class DecodeLoop:
             self._yield_reading_ahead()  # also one placed just now beside a real request
 
     def _yield_reading_ahead(self) -> None:
-        """Reading ahead yields to any real request, and before that request is placed: a
+        """Background work yields to any real request, and before that request is placed: a
         device's question then finds its own sequence free, holding the part of its prompt read
-        so far, instead of taking another device's."""
+        so far, instead of taking another device's. A read-ahead just stops (what it read
+        stays); background writing (a summary) is told it was preempted."""
         if self._waiting() or self.writing:
             for request in [r for r in self._running if r.ahead]:
-                self._release(request)
+                preempted = Preempted("gave way to a live turn") if request.writes else None
+                self._release(request, preempted)
 
     def _step(self) -> None:
         """One llama_decode: every writer's next token, then prompt chunks while room is left."""
@@ -192,7 +194,7 @@ class DecodeLoop:
             take = min(room, len(request.prompt) - request.done_prompt)
             start = request.done_prompt
             for offset in range(take):
-                last = start + offset == len(request.prompt) - 1 and not request.ahead
+                last = start + offset == len(request.prompt) - 1 and request.writes
                 entries.append((request, request.prompt[start + offset], start + offset, last))
             room -= take
         if entries:
@@ -209,7 +211,7 @@ class DecodeLoop:
             if logits:
                 outputs[id(request)] = index
         for request in list(self._running):
-            if request.ahead:
+            if not request.writes:
                 if request.done_prompt >= len(request.prompt):
                     self._release(request)
             elif id(request) in outputs:
@@ -227,7 +229,7 @@ class DecodeLoop:
                 batch.n_seq_id[i] = 1
                 batch.seq_id[i][0] = request.seq
                 batch.logits[i] = logits
-            with self._cpu.turn():
+            with self._cpu.turn(engine="llm"):
                 result = lib.llama_decode(self.ctx, batch)
             self.cache.moved_unrotated = False  # every decode first applies pending moves
             if result == 0:

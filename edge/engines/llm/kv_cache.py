@@ -92,7 +92,7 @@ class KvCache:
         target.request, target.used, request.seq = request, time.monotonic(), target.seq
         target.owner = request.owner
         # Keep one token to read: its logits start the answer.
-        last = len(prompt) if request.ahead else len(prompt) - 1
+        last = len(prompt) if not request.writes else len(prompt) - 1
         held = min(shares[target.seq], last)
         moves = self._chunk_moves(target, prompt, held, last)
         reach = moves[-1][0] + moves[-1][2] if moves else held
@@ -124,7 +124,7 @@ class KvCache:
             target.seq,
             len(prompt) - shared,
             len(prompt),
-            " ahead" if request.ahead else "",
+            " ahead" if request.ahead else "" if request.writes else " (prefix)",
             request.owner or "-",
         )
 
@@ -180,7 +180,7 @@ class KvCache:
         sequence = self.of(request)
         sequence.request, sequence.used = None, time.monotonic()
         if sequence.tokens and not self.moved_unrotated:
-            self.states.save(sequence.seq, sequence.tokens)
+            self.states.save(sequence.seq, sequence.tokens, sequence.owner)
 
     def evict_idle(self) -> bool:
         """Drop what idle sequences keep (to make room); whether there was any."""

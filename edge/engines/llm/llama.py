@@ -20,6 +20,7 @@ Generations under a grammar are not interrupted (a grammar cannot resume halfway
 from __future__ import annotations
 
 import asyncio
+import math
 import time
 from collections.abc import AsyncGenerator
 from pathlib import Path
@@ -28,15 +29,23 @@ from typing import Any
 from loguru import logger
 
 from edge.config import LlmConfig
-from edge.engines.llm.base import Message, PauseRule, ToolSpec, greeting_prompt
+from edge.engines.llm.base import Message, PauseRule, Progress, ToolSpec, greeting_prompt
 from edge.engines.llm.batch import DecodeLoop
 from edge.engines.llm.places import Places
 from edge.engines.llm.request import Request, next_piece
 from edge.engines.llm.sampling import StopFilter
-from edge.errors import EngineTimeout
-from edge.workers import CpuTurns
+from edge.engines.llm.state_files import (
+    STATES_FOLDER,
+    DiskStates,
+    StateFiles,
+    model_fingerprint,
+)
+from edge.errors import EngineTimeout, Preempted
+from edge.workers import CpuTurns, usable_threads
 
 _GRAMMAR_CACHE_SIZE = 16
+PREFIX_OWNER = "\0prefix"  # whose state the shared prompt prefix is, on disk and in memory
+PROGRESS_S = 10.0  # how often a long prefix read reports how far it got
 # Stands in for the coming user message when a prompt is rendered ahead of it: the prompt up to
 # here is what the request will start with, whatever the chat template puts around a message.
 _USER_MARK = "\ue000edge-user-message\ue000"
@@ -45,7 +54,15 @@ _USER_MARK = "\ue000edge-user-message\ue000"
 class LlmEngine:
     """The local model (see the module docstring); implements `LanguageModel`."""
 
-    def __init__(self, model_path: Path, config: LlmConfig, cpu: CpuTurns | None = None) -> None:
+    def __init__(
+        self,
+        model_path: Path,
+        config: LlmConfig,
+        cpu: CpuTurns | None = None,
+        state_dir: Path | None = None,
+    ) -> None:
+        """`state_dir`: where prompt states are kept across restarts (None: not kept)."""
+        import llama_cpp
         from llama_cpp import Llama
 
         self.config = config
@@ -63,12 +80,17 @@ class LlmEngine:
             self._llama,
             n_seq=self.sequences,
             n_ctx=cells,
-            threads=config.threads,
+            threads=usable_threads(config.threads),
             states_budget=config.prompt_cache_mb * 2**20,
             waiting=lambda: self.waiting,
             cpu=cpu or CpuTurns(),
         )
         self.states = self._loop.states
+        self._disk: DiskStates | None = None
+        if state_dir is not None and config.saved_states_mb > 0:
+            fingerprint = model_fingerprint(model_path, str(llama_cpp.__version__))
+            files = StateFiles(state_dir / STATES_FOLDER, fingerprint, config.saved_states_mb << 20)
+            self._disk = DiskStates(files, self.states)
         self._tickets = Places(self._places)
         self._grammars: dict[str, str] = {}  # JSON schema text → GBNF text
         self.idle_since = time.monotonic()  # when the last generation ended
@@ -101,15 +123,39 @@ class LlmEngine:
         return 0.0 if self.busy else time.monotonic() - self.idle_since
 
     async def warm_up(
-        self, prompt: list[Message] | None = None, tools: list[ToolSpec] | None = None
+        self,
+        prompt: list[Message] | None = None,
+        tools: list[ToolSpec] | None = None,
+        *,
+        background: bool = False,
+        progress: Progress | None = None,
     ) -> float:
         """Evaluate the shared prefix (system prompt and tool list) so the first turn does not
-        pay for it; `prompt` defaults to the system prompt and a greeting."""
+        pay for it; `prompt` defaults to the system prompt and a greeting. No time limit: on a
+        slow or busy board it takes what it takes, and `progress(read, total)` hears how far it
+        got every few seconds. `background`: only while the model is free, giving way to any
+        answer within a step (a device's tools, evaluated while devices may talk)."""
         started = time.monotonic()
         prompt = prompt or greeting_prompt(self.config)
-        async for _ in self.stream(prompt, max_tokens=1, tools=tools):
-            pass
+        rendered = self._format(messages=prompt, tools=tools or None)
+        tokens = self._tokens(rendered.prompt, special=True)
+        await self.preload(PREFIX_OWNER)  # as a restart left it: then little is left to read
+        read = await self._read(
+            tokens, background=background, progress=progress, owner=PREFIX_OWNER
+        )
+        if read:
+            await self.keep(PREFIX_OWNER)
+        logger.debug("llm: prompt prefix of {} tokens, {} read", len(tokens), read)
         return time.monotonic() - started
+
+    async def preload(self, owner: str) -> bool:
+        """Read `owner`'s prompt state back from disk into host memory (a device that returns
+        after a restart: its first question then reads only its words). False: none kept."""
+        return await self._disk.preload(owner) if self._disk is not None else False
+
+    async def keep(self, owner: str) -> bool:
+        """Write `owner`'s newest prompt state to disk (a device that leaves)."""
+        return await self._disk.keep(owner) if self._disk is not None else False
 
     def _grammar(self, json_schema: str | None, gbnf: str | None) -> str | None:
         from llama_cpp import LlamaGrammar
@@ -140,6 +186,7 @@ class LlmEngine:
         grammar: str | None = None,
         owner: str = "",
         pause_at: PauseRule | None = None,
+        background: bool = False,
     ) -> AsyncGenerator[str, None]:
         """Yield text pieces as the model writes them; an empty piece means the model paused
         at a sentence end for another request (speak what you have). Closing the iterator (or
@@ -151,7 +198,9 @@ class LlmEngine:
         text, read by `edge.tools.parsing`); `json_schema` or `grammar` (GBNF) constrain the
         output. `owner` (a device id) keeps a device's history in the sequence it used last.
         `pause_at` says where an answer may give its place up to a waiting request (never
-        under a grammar: a grammar cannot resume halfway)."""
+        under a grammar: a grammar cannot resume halfway). `background` (a summary): only with
+        a place free at once, and stopped with `Preempted` within a step when an answer needs
+        the model."""
         limit = max_tokens or self.config.max_tokens
         budget = timeout_s if timeout_s is not None else self.config.timeout_s
         gbnf = self._grammar(json_schema, grammar)
@@ -170,7 +219,12 @@ class LlmEngine:
 
         while True:
             resume = prompt + (self._tokens(written, special=False) if written else [])
-            await self._tickets.acquire(self.config.max_waiting)
+            if background:
+                if self.full or self._loop.writing or not self._tickets.try_acquire():
+                    raise Preempted("the model is answering a device")
+                self._reading_ahead += 1
+            else:
+                await self._tickets.acquire(self.config.max_waiting)
             held_since = time.monotonic()
             request = Request(
                 prompt=resume,
@@ -181,9 +235,10 @@ class LlmEngine:
                 deadline=held_since + budget - running,
                 budget_s=budget,
                 loop=asyncio.get_running_loop(),
-                pause_point=pause_at if pausable else None,
+                pause_point=pause_at if pausable and not background else None,
                 written_before=written,
                 owner=owner,
+                ahead=background,
             )
             try:
                 if time.monotonic() > request.deadline:
@@ -193,6 +248,8 @@ class LlmEngine:
                     written += piece
                     yield piece
             finally:
+                if background:
+                    self._reading_ahead -= 1
                 await self._let_go(request)
                 running += time.monotonic() - held_since
             used += request.count
@@ -229,27 +286,56 @@ class LlmEngine:
             messages=[*messages, {"role": "user", "content": _USER_MARK}], tools=tools or None
         )
         head, found, _ = rendered.prompt.partition(_USER_MARK)
-        if not found or not self._tickets.try_acquire():
+        if not found:
             return 0
-        self._reading_ahead += 1
+        tokens = self._tokens(head, special=True)
+        return await self._read(
+            tokens, background=True, owner=owner, budget_s=self.config.timeout_s
+        )
+
+    async def _read(
+        self,
+        tokens: list[int],
+        *,
+        background: bool,
+        owner: str = "",
+        budget_s: float = math.inf,
+        progress: Progress | None = None,
+    ) -> int:
+        """Read `tokens` into a sequence and write nothing; the tokens evaluated. In the
+        background it needs a free place at once and gives way to any answer within a step;
+        in the foreground (the warm-up at start) it waits for its place and holds it."""
+        if background:
+            if not self._tickets.try_acquire():
+                return 0
+            self._reading_ahead += 1
+        else:
+            await self._tickets.acquire(self.config.max_waiting)
         request = Request(
-            prompt=self._tokens(head, special=True),
+            prompt=tokens,
             max_tokens=0,
             temperature=0.0,
             grammar=None,
             stops=StopFilter([]),
-            deadline=time.monotonic() + self.config.timeout_s,
-            budget_s=self.config.timeout_s,
+            deadline=time.monotonic() + budget_s,
+            budget_s=budget_s,
             loop=asyncio.get_running_loop(),
-            ahead=True,
+            ahead=background,
             owner=owner,
         )
         try:
             self._loop.submit(request)
-            while await next_piece(request) is not None:
-                pass
+            while True:
+                try:
+                    async with asyncio.timeout(PROGRESS_S if progress else None):
+                        if await next_piece(request) is None:
+                            break
+                except TimeoutError:
+                    assert progress is not None
+                    progress(request.done_prompt, len(tokens))
         finally:
-            self._reading_ahead -= 1
+            if background:
+                self._reading_ahead -= 1
             await self._let_go(request)
         return request.evaluated
 

@@ -21,7 +21,7 @@ import aiohttp
 from loguru import logger
 
 from edge.config import LlmConfig
-from edge.engines.llm.base import Message, PauseRule, ToolSpec, greeting_prompt
+from edge.engines.llm.base import Message, PauseRule, Progress, ToolSpec, greeting_prompt
 from edge.errors import EngineBusy, EngineTimeout, LlmUnavailable
 
 IN_FLIGHT = 4  # requests sent at once; the server queues or batches them (llama-server slots)
@@ -61,8 +61,20 @@ class OpenAiLlm:
         it would hold one of its slots while another device may need it."""
         return 0
 
+    async def preload(self, owner: str) -> bool:
+        """The server elsewhere keeps its own prompt cache: nothing to read back here."""
+        return False
+
+    async def keep(self, owner: str) -> bool:
+        return False
+
     async def warm_up(
-        self, prompt: list[Message] | None = None, tools: list[ToolSpec] | None = None
+        self,
+        prompt: list[Message] | None = None,
+        tools: list[ToolSpec] | None = None,
+        *,
+        background: bool = False,
+        progress: Progress | None = None,
     ) -> float:
         """Have the server evaluate (and, if it caches prompts, keep) the shared prefix. A server
         that is down is not fatal here: it may come up later, and each turn says so."""
@@ -109,6 +121,7 @@ class OpenAiLlm:
         grammar: str | None = None,
         owner: str = "",
         pause_at: PauseRule | None = None,
+        background: bool = False,
     ) -> AsyncGenerator[str, None]:
         """Yield text as the server streams it; closing the iterator closes the request, which
         makes llama.cpp's servers stop generating. The server shares itself between requests:

@@ -9,12 +9,15 @@ reading a prompt restores the saved state that shares the longest prefix with it
 beats what the context already holds. The idea is llama-server's host-memory prompt cache
 (`--cache-ram`).
 
-Only called from the decode thread (`edge.engines.llm.batch`), per sequence.
+Saved and restored from the decode thread (`edge.engines.llm.batch`); the states' list is also
+read and added to from worker threads (`snapshot`, `add`: a device's state written to disk when it
+leaves, read back when it returns, `edge.engines.llm.state_files`), hence the lock.
 """
 
 from __future__ import annotations
 
 import ctypes
+import threading
 import time
 from dataclasses import dataclass, field
 from typing import Any
@@ -32,6 +35,7 @@ class _Saved:
     tokens: np.ndarray  # int32: the tokens whose KV cells `data` holds, in order
     data: bytes
     used: float = field(default_factory=time.monotonic)
+    owner: str = ""  # the device whose prompt it holds ("" for the shared prefix)
 
 
 def common_prefix(a: np.ndarray, b: np.ndarray) -> int:
@@ -45,6 +49,7 @@ class PromptStates:
         self._ctx = ctx  # the llama_context pointer
         self.budget_bytes = budget_bytes
         self._saved: list[_Saved] = []
+        self._lock = threading.Lock()
         self.restored = 0  # restores done (for tests and logs)
 
     @property
@@ -54,17 +59,19 @@ class PromptStates:
     def __len__(self) -> int:
         return len(self._saved)
 
-    def save(self, seq: int, held: list[int]) -> None:
-        """Keep sequence `seq`, which holds the tokens `held`. A saved prefix of it is superseded
-        (every prompt shares at least as much with the longer one); a longer saved one covers
-        it."""
+    def save(self, seq: int, held: list[int], owner: str = "") -> None:
+        """Keep sequence `seq`, which holds the tokens `held` of `owner`'s prompt. A saved prefix
+        of it is superseded (every prompt shares at least as much with the longer one); a
+        longer saved one covers it."""
         if self.budget_bytes <= 0 or not held:
             return
         tokens = np.asarray(held, dtype=np.int32)
-        for saved in self._saved:
-            if common_prefix(saved.tokens, tokens) == len(tokens):
-                saved.used = time.monotonic()
-                return
+        with self._lock:
+            for saved in self._saved:
+                if common_prefix(saved.tokens, tokens) == len(tokens):
+                    saved.used = time.monotonic()
+                    saved.owner = saved.owner or owner  # a longer state keeps its owner
+                    return
         size = llama_cpp().llama_state_seq_get_size(self._ctx, seq)
         if size <= 0 or size > self.budget_bytes:
             return
@@ -73,10 +80,31 @@ class PromptStates:
         if written <= 0:
             logger.warning("llm: could not save the prompt state ({} bytes)", size)
             return
-        self._saved = [s for s in self._saved if common_prefix(s.tokens, tokens) < len(s.tokens)]
-        self._saved.append(_Saved(tokens, bytes(memoryview(buffer)[:written])))
-        while self.size_bytes > self.budget_bytes:
-            self._saved.remove(min(self._saved, key=lambda s: s.used))
+        self._add(_Saved(tokens, bytes(memoryview(buffer)[:written]), owner=owner))
+
+    def _add(self, entry: _Saved) -> None:
+        with self._lock:
+            tokens = entry.tokens
+            self._saved = [
+                s for s in self._saved if common_prefix(s.tokens, tokens) < len(s.tokens)
+            ]
+            self._saved.append(entry)
+            while self.size_bytes > self.budget_bytes:
+                self._saved.remove(min(self._saved, key=lambda s: s.used))
+
+    def add(self, tokens: np.ndarray, data: bytes, owner: str) -> None:
+        """A state read back from disk (any thread): kept as if saved just now."""
+        if self.budget_bytes > 0 and len(data) <= self.budget_bytes:
+            self._add(_Saved(tokens, data, owner=owner))
+
+    def snapshot(self, owner: str) -> tuple[np.ndarray, bytes] | None:
+        """The newest state of `owner`'s prompt (any thread), for writing to disk."""
+        with self._lock:
+            mine = [s for s in self._saved if s.owner == owner]
+            if not mine:
+                return None
+            newest = max(mine, key=lambda s: s.used)
+            return newest.tokens, newest.data
 
     def restore(self, seq: int, prompt: list[int], held: int) -> int | None:
         """Before `prompt` is read into sequence `seq`, which holds `held` tokens of it: bring
@@ -85,7 +113,9 @@ class PromptStates:
         (its cells hold all of the saved state's tokens: the caller trims them)."""
         wanted = np.asarray(prompt, dtype=np.int32)
         best, best_shared = None, held
-        for saved in self._saved:
+        with self._lock:
+            candidates = list(self._saved)
+        for saved in candidates:
             shared = common_prefix(saved.tokens, wanted)
             if shared > best_shared:
                 best, best_shared = saved, shared
@@ -97,7 +127,9 @@ class PromptStates:
         if lib.llama_state_seq_set_data(self._ctx, buffer, len(best.data), seq) == 0:
             logger.warning("llm: a saved prompt state did not load; reading the prompt")
             lib.llama_memory_seq_rm(lib.llama_get_memory(self._ctx), seq, -1, -1)
-            self._saved.remove(best)
+            with self._lock:
+                if best in self._saved:
+                    self._saved.remove(best)
             return 0
         best.used = time.monotonic()
         self.restored += 1

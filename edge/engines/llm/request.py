@@ -15,8 +15,9 @@ DONE = object()  # the last item of a request's queue
 
 @dataclass(eq=False)
 class Request:
-    """One stretch of generation (or, with `max_tokens == 0`, a prompt read ahead). Written by
-    the event loop before `submit`; afterwards only the decode thread changes it, except `stop`."""
+    """One stretch of generation, or with `max_tokens == 0` a prompt only read (ahead of a
+    device's question, or a prefix evaluated ahead of everyone's). Written by the event loop
+    before `submit`; afterwards only the decode thread changes it, except `stop`."""
 
     prompt: list[int]
     max_tokens: int
@@ -32,7 +33,8 @@ class Request:
     # (None: never); and the text written before this stretch, so the check sees all of it.
     pause_point: Callable[[str], bool] | None = None
     written_before: str = ""
-    # Read ahead only while nothing else needs the model.
+    # Only while nothing else needs the model: gives way to any request that writes, within a
+    # step, and reads in short steps meanwhile (a read-ahead, a prefix in the background).
     ahead: bool = False
     # Whose history the prompt carries (a device id; "" for none): the sequence it last used
     # is where its next prompt goes.
@@ -49,6 +51,11 @@ class Request:
     next_token: int = -1  # sampled, not yet in the cells
     sampler: Any = None
     text: str = ""  # written in this stretch
+
+    @property
+    def writes(self) -> bool:
+        """It samples tokens (an answer); else it only reads its prompt into the cells."""
+        return self.max_tokens > 0
 
     def send(self, item: object) -> None:
         self.loop.call_soon_threadsafe(self.queue.put_nowait, item)

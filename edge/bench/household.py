@@ -1,0 +1,270 @@
+"""`edge bench household`: the pattern real devices use, not one long connection.
+
+A xiaozhi device opens a WebSocket when it is woken, talks, and drops the connection when the
+conversation is over; minutes later the same device comes back, and the server should still know
+it (its memory, its summary, its tools). So here `--devices` devices (3) each hold
+`--conversations` conversations (4): the config call, the hello and the MCP handshake, one to
+three spoken turns, a few idle seconds, then the connection dropped as the firmware drops it.
+The devices keep their Device-Ids and start their conversations at random moments from a fixed
+seed, so conversations overlap. Memory, summaries (written between conversations) and tools are
+on, as in a home.
+
+For every turn: end of speech → first audio frame at the device, the server's stages, how long
+the device showed "speaking" before its first frame (`tts start` → first frame), and the longest
+wait of each engine (ASR clip, LLM step, TTS sentence) for the CPU while the turn was on its way.
+
+`--cpus N` pins the server (and every thread it starts) to N cores, to stand in for a slower
+board; `--busy` runs a CPU-bound process per core beside it, at the same priority: a board that
+also runs other services.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import random
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from edge.bench.report import STAGES, Turn, ms, percentile
+from edge.bench.server import BusyNeighbour, ServerUnderTest, cpu_set
+from edge.bench.talk import connect, measured_turn, started_after_a_device
+from edge.bench.utterances import Utterance
+
+# What a household says: questions, a command for the device's own tools, a fact about the user
+# and a question that needs it back (memory across connections).
+HOUSEHOLD = (
+    "What is the capital of France?",
+    "How many legs does a spider have?",
+    "Who wrote Hamlet?",
+    "Tell me a joke.",
+    "What time is it?",
+    "Turn the volume down to 30.",
+    "My name is Alice.",
+    "What is my name?",
+)
+SPEAKING_WAIT_LIMIT_S = 1.0  # longer in "speaking" with nothing to hear feels broken
+
+
+@dataclass
+class HouseholdOptions:
+    devices: int = 3
+    conversations: int = 4  # per device
+    seed: int = 7
+    cpus: int = 0  # 0: every core
+    busy: bool = False
+    profile: str = ""
+    config: Path | None = None
+    settings: list[str] = field(default_factory=list)
+    json_out: str = ""
+
+
+@dataclass(frozen=True)
+class Planned:
+    """One conversation: when it starts (seconds after the device's previous one ended, or
+    after the run began), what is said, and how long the device then idles before it goes."""
+
+    delay_s: float
+    said: list[Utterance]
+    idle_s: float
+
+
+def plan(options: HouseholdOptions, speech: list[Utterance]) -> list[list[Planned]]:
+    """Every device's conversations, from the seed: the same run every time."""
+    rng = random.Random(options.seed)
+    plans = []
+    for _device in range(options.devices):
+        conversations = []
+        for index in range(options.conversations):
+            delay = rng.uniform(0.0, 6.0) if index == 0 else rng.uniform(3.0, 12.0)
+            said = [rng.choice(speech) for _ in range(rng.randint(1, 3))]
+            conversations.append(Planned(delay, said, rng.uniform(1.0, 4.0)))
+        plans.append(conversations)
+    return plans
+
+
+async def drive(
+    server: ServerUnderTest, plans: list[list[Planned]], say: Callable[[str], None]
+) -> tuple[list[Turn], int]:
+    """Run every device's conversations at once; the turns, and the conversations held."""
+    turns: list[Turn] = []
+    held = 0
+
+    async def device(index: int, conversations: list[Planned]) -> None:
+        nonlocal held
+        device_id = f"b0:05:e0:00:00:{index:02x}"
+        for planned in conversations:
+            await asyncio.sleep(planned.delay_s)
+            sim = await connect(server, device_id)
+            try:
+                for utterance in planned.said:
+                    turn = await measured_turn(server, sim, utterance)
+                    turns.append(turn)
+                    say(
+                        f"  {device_id} {utterance.name!r}: {ms(turn.first_audio)} "
+                        f"(speaking {ms(turn.speaking_wait)} before the first frame)"
+                    )
+                await asyncio.sleep(planned.idle_s)
+            finally:
+                await sim.drop()  # no close frame, as the firmware leaves
+            held += 1
+
+    await asyncio.gather(*(device(i, c) for i, c in enumerate(plans)))
+    return turns, held
+
+
+def figures(turns: list[Turn], conversations: int, options: HouseholdOptions) -> dict[str, Any]:
+    def spread(values: list[float]) -> dict[str, float | None]:
+        return {
+            "p50": percentile(values, 50),
+            "p95": percentile(values, 95),
+            "max": max(values) if values else None,
+            "n": len(values),
+        }
+
+    counted = [t for t in turns if not t.cut_early]
+    waits_by_engine: dict[str, list[float]] = {}
+    for turn in counted:
+        for engine, waited in turn.cpu_waits.items():
+            waits_by_engine.setdefault(engine, []).append(waited)
+    speaking = [t.speaking_wait for t in counted if t.speaking_wait is not None]
+    return {
+        "devices": options.devices,
+        "conversations": conversations,
+        "cpus": len(cpu_set(options.cpus)),
+        "busy_neighbour": options.busy,
+        "turns": len(turns),
+        "delivered": sum(t.delivered for t in turns),
+        "cut_early": len(turns) - len(counted),
+        "first_audio": spread([t.first_audio for t in counted if t.first_audio is not None]),
+        "stages": {s: spread([t.stages[s] for t in counted if s in t.stages]) for s in STAGES},
+        "speaking_before_first_frame": spread(speaking),
+        "speaking_over_1s": sum(w > SPEAKING_WAIT_LIMIT_S for w in speaking),
+        "cpu_wait_worst_per_turn": {e: spread(w) for e, w in sorted(waits_by_engine.items())},
+        "turns_detail": [
+            {
+                "device": t.device,
+                "utterance": t.utterance,
+                "first_audio": t.first_audio,
+                "speaking_wait": t.speaking_wait,
+                "stages": t.stages,
+                "cpu_waits": t.cpu_waits,
+                "tools": t.tools,
+            }
+            for t in turns
+        ],
+    }
+
+
+def print_household(report: dict[str, Any]) -> None:
+    row = report["first_audio"]
+    where = f"{report['cpus']} cores" + (
+        ", a busy neighbour on each" if report["busy_neighbour"] else ""
+    )
+    print(
+        f"\nhousehold: {report['devices']} devices, {report['conversations']} conversations "
+        f"(a new connection each), {report['turns']} turns, {where}; memory, summaries, tools on"
+    )
+    print(f"{'':36} {'p50':>8} {'p95':>8} {'max':>8}")
+
+    def line(name: str, spread: dict[str, Any]) -> None:
+        print(f"{name:36} {ms(spread['p50']):>8} {ms(spread['p95']):>8} {ms(spread['max']):>8}")
+
+    line("end of speech → first audio", row)
+    for stage in STAGES:
+        line(f"  {stage}", report["stages"][stage])
+    line("'speaking' before the first frame", report["speaking_before_first_frame"])
+    for engine, spread in report["cpu_wait_worst_per_turn"].items():
+        line(f"longest {engine} wait for the CPU", spread)
+    print(
+        f"delivered {report['delivered']}/{report['turns']}; turns 'speaking' over "
+        f"{SPEAKING_WAIT_LIMIT_S:.0f} s before the first frame: {report['speaking_over_1s']}; "
+        f"server memory after: {report.get('rss_mb_end') or 0:.0f} MB RSS"
+    )
+
+
+async def run_household(
+    options: HouseholdOptions,
+    speech: list[Utterance],
+    env: dict[str, str],
+    say: Callable[[str], None],
+) -> dict[str, Any]:
+    """Start a server as a board in use (pinned to `--cpus`), with `--busy` neighbours, and
+    drive the household."""
+    neighbour = BusyNeighbour(options.cpus) if options.busy else None
+    say(f"household: starting edge serve on {len(cpu_set(options.cpus))} cores")
+    server = await started_after_a_device(options.config, env, cpus=options.cpus, summaries=True)
+    try:
+        if neighbour is not None:
+            neighbour.start()
+            say(f"  a busy neighbour on each of cores {sorted(neighbour.cores)}")
+        plans = plan(options, speech)
+        started = time.monotonic()
+        turns, held = await drive(server, plans, say)
+        report = figures(turns, held, options)
+        report["seconds"] = time.monotonic() - started
+        report["rss_mb_end"] = server.rss_mb()
+        return report
+    finally:
+        if neighbour is not None:
+            neighbour.stop()
+        server.stop()
+
+
+def household_speech(tts: Any, rate: int) -> list[Utterance]:
+    """The household's phrases in the voice (steady: the same audio every run)."""
+    from edge.bench.utterances import synthesized
+
+    return synthesized({text: tts.synthesize_pcm(text, rate, steady=True) for text in HOUSEHOLD})
+
+
+def main(options: HouseholdOptions) -> int:
+    import json
+
+    from loguru import logger
+
+    from edge.bench.server import setting_env
+
+    logger.remove()
+    logger.add(sys.stderr, level="WARNING")
+    started = time.monotonic()
+
+    def say(line: str) -> None:
+        print(f"[{time.monotonic() - started:6.1f}s] {line}", file=sys.stderr, flush=True)
+
+    env = setting_env(options.settings)
+    if options.profile:
+        env["EDGE_MODELS_PROFILE"] = options.profile
+    speech = asyncio.run(_voice_speech(options, env))
+    report = asyncio.run(run_household(options, speech, env, say))
+    print_household(report)
+    if options.json_out:
+        text = json.dumps(report, ensure_ascii=False, indent=2)
+        if options.json_out == "-":
+            print(text)
+        else:
+            Path(options.json_out).write_text(text + "\n")
+            print(f"\nJSON written to {options.json_out}")
+    return 0 if report["delivered"] == report["turns"] else 1
+
+
+async def _voice_speech(options: HouseholdOptions, env: dict[str, str]) -> list[Utterance]:
+    """Only the voice is loaded here (not the other models): the phrases in steady speech."""
+    import os
+
+    from edge.bench.utterances import RATE
+    from edge.config import load
+    from edge.engines.loader import resolve_models
+    from edge.engines.tts import TtsEngine
+    from edge.workers import Worker
+
+    config = load(options.config, {**os.environ, **env})
+    worker = Worker("tts", threads=1)
+    try:
+        tts = await asyncio.to_thread(TtsEngine, resolve_models(config).voice, config.tts, worker)
+        return household_speech(tts, RATE)
+    finally:
+        worker.shutdown()
