@@ -160,5 +160,17 @@ class Worker:
                 # "never retrieved".
                 future.add_done_callback(lambda f: f.cancelled() or f.exception())
 
+    def submit(self, fn: Callable[..., object], *args: object, failed: str) -> None:
+        """Run `fn(*args)` soon, without waiting for it (nothing can cancel it once asked):
+        for writes that must happen even when the caller is gone. An error is logged with
+        `failed` as its line."""
+        from loguru import logger
+
+        def report(future: concurrent.futures.Future[object]) -> None:
+            if not future.cancelled() and future.exception() is not None:
+                logger.error("{}: {!r}", failed, future.exception())
+
+        self._executor.submit(fn, *args).add_done_callback(report)
+
     def shutdown(self) -> None:
         self._executor.shutdown(wait=True, cancel_futures=True)

@@ -93,22 +93,19 @@ class Conversation:
         trim_history(turns, self.keep)
         return _flatten(turns, self.keep)
 
-    async def add(self, turn: SpokenTurn, turn_id: int | None) -> None:
+    def add(self, turn: SpokenTurn, turn_id: int | None) -> None:
         """Keep `turn` (stored as `turn_id`) in the history; past `keep` turns, drop the
-        older half. The memory learns both, for the next connection."""
+        older half. The memory learns both, for the next connection (written in the
+        background: nothing here waits, so the reply that called this ends at once)."""
         self.turns.append(self._entry(turn))
         self._ids.append(turn_id)
         trimmed = trim_history(self.turns, self.keep)
         del self._ids[: len(self._ids) - len(self.turns)]
         if self.memory is None or turn_id is None:
             return
-        try:
-            await self.memory.keep_in_history(turn_id, turn.clock["content"] if turn.clock else "")
-            if trimmed and self._ids and self._ids[0] is not None:
-                await self.memory.history_starts_at(self.device_id, self._ids[0])
-        except Exception as exc:
-            self.log.error("memory could not store the history: {!r}", exc)
-            self.on_error("memory")
+        start = self._ids[0] if trimmed and self._ids else None
+        clock = str(turn.clock["content"]) if turn.clock else ""
+        self.memory.keep_in_history(self.device_id, turn_id, clock, start)
 
     def _entry(self, turn: SpokenTurn) -> list[Message]:
         clock = [turn.clock] if turn.clock else []

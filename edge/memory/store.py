@@ -106,13 +106,20 @@ class MemoryStore:
         first: a new connection goes on with exactly that history."""
         return await self.worker.run(self._history, device_id, count)
 
-    async def keep_in_history(self, turn_id: int, clock: str) -> None:
-        """The turn went into the prompt's history, with the clock its prompt carried."""
-        await self.worker.run(self._keep_in_history, turn_id, clock)
-
-    async def history_starts_at(self, device_id: str, turn_id: int) -> None:
-        """The prompt's history was trimmed: it now starts at `turn_id`."""
-        await self.worker.run(self._history_starts_at, device_id, turn_id)
+    def keep_in_history(
+        self, device_id: str, turn_id: int, clock: str, history_from: int | None
+    ) -> None:
+        """The turn went into the prompt's history, with the clock its prompt carried; with
+        `history_from`, a trim made the history start at that turn. Written soon, without
+        waiting: a device that leaves right after its answer still has its history kept."""
+        self.worker.submit(
+            self._keep_in_history,
+            device_id,
+            turn_id,
+            clock,
+            history_from,
+            failed="memory could not store the history",
+        )
 
     async def summary(self, device_id: str) -> str:
         return await self.worker.run(self.summary_now, device_id)
@@ -175,17 +182,18 @@ class MemoryStore:
         ).fetchall()
         return [Turn(r[0], r[1], r[2], json.loads(r[3]), r[4]) for r in reversed(rows)]
 
-    def _keep_in_history(self, turn_id: int, clock: str) -> None:
+    def _keep_in_history(
+        self, device_id: str, turn_id: int, clock: str, history_from: int | None
+    ) -> None:
         with self._transaction():
             self._db.execute(
                 "UPDATE turns SET in_history = 1, clock = ? WHERE id = ?", (clock, turn_id)
             )
-
-    def _history_starts_at(self, device_id: str, turn_id: int) -> None:
-        with self._transaction():
-            self._db.execute(
-                "UPDATE devices SET history_from = ? WHERE device_id = ?", (turn_id, device_id)
-            )
+            if history_from is not None:
+                self._db.execute(
+                    "UPDATE devices SET history_from = ? WHERE device_id = ?",
+                    (history_from, device_id),
+                )
 
     def _migrate(self) -> None:
         for table, column, kind in MIGRATIONS:

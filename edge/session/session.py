@@ -152,23 +152,15 @@ class DeviceSession:
             summarizer = self.services.summarizer
             if self.runner.answered and summarizer is not None and self.conversation.memory:
                 summarizer.request(self.device_id, self.runner.tool_specs)
-            if self.runner.answered and self.device_id:
-                # What the model read of this device's prompt, kept for after a restart.
-                await asyncio.shield(self.engines.llm.keep(self.device_id))
+            await asyncio.shield(self.runner.keep())
 
     def _spawn(self, work: Coroutine[Any, Any, Any], name: str) -> asyncio.Task[Any]:
         assert self._group is not None
         return self._group.create_task(work, name=name)
 
     async def _after_hello(self) -> None:
-        """Restore memory (and the model's state of this device's last prompt, kept on disk
-        across restarts), then speak reminders that fell due while the device was away."""
-        if self.device_id:
-            await asyncio.gather(
-                self.conversation.restore(), self.engines.llm.preload(self.device_id)
-            )
-        else:
-            await self.conversation.restore()
+        """Restore memory, then speak reminders that fell due while the device was away."""
+        await self.runner.restore()
         if self.services.reminders is not None and self.device_id:
             with contextlib.suppress(TimeoutError):
                 async with asyncio.timeout(DEVICE_SETTLE_S):

@@ -68,6 +68,19 @@ class TurnRunner:
         self.tool_specs: list[dict[str, Any]] = []  # what the last turn offered the model
         self._reading_ahead: asyncio.Task[None] | None = None
 
+    async def restore(self) -> None:
+        """A new connection goes on where the device left off: its conversation from the
+        memory, and the model's state of its last prompt from disk (after a restart)."""
+        if self.conversation.memory is not None:
+            await asyncio.gather(self.conversation.restore(), self.llm.preload(self.owner))
+        else:
+            await self.conversation.restore()
+
+    async def keep(self) -> None:
+        """The device leaves: what the model read of its prompt is kept for its return."""
+        if self.answered and self.conversation.memory is not None:
+            await self.llm.keep(self.owner)
+
     async def answer_utterance(self, utterance: Utterance) -> None:
         """The utterance ended: let the answer held since its pause go on, or answer now."""
         early = utterance.early
@@ -169,8 +182,9 @@ class TurnRunner:
                     )
                 )
         if reply:
-            turn = SpokenTurn(text, reply, answer.tool_calls_json(), clock)
-            await self.conversation.add(turn, gate.turn_id)
+            self.conversation.add(
+                SpokenTurn(text, reply, answer.tool_calls_json(), clock), gate.turn_id
+            )
         self.answered += 1
         self._report(text, reply, timings, writer)
         if answer.end_conversation:

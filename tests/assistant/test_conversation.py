@@ -24,7 +24,7 @@ async def test_the_next_connection_renders_the_same_history(tmp_path: Path) -> N
             turn_id = await first.begin("s1", f"question {i}")
             await first.finish(turn_id, f"answer {i}", [])
             clock = {"role": "system", "content": f"It is now 10:0{i}."}
-            await first.add(SpokenTurn(f"question {i}", f"answer {i}", [], clock), turn_id)
+            first.add(SpokenTurn(f"question {i}", f"answer {i}", [], clock), turn_id)
         turn_id = await first.begin("s1", "goodbye")  # an exit phrase: stored, not history
         await first.finish(turn_id, "Goodbye!", [])
 

@@ -87,8 +87,9 @@ async def test_the_history_window_and_its_clocks_are_kept_for_the_next_connectio
             await store.finish_turn(turn, f"answer {i}", [])
             ids.append(turn)
             if i != 5:  # turn 5 got no reply: it never went into the prompt's history
-                await store.keep_in_history(turn, f"It is now 10:0{i}.")
-        await store.history_starts_at("dev", ids[3])  # a trim dropped the older turns
+                # At the last one a trim dropped the older turns: the history starts at 3.
+                start = ids[3] if i == 7 else None
+                store.keep_in_history("dev", turn, f"It is now 10:0{i}.", start)
         history = await store.history("dev", 6)
         assert [t.user_text for t in history] == [f"question {i}" for i in (3, 4, 6, 7)]
         assert [t.clock for t in history] == [f"It is now 10:0{i}." for i in (3, 4, 6, 7)]

@@ -198,7 +198,8 @@ async def test_push_to_talk_is_answered_at_release_and_a_click_is_not() -> None:
     rig.link.push({"type": "listen", "state": "stop"})
     await rig.reply_done()
     assert rig.link.messages()[0] == Stt("good morning")
-    assert rig.session.turn.state.value == "idle"  # manual mode: idle until the next press
+    # Manual mode: idle until the next press.
+    await rig.until(lambda: rig.session.turn.state.value == "idle")
     await rig.stop()
 
 
