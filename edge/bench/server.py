@@ -116,6 +116,7 @@ class ServerUnderTest:
         # in the middle of the idle-CPU window. The household benchmark has them on.
         defaults = {
             "EDGE_STATE_DIR": str(workdir / "state"),
+            "MALLOC_ARENA_MAX": "2",  # as systemd/edge.service runs it
             env_name("memory", "summaries"): "true" if summaries else "false",
         }
         environment = {**defaults, **os.environ, **env}

@@ -31,9 +31,11 @@ class Engines:
     llm: LanguageModel
     tts: TtsEngine
     cpu: CpuTurns = field(default_factory=CpuTurns)  # the heavy engines' turns at the CPU
+    # Blocking file and memory upkeep beside the engines (saved model states, malloc_trim).
+    io: Worker = field(default_factory=lambda: Worker("io", threads=1, timeout_s=60.0))
 
     def workers(self) -> list[Worker]:
-        return [self.vad.worker, self.asr.worker, self.tts.worker]
+        return [self.vad.worker, self.asr.worker, self.tts.worker, self.io]
 
     def close(self) -> None:
         for worker in self.workers():
@@ -114,6 +116,7 @@ async def load_engines(config: Config) -> Engines:
     vad_model, llm_path, voice = files.vad, files.llm, files.voice
 
     cpu = CpuTurns()
+    io = Worker("io", threads=1, timeout_s=60.0)
     vad_worker = Worker("vad", threads=2, timeout_s=5.0)
     # Speech recognition and synthesis run one call at a time all the same (their turns at the
     # CPU), so neither needs to be thread-safe (espeak-ng, under piper, is not). Their threads
@@ -130,7 +133,7 @@ async def load_engines(config: Config) -> Engines:
     def language_model() -> LanguageModel:
         if llm_path is None:
             return OpenAiLlm(config.llm)
-        return LlmEngine(llm_path, config.llm, cpu, config.state_path)
+        return LlmEngine(llm_path, config.llm, cpu, config.state_path, io)
 
     vad, recognizer, llm, tts = await asyncio.gather(
         asyncio.to_thread(VadPool, vad_model, config.vad, vad_worker),
@@ -138,7 +141,7 @@ async def load_engines(config: Config) -> Engines:
         asyncio.to_thread(language_model),
         asyncio.to_thread(TtsEngine, voice, config.tts, tts_worker),
     )
-    engines = Engines(vad, AsrEngine(recognizer, asr_worker), llm, tts, cpu)
+    engines = Engines(vad, AsrEngine(recognizer, asr_worker), llm, tts, cpu, io)
     # First calls are slow (buffers, caches): pay for them now. The language model's first call
     # is the prompt prefix, evaluated by the server once it knows the tools (EdgeServer.start).
     await asyncio.gather(engines.asr.warm_up(), tts.warm_up())

@@ -2,6 +2,8 @@
 
 Each detector keeps its own ONNX sessions (~12 MB each; two with early pauses on), so detectors
 are pooled: a session borrows one only while it listens, and an idle connected device holds none.
+The pool keeps `vad.pool_size` idle ones (1: the usual single talker never waits for one); a
+device that starts talking while all are lent gets a new one made off the event loop.
 
 Early pauses: the hang-over that ends an utterance (`end_silence_ms`, 700 ms) is long so that a
 pause between sentences does not cut the user off. To keep that hang-over from adding speech
@@ -114,8 +116,12 @@ class VadPool:
             VadDetector(model, config) for _ in range(config.pool_size)
         ]
 
-    def acquire(self) -> VadDetector:
-        return self._idle.pop() if self._idle else VadDetector(self.model, self.config)
+    async def acquire(self) -> VadDetector:
+        """An idle detector, or a new one made in a worker thread (~0.1 s: never on the event
+        loop, where it would hold every device's audio up)."""
+        if self._idle:
+            return self._idle.pop()
+        return await self.worker.run(VadDetector, self.model, self.config)
 
     def release(self, detector: VadDetector) -> None:
         detector.reset()

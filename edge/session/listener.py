@@ -179,7 +179,7 @@ class Listener:
         if not self.turn.hears_user:
             return Heard()
         if self._detector is None:
-            self._detector = self.vad.acquire()
+            self._detector = await self.vad.acquire()
         generation = self._generation
         result = await self.vad.feed(self._detector, to_float(pcm))
         if not self.turn.hears_user or generation != self._generation:

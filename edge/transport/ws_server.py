@@ -20,6 +20,7 @@ from websockets.http11 import Request, Response
 
 from edge.config import Config
 from edge.faults import FaultLog
+from edge.process import MemoryTrimmer
 from edge.protocol import messages
 from edge.protocol.framing import SUPPORTED_VERSIONS
 from edge.protocol.messages import AudioParams, Hello, Invalid, ServerHello
@@ -46,6 +47,7 @@ class DeviceServer:
         self.services = services
         self.admission = admission
         self.http_port = http_port
+        self._trimmer = MemoryTrimmer(services.engines.io)
         self.sessions: dict[str, DeviceSession] = {}  # by device label
         self.connections = 0
         self._server: Server | None = None
@@ -158,6 +160,7 @@ class DeviceServer:
             if self.sessions.get(identity.label) is session:
                 del self.sessions[identity.label]
             link.log.info("disconnected after {} turns", session.turns_answered)
+        await self._trimmer.after_conversation()
 
     def _vision_url(self, ws: ServerConnection) -> str:
         # The host the device used to reach us is reachable from the LAN by definition.

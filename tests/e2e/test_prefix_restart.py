@@ -68,7 +68,9 @@ async def test_a_restart_keeps_what_the_model_read(
     async def life(question: str) -> tuple[int, list[tuple[int, int]]]:
         """Start a model and a server, have the device ask once, stop both: the prefix tokens
         read at start, and what was read for the device (read, of prompt tokens)."""
-        llm = LlmEngine(path, config.llm, harness.engines.cpu, config.state_path)
+        llm = LlmEngine(
+            path, config.llm, harness.engines.cpu, config.state_path, harness.engines.io
+        )
         engines = dataclasses.replace(harness.engines, llm=llm)
         server = EdgeServer(config, engines)
         try:

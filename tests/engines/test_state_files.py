@@ -12,6 +12,7 @@ import numpy as np
 
 from edge.engines.llm.prompt_states import PromptStates
 from edge.engines.llm.state_files import DiskStates, SavedState, StateFiles, forget
+from edge.workers import Worker
 
 
 def _state(n: int, fill: int = 7) -> SavedState:
@@ -64,9 +65,13 @@ def test_a_device_leaving_and_coming_back_goes_through_the_disk(tmp_path: Path) 
     before.add(np.arange(30, dtype=np.int32), b"x" * 3000, "aa:01")
 
     async def leave_and_return() -> tuple[bool, Any]:
-        assert await DiskStates(files, before).keep("aa:01")
-        after = PromptStates(ctx=None, budget_bytes=1 << 20)  # a restart: memory is empty
-        found = await DiskStates(files, after).preload("aa:01")
+        io = Worker("io", threads=1)
+        try:
+            assert await DiskStates(files, before, io).keep("aa:01")
+            after = PromptStates(ctx=None, budget_bytes=1 << 20)  # a restart: memory is empty
+            found = await DiskStates(files, after, io).preload("aa:01")
+        finally:
+            io.shutdown()
         return found, after.snapshot("aa:01")
 
     import asyncio

@@ -190,7 +190,7 @@ class ScriptedVad:
         self.early, self.end = early, end
         self.lent = 0
 
-    def acquire(self) -> ScriptedDetector:
+    async def acquire(self) -> ScriptedDetector:
         self.lent += 1
         return ScriptedDetector(self.early, self.end)
 
@@ -426,6 +426,7 @@ class _Engines:
     asr: Any
     llm: Any
     tts: Any
+    io: Any = None
 
 
 def _audio_params() -> Any:

@@ -41,7 +41,7 @@ from edge.engines.llm.state_files import (
     model_fingerprint,
 )
 from edge.errors import EngineTimeout, Preempted
-from edge.workers import CpuTurns, usable_threads
+from edge.workers import CpuTurns, Worker, usable_threads
 
 _GRAMMAR_CACHE_SIZE = 16
 PREFIX_OWNER = "\0prefix"  # whose state the shared prompt prefix is, on disk and in memory
@@ -60,8 +60,10 @@ class LlmEngine:
         config: LlmConfig,
         cpu: CpuTurns | None = None,
         state_dir: Path | None = None,
+        io: Worker | None = None,
     ) -> None:
-        """`state_dir`: where prompt states are kept across restarts (None: not kept)."""
+        """`state_dir`: where prompt states are kept across restarts (None: not kept), read
+        and written in `io`'s thread."""
         import llama_cpp
         from llama_cpp import Llama
 
@@ -87,10 +89,13 @@ class LlmEngine:
         )
         self.states = self._loop.states
         self._disk: DiskStates | None = None
+        self._own_io: Worker | None = None
         if state_dir is not None and config.saved_states_mb > 0:
             fingerprint = model_fingerprint(model_path, str(llama_cpp.__version__))
             files = StateFiles(state_dir / STATES_FOLDER, fingerprint, config.saved_states_mb << 20)
-            self._disk = DiskStates(files, self.states)
+            if io is None:
+                io = self._own_io = Worker("llm-states", threads=1)
+            self._disk = DiskStates(files, self.states, io)
         self._tickets = Places(self._places)
         self._grammars: dict[str, str] = {}  # JSON schema text → GBNF text
         self.idle_since = time.monotonic()  # when the last generation ended
@@ -341,6 +346,8 @@ class LlmEngine:
 
     def close(self) -> None:
         self._loop.close()
+        if self._own_io is not None:
+            self._own_io.shutdown()
 
 
 def _chat_formatter(llama: Any) -> Any:

@@ -16,7 +16,6 @@ thread); `DiskStates` is the event loop's side.
 
 from __future__ import annotations
 
-import asyncio
 import hashlib
 import json
 import os
@@ -28,6 +27,7 @@ import numpy as np
 from loguru import logger
 
 from edge.engines.llm.prompt_states import PromptStates
+from edge.workers import Worker
 
 MAGIC = b"EDGE-LLM-STATE 1\n"
 STATES_FOLDER = "llm-states"  # in the state folder
@@ -148,13 +148,14 @@ class DiskStates:
     """Between the host-memory states (`PromptStates`) and the files: `keep` writes an owner's
     newest state out, `preload` reads it back in; both off the event loop."""
 
-    def __init__(self, files: StateFiles, states: PromptStates) -> None:
+    def __init__(self, files: StateFiles, states: PromptStates, io: Worker) -> None:
         self.files = files
         self.states = states
+        self.io = io  # the thread the files are read and written in
 
     async def preload(self, owner: str) -> bool:
         """Bring `owner`'s saved state into host memory, if it has one that checks out."""
-        saved = await asyncio.to_thread(self.files.load, owner)
+        saved = await self.io.run(self.files.load, owner)
         if saved is None:
             return False
         self.states.add(saved.tokens, saved.data, owner)
@@ -170,7 +171,7 @@ class DiskStates:
             return False
         tokens, data = snapshot
         try:
-            await asyncio.to_thread(self.files.save, owner, SavedState(tokens, data))
+            await self.io.run(self.files.save, owner, SavedState(tokens, data))
         except OSError as exc:
             logger.warning("llm: could not save a prompt state: {}", exc)
             return False

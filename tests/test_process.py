@@ -1,0 +1,22 @@
+from __future__ import annotations
+
+from edge.process import MemoryTrimmer
+from edge.workers import Worker
+
+
+async def test_memory_is_given_back_after_a_conversation_at_most_every_ten_seconds() -> None:
+    io = Worker("io-test", threads=1)
+    trimmer = MemoryTrimmer(io)
+    try:
+        assert trimmer._libc is not None  # glibc here, as on the boards (Raspberry Pi OS)
+        junk = [bytearray(64 * 1024) for _ in range(200)]  # freed heap for the trim to return
+        del junk
+        await trimmer.after_conversation()
+        await trimmer.after_conversation()  # a second device leaving just after: no new trim
+        assert trimmer.trims == 1
+        assert io.threads_started == 1  # in the worker's thread, never on the event loop
+        trimmer._last -= 10.0
+        await trimmer.after_conversation()
+        assert trimmer.trims == 2
+    finally:
+        io.shutdown()
