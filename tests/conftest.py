@@ -20,9 +20,12 @@ def harness() -> Iterator[ServerThread]:
     thread.close()
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture
 def server(harness: ServerThread) -> Iterator[Running]:
-    """The default server: embedded models, default settings."""
+    """The default server: embedded models, default settings. One per test, with its own state
+    folder: the simulated devices share a Device-Id, and a memory carried from test to test made
+    answers depend on the order the tests ran in (a restored "what time is it" turn had the model
+    answer the next question with the time)."""
     srv = harness.start_server(server_config())
     yield Running(srv, harness)
     harness.stop_server(srv)

@@ -104,7 +104,8 @@ async def test_a_held_answer_is_written_at_the_pause_and_heard_once_it_is_confir
     await rig.reply_done()
     assert rig.link.kinds() == BRACKET
     assert len(rig.llm.prompts) == 1  # the held answer is the answer: written once
-    assert _metric(rig, "edge_held_answers_total", outcome="used") == 1
+    # Counted when the held task ends, which is just after its `tts stop` went out.
+    await rig.until(lambda: _metric(rig, "edge_held_answers_total", outcome="used") == 1)
     await rig.stop()
 
 
