@@ -15,6 +15,7 @@ from edge import __version__
 from edge.assistant.fixed_texts import prerendered
 from edge.assistant.summarizer import Summarizer
 from edge.assistant.warmup import PrefixWarmer
+from edge.commands.runner import CommandRunner
 from edge.config import Config
 from edge.engines.llm import Progress
 from edge.engines.loader import Engines, load_engines
@@ -111,7 +112,11 @@ class EdgeServer:
             )
         if memory is not None and config.tools.reminders:
             reminders = ReminderScheduler(memory, self._speak_to)
-        return Services(engines, registry, Metrics(), warmer, memory, reminders, summarizer)
+        tools = config.tools
+        commands = CommandRunner(tools.timezone) if tools.enabled and tools.local_commands else None
+        return Services(
+            engines, registry, Metrics(), warmer, memory, reminders, summarizer, commands
+        )
 
     async def _speak_to(self, device_id: str, text: str) -> bool:
         return await self.devices.speak_to(device_id, text)

@@ -8,6 +8,7 @@ from dataclasses import dataclass
 
 from edge.assistant.summarizer import Summarizer
 from edge.assistant.warmup import PrefixWarmer
+from edge.commands.runner import CommandRunner
 from edge.engines.loader import Engines
 from edge.memory.store import MemoryStore
 from edge.metrics import Metrics
@@ -24,3 +25,4 @@ class Services:
     memory: MemoryStore | None = None
     reminders: ReminderScheduler | None = None
     summarizer: Summarizer | None = None
+    commands: CommandRunner | None = None  # None: every turn goes to the model

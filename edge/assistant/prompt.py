@@ -27,7 +27,7 @@ class PromptBuilder:
         """The local time. It goes last, after everything that stays the same from turn to turn,
         so the cached prompt stays valid (and a read-ahead reads it while the user speaks), and
         it stays in the history with its turn, so the next prompt only adds to this one. Knowing
-        the time, the small model no longer calls the clock tool for unrelated questions, nor
+        the time, the small model answers date questions from it (there is no clock tool), nor
         makes a time up when it has no tools."""
         now = spoken_time(local_now(self.config.tools.timezone))
         return {"role": "system", "content": f"It is now {now}."}

@@ -4,8 +4,8 @@ Each prompt goes through the real answer path (`AnswerWriter`: prompt, streaming
 parsing, argument validation, one repair, the tool, the spoken answer) with the built-in tools and
 the firmware's common device tools served by the simulated device's MCP server. A prompt scores
 when the first tool called is the expected one with the expected arguments, or when no tool is
-called for a request that needs none. A question about the time or date also scores when it is
-answered, without the tool, from the clock the prompt carries (with the right time). Prints one
+called for a request that needs none. A question about the time or date scores when it is
+answered, without a tool, from the clock the prompt carries (with the right time). Prints one
 line per prompt, then the totals (and JSON).
 """
 
@@ -55,16 +55,16 @@ def says_now(pattern: str, timezone: str = "") -> Callable[[str], bool]:
 
 
 VOLUME = "self.audio_speaker.set_volume"
-TIME = "get_current_time"
 REMIND = "set_reminder"
 CASES = [
     Case("Turn the volume down to 30.", VOLUME, lambda a: a.get("volume") == 30),
     Case("Could you make it louder, like 80?", VOLUME, lambda a: a.get("volume") == 80),
     Case("Set the volume to fifty percent.", VOLUME, lambda a: a.get("volume") == 50),
     Case("Mute the speaker.", VOLUME, lambda a: a.get("volume") == 0),
-    Case("What time is it?", TIME, answered=says_now("%H:%M")),
-    Case("What's the date today?", TIME, answered=says_now("%-d %B")),
-    Case("What day of the week is it?", TIME, answered=says_now("%A")),
+    # No clock tool: the clock in the prompt (and, in a session, the command layer).
+    Case("What time is it?", None, answered=says_now("%H:%M")),
+    Case("What's the date today?", None, answered=says_now("%-d %B")),
+    Case("What day of the week is it?", None, answered=says_now("%A")),
     Case("Remind me in two minutes to check the oven.", REMIND, lambda a: _delay(a) == 120),
     Case("Set a timer for ten minutes.", REMIND, lambda a: _delay(a) == 600),
     Case("Remind me in thirty seconds to stir the soup.", REMIND, lambda a: _delay(a) == 30),
@@ -85,7 +85,7 @@ CASES = [
     Case("Good morning!", None),
     Case("Thank you very much.", None),
     Case("把音量调到50", VOLUME, lambda a: a.get("volume") == 50, "zh"),
-    Case("现在几点了？", TIME, language="zh"),
+    Case("现在几点了？", None, language="zh", answered=says_now("%H:%M")),
     Case("两分钟后提醒我关火", REMIND, lambda a: _delay(a) == 120, "zh"),
     Case(
         "把屏幕亮度调到30", "self.screen.set_brightness", lambda a: a.get("brightness") == 30, "zh"
@@ -137,8 +137,8 @@ async def run(model: Path | None, mode: str, quiet: bool = True) -> dict[str, An
             called = calls[0].name if calls else None
             arguments = calls[0].arguments if calls else {}
             ok = called == case.tool and (case.tool is None or case.check(arguments))
-            if called is None and case.answered is not None:
-                ok = case.answered(spoken)
+            if case.answered is not None:
+                ok = called is None and case.answered(spoken)
             rows.append(
                 {
                     "prompt": case.prompt,

@@ -268,6 +268,10 @@ class ToolsConfig(Section):
     # A turn that starts before the device has listed its tools waits this long for the list.
     device_list_wait_s: float = 3.0
     reminders: bool = True
+    # Household commands (volume, brightness, theme, timers, the time and date; English and
+    # Chinese) carried out at once with the device's tools, before and without the model; what
+    # is not recognised with confidence still goes to the model (edge/commands).
+    local_commands: bool = True
     mcp_servers: list[McpServerConfig] = Field(default_factory=list)
 
     @field_validator("timezone")

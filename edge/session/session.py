@@ -105,6 +105,7 @@ class DeviceSession:
             owner=device_id or link.device_id,
             phrases=self.phrases,
             transcribe=self._transcribe,
+            commands=services.commands,
         )
         self._device_spoke = asyncio.Event()  # any message after the hello
         self._reply_task: asyncio.Task[None] | None = None

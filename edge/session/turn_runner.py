@@ -19,6 +19,8 @@ import numpy as np
 from edge.assistant.answer import AnswerWriter
 from edge.assistant.history import Conversation, SpokenTurn
 from edge.assistant.prompt import PromptBuilder
+from edge.commands.runner import CommandRunner
+from edge.commands.runner import match as match_command
 from edge.config import Config
 from edge.engines.llm import LanguageModel, Message
 from edge.metrics import Metrics, TurnRecord
@@ -50,6 +52,7 @@ class TurnRunner:
         owner: str,
         phrases: PhrasePolicy,
         transcribe: Callable[[np.ndarray], Coroutine[Any, Any, str | None]],
+        commands: CommandRunner | None = None,
     ) -> None:
         self.link = link
         self.config = config
@@ -63,6 +66,7 @@ class TurnRunner:
         self.owner = owner  # whose tools and history (the Device-Id, else the connection)
         self.phrases = phrases
         self._transcribe = transcribe  # None (logged) when recognition fails
+        self.commands = commands
         self.log = link.log
         self.answered = 0  # turns answered on this connection
         self.tool_specs: list[dict[str, Any]] = []  # what the last turn offered the model
@@ -108,7 +112,13 @@ class TurnRunner:
         words, an exit phrase, or no place free at the model (a held answer would only hold
         other devices up)."""
         text = await early.text
-        if not text or not meaningful(text) or self.phrases.is_exit(text) or self.llm.full:
+        if (
+            not text
+            or not meaningful(text)
+            or self.phrases.is_exit(text)
+            or self.llm.full
+            or (self.commands is not None and match_command(text) is not None)
+        ):  # a command is not held: it acts on the device, and takes milliseconds anyway
             self.metrics.held_answer("declined")
             return False
         early.timings.asr_done = time.monotonic()
@@ -133,6 +143,8 @@ class TurnRunner:
         """Answer `text`. With `confirmed` (a held answer), the model writes and the first
         sentences are synthesized at once, but the device hears of the turn, the memory stores
         it and a tool runs only once `confirmed` is set (see `TurnGate`)."""
+        if confirmed is None and await self._command(text, timings):
+            return
 
         async def tell_device() -> int | None:
             await self.link.send(Stt(text))
@@ -190,6 +202,37 @@ class TurnRunner:
         if answer.end_conversation:
             self.log.info("the user ended the conversation")
             await self.link.close("conversation ended")
+
+    async def _command(self, text: str, timings: TurnTimings) -> bool:
+        """A household command carried out without the model; False, having done nothing,
+        when `text` is not one or it cannot be carried out with confidence. Its turn is not
+        kept in the history: the model would learn to imitate the fixed confirmations."""
+        command = match_command(text) if self.commands is not None else None
+        if command is None or self.commands is None:
+            return False
+        done = await self.commands.run(command, await self.tools.toolset(), ToolContext(self.owner))
+        if done is None:
+            return False
+        timings.llm_first_token = time.monotonic()  # the answer is known: no model to wait for
+        await self.link.send(Stt(text))
+        reply = await self.speaker.speak(
+            fixed_text(done.spoken), timings, self.turn.speaking_started
+        )
+        self.answered += 1
+        called = f" with {done.tool}{'' if done.ok else ' (failed)'}" if done.tool else ""
+        self.log.info("command{}: {!r} → {!r} | {}", called, text, reply, timings.summary())
+        self.metrics.turn(
+            TurnRecord(
+                self.owner,
+                timings.end_of_speech,
+                timings.asr_done,
+                timings.llm_first_token,
+                timings.tts_first_audio,
+                timings.first_frame_sent,
+                1 if done.tool else 0,
+            )
+        )
+        return True
 
     async def end_by_request(self, text: str) -> None:
         """An exit phrase: the farewell, then close, without asking the model."""

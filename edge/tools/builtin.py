@@ -1,4 +1,8 @@
-"""Tools the server itself provides: the time, reminders and timers, ending the conversation."""
+"""Tools the server itself provides: reminders and timers, ending the conversation.
+
+There is no clock tool: the time is in every prompt (`PromptBuilder.clock`) and "what time is
+it" is a household command (edge/commands). The 0.5B model called a clock tool for greetings,
+names and unrelated questions, then read the date out instead of answering."""
 
 from __future__ import annotations
 
@@ -26,10 +30,6 @@ def spoken_time(moment: dt.datetime) -> str:
 def builtin_tools(
     timezone: str, reminders: ReminderScheduler | None, timeout_s: float
 ) -> list[Tool]:
-    async def current_time(_args: dict[str, Any], _ctx: ToolContext) -> str:
-        now = local_now(timezone)
-        return f"Now: {spoken_time(now)} ({now.tzname() or timezone})."
-
     async def set_reminder(args: dict[str, Any], ctx: ToolContext) -> str:
         assert reminders is not None
         delay = float(args.get("minutes") or 0) * 60 + float(args.get("seconds") or 0)
@@ -48,14 +48,6 @@ def builtin_tools(
 
     tools = [
         Tool(
-            "get_current_time",
-            "Tell the current clock time and date. Only when the user asks what time it is or "
-            "what the date or day is; not for greetings or other questions.",
-            {"type": "object", "properties": {}},
-            current_time,
-            timeout_s,
-        ),
-        Tool(
             "end_conversation",
             "End the conversation, only when the user says goodbye or asks you to stop.",
             {"type": "object", "properties": {}},
@@ -66,7 +58,7 @@ def builtin_tools(
     ]
     if reminders is not None:
         tools.insert(
-            1,
+            0,
             Tool(
                 "set_reminder",
                 "Set a timer or reminder: after the delay, the text is spoken to the user.",

@@ -21,6 +21,7 @@ from loguru import logger
 
 from edge.assistant.warmup import PrefixWarmer
 from edge.audio.opus import OpusEncoder
+from edge.commands.runner import CommandRunner
 from edge.config import Config, with_overrides
 from edge.engines.llm import Message, PauseRule, ToolSpec
 from edge.engines.loader import Engines
@@ -413,6 +414,7 @@ def make_rig(
         Metrics(),
         PrefixWarmer(llm, config, registry),
         MemoryStore(state / "memory.db") if memory else None,
+        commands=CommandRunner(config.tools.timezone) if config.tools.local_commands else None,
     )
     link = FakeLink(device_id, mcp)
     hello = Hello(1, "websocket", _audio_params(), {"mcp": mcp is not None})

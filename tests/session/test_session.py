@@ -171,7 +171,8 @@ async def test_a_device_tool_is_called_then_the_result_is_spoken() -> None:
         return f"<tool_call>\n{json.dumps(call)}\n</tool_call>"
 
     device = SimMcpServer()
-    rig = make_rig(volume, texts={10: "volume thirty"}, mcp=device)
+    # Not a command the command layer is sure of: the model decides.
+    rig = make_rig(volume, texts={10: "can you do something about the volume"}, mcp=device)
     rig.start()
     await rig.until(lambda: rig.session.tools.listed)
     rig.listen()
@@ -183,6 +184,28 @@ async def test_a_device_tool_is_called_then_the_result_is_spoken() -> None:
     assert rig.link.messages()[3] == TtsSentence("The volume is now 30.")
     # The device's tools extended the prompt prefix, evaluated as soon as they were listed.
     assert rig.llm.warmed and "set_volume" in str(rig.llm.warmed[-1])
+    await rig.stop()
+
+
+async def test_a_household_command_is_carried_out_without_the_model() -> None:
+    device = SimMcpServer()
+    rig = make_rig(echo, texts={10: "set the volume to thirty", 6: "what is my name"}, mcp=device)
+    rig.start()
+    await rig.until(lambda: rig.session.tools.listed)
+    rig.listen()
+    rig.say(10, quiet=8)
+    await rig.reply_done()
+    assert device.calls == [("self.audio_speaker.set_volume", {"volume": 30})]
+    assert rig.link.messages()[0] == Stt("set the volume to thirty")
+    assert rig.tts.said == ["Volume set to 30."] and rig.llm.prompts == []
+    assert rig.link.kinds() == BRACKET
+    # Not stored, not in the next prompt: the model would learn the fixed confirmations.
+    rig.listen()
+    rig.say(6, quiet=8)
+    await rig.reply_done(after=len(rig.link.sent))
+    [prompt] = rig.llm.prompts
+    assert "Volume set" not in str(prompt) and "set the volume" not in str(prompt)
+    assert [turn.user_text for turn in await _stored(rig)] == ["what is my name"]
     await rig.stop()
 
 

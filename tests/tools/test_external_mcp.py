@@ -29,7 +29,7 @@ def test_tools_merge_and_a_dead_server_leaves(
     running: Running = make_server(tools={"mcp_servers": _servers()})
     registry = running.server.services.registry
     names = [t.name for t in registry.tools()]
-    assert names[:3] == ["get_current_time", "set_reminder", "end_conversation"]  # built-ins first
+    assert names[:2] == ["set_reminder", "end_conversation"]  # built-ins first
     assert {"add", "shopping_list", "crash"} <= set(names)
     broken = [
         line
@@ -53,7 +53,7 @@ def test_tools_merge_and_a_dead_server_leaves(
             break
         running.harness.call(asyncio.sleep(0.1))
     remaining = [t.name for t in registry.tools()]
-    assert remaining == ["get_current_time", "set_reminder", "end_conversation"]
+    assert remaining == ["set_reminder", "end_conversation"]
     assert any(
         "MCP server family" in line["message"] for line in log_lines if line["level"] == "ERROR"
     )

@@ -1,0 +1,64 @@
+"""What the command layer says, in fixed words: a confirmation states what was done (the value
+the device was given, not the one asked for), and a command the device cannot perform is said
+to be impossible rather than done another way."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+from edge.commands.intents import Language, Target
+
+_TEXT: dict[str, dict[Language, str]] = {
+    "volume set": {"en": "Volume set to {value}.", "zh": "音量已调到{value}。"},
+    "brightness set": {"en": "Brightness set to {value}.", "zh": "亮度已调到{value}。"},
+    "muted": {"en": "Muted.", "zh": "已静音。"},
+    "no volume": {"en": "This device has no volume control.", "zh": "这个设备不能调节音量。"},
+    "no brightness": {
+        "en": "This device cannot change its screen brightness.",
+        "zh": "这个设备不能调节屏幕亮度。",
+    },
+    "theme dark": {"en": "The screen is dark now.", "zh": "已切换到深色主题。"},
+    "theme light": {"en": "The screen is light now.", "zh": "已切换到浅色主题。"},
+    "no theme": {"en": "This device cannot change its theme.", "zh": "这个设备不能切换主题。"},
+    "timer set": {"en": "Timer set for {duration}.", "zh": "好的，{duration}后提醒你。"},
+    "reminder set": {
+        "en": "OK, I will remind you in {duration}.",
+        "zh": "好的，{duration}后提醒你。",
+    },
+    "reminder at": {"en": "OK, I will remind you at {clock}.", "zh": "好的，{clock}提醒你。"},
+    "no reminders": {"en": "I cannot set reminders here.", "zh": "这里不能设置提醒。"},
+    "timer done": {"en": "Your {duration} timer is done.", "zh": "{duration}的计时到了。"},
+    "reminder": {"en": "Reminder: {text}.", "zh": "提醒：{text}。"},
+    "failed": {"en": "Sorry, that did not work just now.", "zh": "抱歉，刚才没有成功。"},
+    "time": {"en": "It is {clock}.", "zh": "现在是{hour}点{minute}分。"},
+    "date": {
+        "en": "Today is {weekday} {day} {month} {year}.",
+        "zh": "今天是{year}年{month_number}月{day}日，星期{weekday_zh}。",
+    },
+}
+_WEEKDAYS_ZH = "一二三四五六日"
+
+
+def say(key: str, language: Language, **values: object) -> str:
+    return _TEXT[key][language].format(**values)
+
+
+def level_set(target: Target, value: int, language: Language) -> str:
+    if target == "volume" and value == 0:
+        return say("muted", language)
+    return say(f"{target} set", language, value=value)
+
+
+def clock(now: dt.datetime, what: str, language: Language) -> str:
+    if what == "time":
+        return say("time", language, clock=f"{now:%H:%M}", hour=now.hour, minute=now.minute)
+    return say(
+        "date",
+        language,
+        weekday=f"{now:%A}",
+        day=now.day,
+        month=f"{now:%B}",
+        year=now.year,
+        month_number=now.month,
+        weekday_zh=_WEEKDAYS_ZH[now.weekday()],
+    )

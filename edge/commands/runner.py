@@ -1,0 +1,184 @@
+"""Carrying out a recognised command with the tools this device actually offers.
+
+A level or theme command is mapped onto a device tool by name and schema (the firmware's
+`self.audio_speaker.set_volume`, an IoT `iot.Speaker.SetVolume`, another board's `set_volume`):
+a tool whose name holds the target word and whose parameters take a number (a string for the
+theme). "Louder" reads the current level from the device's status tool first. Timers go to the
+server's own reminder tool. When the device has no such tool the answer says so; the command is
+never mapped onto another tool. A command that cannot be carried out with confidence (a relative
+change with no way to read the current level) is handed back to the model.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+from dataclasses import dataclass
+from typing import Any
+
+from edge.commands import chinese, english, replies
+from edge.commands.intents import (
+    AskClock,
+    Command,
+    SetLevel,
+    SetTheme,
+    StartTimer,
+    Target,
+    duration_words,
+)
+from edge.errors import ToolError
+from edge.tools.builtin import local_now
+from edge.tools.registry import Tool, ToolContext, ToolSet
+
+STEP = 10  # "louder": how far one step moves a 0-100 level
+UNMUTED_VOLUME = 50  # "unmute" when the volume before muting is not known
+MAX_DEVICES = 256  # volumes remembered for "unmute"
+_NAMES: dict[Target, tuple[str, ...]] = {"volume": ("volume",), "brightness": ("brightness",)}
+_STATUS_KEYS: dict[Target, tuple[str, str]] = {
+    "volume": ("audio_speaker", "volume"),
+    "brightness": ("screen", "brightness"),
+}
+
+
+@dataclass(frozen=True)
+class Done:
+    """What to say, and what was done (for the log): the tool called, if any, and whether it
+    did what was asked."""
+
+    spoken: str
+    tool: str = ""
+    ok: bool = True
+
+
+def match(text: str) -> Command | None:
+    """The command `text` is, with confidence; None sends it to the model."""
+    return chinese.match(text) or english.match(text)
+
+
+class CommandRunner:
+    def __init__(self, timezone: str) -> None:
+        self.timezone = timezone
+        self._volume_before_mute: dict[str, int] = {}  # by device, for "unmute"
+
+    async def run(self, command: Command, tools: ToolSet, context: ToolContext) -> Done | None:
+        if isinstance(command, AskClock):
+            return Done(replies.clock(local_now(self.timezone), command.what, command.language))
+        if isinstance(command, SetLevel):
+            return await self._level(command, tools, context)
+        if isinstance(command, SetTheme):
+            return await self._theme(command, tools, context)
+        return await self._timer(command, tools, context)
+
+    async def _level(self, command: SetLevel, tools: ToolSet, context: ToolContext) -> Done | None:
+        lang, target = command.language, command.target
+        found = _level_tool(tools, target)
+        if found is None:
+            return Done(replies.say(f"no {target}", lang))
+        tool, parameter = found
+        low, high = _bounds(tool.properties[parameter])
+        value = command.value
+        if command.step or (target == "volume" and value == 0):
+            current = await _current_level(tools, target, context)
+            if target == "volume" and value == 0 and current:
+                self._volume_before_mute[context.device_id] = current
+                if len(self._volume_before_mute) > MAX_DEVICES:
+                    del self._volume_before_mute[next(iter(self._volume_before_mute))]
+            if command.step:
+                if current is None:
+                    return None  # no way to know where "louder" starts: the model may ask
+                value = current + command.step * STEP
+        if command.restore:
+            value = self._volume_before_mute.pop(context.device_id, UNMUTED_VOLUME)
+        assert value is not None
+        value = min(max(value, low), high)
+        if not await _call(tool, {parameter: value}, context):
+            return Done(replies.say("failed", lang), tool.name, ok=False)
+        return Done(replies.level_set(target, value, lang), tool.name)
+
+    async def _theme(self, command: SetTheme, tools: ToolSet, context: ToolContext) -> Done:
+        lang = command.language
+        for tool in _device_tools(tools):
+            strings = [k for k, v in tool.properties.items() if _kind(v) == "string"]
+            if "theme" in tool.name.lower() and len(strings) == 1:
+                if await _call(tool, {strings[0]: command.theme}, context):
+                    return Done(replies.say(f"theme {command.theme}", lang), tool.name)
+                return Done(replies.say("failed", lang), tool.name, ok=False)
+        return Done(replies.say("no theme", lang))
+
+    async def _timer(self, command: StartTimer, tools: ToolSet, context: ToolContext) -> Done:
+        lang = command.language
+        tool = tools.find("set_reminder")
+        if tool is None or tool.source != "builtin":
+            return Done(replies.say("no reminders", lang))
+        seconds = command.seconds or _seconds_until(command.clock, local_now(self.timezone))
+        length = duration_words(seconds, lang)
+        if command.text:
+            later = replies.say("reminder", lang, text=command.text)
+        else:
+            later = replies.say("timer done", lang, duration=length)
+        if not await _call(tool, {"minutes": 0, "seconds": seconds, "text": later}, context):
+            return Done(replies.say("failed", lang), tool.name, ok=False)
+        if command.clock:
+            return Done(replies.say("reminder at", lang, clock=command.clock), tool.name)
+        key = "reminder set" if command.text else "timer set"
+        return Done(replies.say(key, lang, duration=length), tool.name)
+
+
+def _device_tools(tools: ToolSet) -> list[Tool]:
+    return [tool for tool in tools.tools if tool.source != "builtin"]
+
+
+def _kind(schema: Any) -> str:
+    return str(schema.get("type", "")) if isinstance(schema, dict) else ""
+
+
+def _level_tool(tools: ToolSet, target: Target) -> tuple[Tool, str] | None:
+    """The device's tool that sets `target`, and the parameter that takes the level."""
+    for tool in _device_tools(tools):
+        name = tool.name.lower()
+        if not any(word in name for word in _NAMES[target]) or "get" in name.split(".")[-1]:
+            continue
+        numbers = [k for k, v in tool.properties.items() if _kind(v) in ("integer", "number")]
+        named = [k for k in numbers if target in k.lower()]
+        if named or len(numbers) == 1:
+            return tool, (named or numbers)[0]
+    return None
+
+
+def _bounds(schema: Any) -> tuple[int, int]:
+    low, high = schema.get("minimum", 0), schema.get("maximum", 100)
+    ok = isinstance(low, int | float) and isinstance(high, int | float) and low <= high
+    return (int(low), int(high)) if ok else (0, 100)
+
+
+async def _current_level(tools: ToolSet, target: Target, context: ToolContext) -> int | None:
+    """The level the device reports in its status (the firmware's `self.get_device_status`:
+    `{"audio_speaker": {"volume": 70}, "screen": {"brightness": 80}}`), or None."""
+    for tool in _device_tools(tools):
+        if not tool.name.lower().endswith("get_device_status"):
+            continue
+        try:
+            status = json.loads(await tool.call({}, context))
+            section, key = _STATUS_KEYS[target]
+            value = status[section][key]
+        except (ToolError, ValueError, KeyError, TypeError):
+            return None
+        return int(value) if isinstance(value, int | float) and value == value else None
+    return None
+
+
+async def _call(tool: Tool, arguments: dict[str, Any], context: ToolContext) -> bool:
+    """True when the tool did it: no error, and not the firmware's `false` for a bad value."""
+    try:
+        result = await tool.call(tool.clean_arguments(arguments), context)
+    except ToolError:
+        return False
+    return result.strip().lower() != "false"
+
+
+def _seconds_until(clock: str, now: dt.datetime) -> int:
+    hour, minute = (int(part) for part in clock.split(":"))
+    due = now.replace(hour=hour, minute=minute, second=0, microsecond=0)
+    if due <= now:
+        due += dt.timedelta(days=1)
+    return max(1, int((due - now).total_seconds()))

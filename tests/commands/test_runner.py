@@ -1,0 +1,155 @@
+"""Commands carried out with the firmware's own MCP tools (the simulated device's server, over
+the real MCP client) and the server's reminder tool on a real memory store."""
+
+from __future__ import annotations
+
+import datetime as dt
+import tempfile
+import time
+from pathlib import Path
+
+from loguru import logger
+
+from edge.commands.intents import AskClock, SetLevel, SetTheme, StartTimer
+from edge.commands.runner import CommandRunner, match
+from edge.memory.store import MemoryStore
+from edge.sim.mcp_tools import McpLoopback, SimMcpServer
+from edge.tools.builtin import builtin_tools, local_now
+from edge.tools.registry import Tool, ToolContext, ToolSet
+from edge.tools.reminders import ReminderScheduler
+
+CONTEXT = ToolContext("aa:bb:cc:00:00:01")
+
+
+async def device_tools(device: SimMcpServer) -> list[Tool]:
+    client = McpLoopback(device, log=logger).client
+    await client.start()
+    return client.tools
+
+
+async def never_delivered(_device: str, _text: str) -> bool:
+    return False
+
+
+def reminders() -> ReminderScheduler:
+    store = MemoryStore(Path(tempfile.mkdtemp(prefix="edge-commands-")) / "memory.db")
+    return ReminderScheduler(store, never_delivered)
+
+
+async def test_levels_are_set_on_the_device_and_confirmed_with_the_value_set() -> None:
+    device = SimMcpServer()
+    tools = ToolSet(await device_tools(device))
+    runner = CommandRunner("")
+
+    done = await runner.run(SetLevel("en", "volume", value=30), tools, CONTEXT)
+    assert done is not None and done.spoken == "Volume set to 30." and done.ok
+    assert device.volume == 30
+
+    done = await runner.run(SetLevel("en", "volume", step=1), tools, CONTEXT)  # "louder"
+    assert done is not None and done.spoken == "Volume set to 40."
+    assert [name for name, _ in device.calls[-2:]] == [
+        "self.get_device_status",
+        "self.audio_speaker.set_volume",
+    ]
+
+    done = await runner.run(SetLevel("zh", "brightness", value=300), tools, CONTEXT)
+    assert done is not None and done.spoken == "亮度已调到100。"  # the schema's maximum
+    assert device.brightness == 100
+
+
+async def test_mute_then_unmute_comes_back_to_the_volume_before() -> None:
+    device = SimMcpServer(volume=65)
+    tools = ToolSet(await device_tools(device))
+    runner = CommandRunner("")
+    done = await runner.run(SetLevel("en", "volume", value=0), tools, CONTEXT)
+    assert done is not None and done.spoken == "Muted." and device.volume == 0
+    done = await runner.run(SetLevel("en", "volume", restore=True), tools, CONTEXT)
+    assert done is not None and done.spoken == "Volume set to 65." and device.volume == 65
+
+
+async def test_a_device_without_the_tool_is_told_so_and_nothing_else_is_called() -> None:
+    device = SimMcpServer()
+    offered = [t for t in await device_tools(device) if "volume" not in t.name]
+    tools = ToolSet(offered)
+    done = await CommandRunner("").run(SetLevel("en", "volume", value=30), tools, CONTEXT)
+    assert done is not None and done.spoken == "This device has no volume control."
+    assert done.tool == "" and device.calls == []
+
+
+async def test_a_failing_device_tool_is_never_confirmed() -> None:
+    device = SimMcpServer(fail_tools={"self.screen.set_theme"})
+    tools = ToolSet(await device_tools(device))
+    done = await CommandRunner("").run(SetTheme("en", "dark"), tools, CONTEXT)
+    assert done is not None and not done.ok
+    assert done.spoken == "Sorry, that did not work just now."
+    assert device.theme == "light"
+
+
+async def test_theme_is_switched_with_the_firmware_tool() -> None:
+    device = SimMcpServer()
+    tools = ToolSet(await device_tools(device))
+    done = await CommandRunner("").run(SetTheme("zh", "dark"), tools, CONTEXT)
+    assert done is not None and done.spoken == "已切换到深色主题。" and device.theme == "dark"
+
+
+async def test_louder_with_no_way_to_read_the_level_goes_to_the_model() -> None:
+    device = SimMcpServer()
+    tools = ToolSet([t for t in await device_tools(device) if "status" not in t.name])
+    assert await CommandRunner("").run(SetLevel("en", "volume", step=1), tools, CONTEXT) is None
+    assert device.calls == []
+
+
+async def test_timers_and_reminders_are_stored_with_the_server_reminder_tool() -> None:
+    scheduler = reminders()
+    tools = ToolSet(builtin_tools("", scheduler, 5.0))
+    runner = CommandRunner("")
+    before = time.time()
+    done = await runner.run(StartTimer("en", 120, "check the oven"), tools, CONTEXT)
+    assert done is not None and done.spoken == "OK, I will remind you in 2 minutes."
+    done = await runner.run(StartTimer("zh", 600), tools, CONTEXT)
+    assert done is not None and done.spoken == "好的，10分钟后提醒你。"
+    stored = await scheduler.store.pending_reminders(CONTEXT.device_id)
+    assert [r.text for r in stored] == ["Reminder: check the oven.", "10分钟的计时到了。"]
+    assert [round(r.due - before) for r in stored] == [120, 600]
+
+
+async def test_a_reminder_at_a_clock_time_is_due_then() -> None:
+    scheduler = reminders()
+    tools = ToolSet(builtin_tools("", scheduler, 5.0))
+    at = (local_now("") + dt.timedelta(hours=2)).strftime("%H:%M")
+    done = await CommandRunner("").run(StartTimer("en", 0, "leave", at), tools, CONTEXT)
+    assert done is not None and done.spoken == f"OK, I will remind you at {at}."
+    [reminder] = await scheduler.store.pending_reminders(CONTEXT.device_id)
+    assert 7080 <= reminder.due - time.time() <= 7200
+
+
+async def test_without_reminders_a_timer_is_refused_honestly() -> None:
+    tools = ToolSet([*builtin_tools("", None, 5.0), *await device_tools(SimMcpServer())])
+    done = await CommandRunner("").run(StartTimer("en", 60), tools, CONTEXT)
+    assert done is not None and done.spoken == "I cannot set reminders here." and not done.tool
+
+
+async def test_the_time_and_date_come_from_the_clock() -> None:
+    runner = CommandRunner("UTC")
+    tools = ToolSet([])
+    now = local_now("UTC")
+    done = await runner.run(AskClock("en", "time"), tools, CONTEXT)
+    minutes = {now.strftime("%H:%M"), (now + dt.timedelta(minutes=1)).strftime("%H:%M")}
+    assert done is not None and done.spoken[len("It is ") : -1] in minutes
+    done = await runner.run(AskClock("zh", "date"), tools, CONTEXT)
+    assert done is not None and done.spoken.startswith(f"今天是{now.year}年{now.month}月")
+
+
+async def test_iot_style_tools_are_found_by_name_and_schema() -> None:
+    calls: list[dict[str, object]] = []
+
+    async def set_volume(arguments: dict[str, object], _ctx: ToolContext) -> str:
+        calls.append(arguments)
+        return "done"
+
+    schema = {"type": "object", "properties": {"volume": {"type": "integer"}}}
+    tool = Tool("iot.Speaker.SetVolume", "Speaker: set volume", schema, set_volume, source="iot")
+    command = match("把音量调到七")
+    assert command is not None
+    done = await CommandRunner("").run(command, ToolSet([tool]), CONTEXT)
+    assert done is not None and done.spoken == "音量已调到7。" and calls == [{"volume": 7}]
