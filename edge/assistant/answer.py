@@ -15,15 +15,16 @@ import contextlib
 import json
 import re
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
 from edge.assistant.fixed_texts import TOOL_FAILED, TOOL_TIMEOUT
+from edge.assistant.honesty import HonestyCheck, neutral
 from edge.config import Config
 from edge.engines.llm import LanguageModel
 from edge.errors import ToolArgumentError, ToolError, ToolTimeout
-from edge.sentences import pause_point
+from edge.sentences import SentenceSplitter, pause_point, phrase_sentences
 from edge.tools import grammar
 from edge.tools.parsing import ParsedCall, call_start, embedded_call, parse_tool_call
 from edge.tools.registry import Tool, ToolContext, ToolSet
@@ -62,6 +63,9 @@ class Answer:
     tool_calls: list[ToolCallRecord] = field(default_factory=list)
     repairs: int = 0
     end_conversation: bool = False
+    # Why the answer must not become an example in the history: a dropped sentence (it spoke
+    # of its tools, or claimed an action no tool took), or a failed tool's apology.
+    unfit: str = ""
 
     def tool_calls_json(self) -> list[dict[str, Any]]:
         return [call.to_json() for call in self.tool_calls]
@@ -88,26 +92,37 @@ class AnswerWriter:
         self.grammar_mode = config.tools.mode == "grammar" and bool(self.tools)
         # Awaited before any tool runs: a held answer waits there until its turn is confirmed.
         self.before_tool = before_tool
+        self._honesty = HonestyCheck(self.tools)
 
     async def pieces(self, messages: list[dict[str, Any]]) -> AsyncIterator[str]:
-        """Speech text as it is written; a tool runs in between when the model calls one."""
+        """Speech as it is written, sentence by sentence once each is judged fit to be said
+        (`HonestyCheck`); a tool runs in between when the model calls one."""
         repairs_left = 1
         offer_tools = bool(self.tools)
         attempt = messages
         while True:
             call_text = ""
-            async for kind, text in self._generate(attempt, offer_tools):
-                if kind == "speech":
-                    self.answer.text += text
-                    yield text
-                else:
-                    call_text = text
-            if not call_text:
+            splitter = SentenceSplitter()
+            generation = self._generate(attempt, offer_tools)
+            async with contextlib.aclosing(generation):  # a dropped answer stops the model
+                async for kind, text in generation:
+                    if kind != "speech":
+                        call_text = text
+                        continue
+                    for sentence in self._judged(splitter.push(text)):
+                        yield sentence
+                    if self.answer.unfit:
+                        return
+                    if not text:
+                        yield ""  # the model paused at a sentence end: pass the hint on
+            for sentence in self._judged(splitter.finish()):
+                yield sentence
+            if not call_text or self.answer.unfit:
                 return
             parsed = parse_tool_call(call_text)
             if parsed.reply is not None:  # grammar mode's direct answer, not streamed
-                self.answer.text += parsed.reply
-                yield parsed.reply
+                for sentence in self._judged(phrase_sentences(parsed.reply)):
+                    yield sentence
                 return
             problem, tool, arguments = self._resolve(parsed.call, parsed.error)
             if problem is not None or tool is None:
@@ -128,14 +143,12 @@ class AnswerWriter:
                 attempt = _repair_prompt(messages, call_text, record.error or "")
                 continue
             if record.error is not None:
-                apology = TOOL_TIMEOUT if record.timed_out else TOOL_FAILED
-                self.answer.text += apology
-                yield apology
+                self.answer.unfit = "a tool failed"
+                yield self._said(TOOL_TIMEOUT if record.timed_out else TOOL_FAILED)
                 return
             if tool.terminal or self.context.end_conversation:
                 self.answer.end_conversation = True
-                self.answer.text += self.farewell
-                yield self.farewell
+                yield self._said(self.farewell)
                 return
             # The result goes back as a note and the model may only speak: given the template's
             # tool-response turn instead, the 0.5B model calls the same tool again and again.
@@ -145,6 +158,28 @@ class AnswerWriter:
                 "sentence, based on this result."
             )
             offer_tools, attempt = False, [*messages, {"role": "system", "content": note}]
+
+    def _judged(self, sentences: list[str]) -> list[str]:
+        """The sentences that may be said, each as it is to be yielded; at the first that may
+        not, the answer ends (`answer.unfit`), with a neutral sentence if nothing was said."""
+        out: list[str] = []
+        succeeded = [call.name for call in self.answer.tool_calls if call.error is None]
+        for sentence in sentences:
+            fault = self._honesty.fault(sentence, succeeded)
+            if fault is not None:
+                self.log.warning("reply dropped: it {}: {!r}", fault, sentence[:120])
+                self.answer.unfit = fault
+                if not self.answer.text:
+                    out.append(self._said(neutral(fault, sentence)))
+                break
+            out.append(self._said(sentence))
+        return out
+
+    def _said(self, sentence: str) -> str:
+        """`sentence` added to the answer, as it is yielded: a space after it, so the speaker
+        cuts a first clause ("Well, ") at once."""
+        self.answer.text = f"{self.answer.text} {sentence}".strip()
+        return sentence + " "
 
     def _resolve(
         self, call: ParsedCall | None, error: str | None
@@ -185,7 +220,7 @@ class AnswerWriter:
 
     async def _generate(
         self, messages: list[dict[str, Any]], offer_tools: bool
-    ) -> AsyncIterator[tuple[str, str]]:
+    ) -> AsyncGenerator[tuple[str, str]]:
         """Yields ("speech", text) as it is written, and at most one ("call", raw text)."""
         kwargs: dict[str, Any] = {
             "max_tokens": self.config.llm.max_tokens,

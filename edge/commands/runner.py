@@ -6,7 +6,7 @@ a tool whose name holds the target word and whose parameters take a number (a st
 theme). "Louder" reads the current level from the device's status tool first. Timers go to the
 server's own reminder tool. When the device has no such tool the answer says so; the command is
 never mapped onto another tool. A command that cannot be carried out with confidence (a relative
-change with no way to read the current level) is handed back to the model.
+change with no way to read the current level) is left to the model (`can_run`).
 """
 
 from __future__ import annotations
@@ -60,7 +60,16 @@ class CommandRunner:
         self.timezone = timezone
         self._volume_before_mute: dict[str, int] = {}  # by device, for "unmute"
 
-    async def run(self, command: Command, tools: ToolSet, context: ToolContext) -> Done | None:
+    def can_run(self, command: Command, tools: ToolSet) -> bool:
+        """Whether the command can be carried out with confidence here, decided before anything
+        is sent: "louder" needs the device's status tool to know where it starts (the model
+        gets the others)."""
+        if isinstance(command, SetLevel) and command.step:
+            found = _level_tool(tools, command.target)
+            return found is None or _status_tool(tools) is not None
+        return True
+
+    async def run(self, command: Command, tools: ToolSet, context: ToolContext) -> Done:
         if isinstance(command, AskClock):
             return Done(replies.clock(local_now(self.timezone), command.what, command.language))
         if isinstance(command, SetLevel):
@@ -69,7 +78,7 @@ class CommandRunner:
             return await self._theme(command, tools, context)
         return await self._timer(command, tools, context)
 
-    async def _level(self, command: SetLevel, tools: ToolSet, context: ToolContext) -> Done | None:
+    async def _level(self, command: SetLevel, tools: ToolSet, context: ToolContext) -> Done:
         lang, target = command.language, command.target
         found = _level_tool(tools, target)
         if found is None:
@@ -84,8 +93,8 @@ class CommandRunner:
                 if len(self._volume_before_mute) > MAX_DEVICES:
                     del self._volume_before_mute[next(iter(self._volume_before_mute))]
             if command.step:
-                if current is None:
-                    return None  # no way to know where "louder" starts: the model may ask
+                if current is None:  # the status tool failed (`can_run` saw one)
+                    return Done(replies.say("failed", lang), tool.name, ok=False)
                 value = current + command.step * STEP
         if command.restore:
             value = self._volume_before_mute.pop(context.device_id, UNMUTED_VOLUME)
@@ -154,16 +163,22 @@ def _bounds(schema: Any) -> tuple[int, int]:
 async def _current_level(tools: ToolSet, target: Target, context: ToolContext) -> int | None:
     """The level the device reports in its status (the firmware's `self.get_device_status`:
     `{"audio_speaker": {"volume": 70}, "screen": {"brightness": 80}}`), or None."""
+    tool = _status_tool(tools)
+    if tool is None:
+        return None
+    try:
+        status = json.loads(await tool.call({}, context))
+        section, key = _STATUS_KEYS[target]
+        value = status[section][key]
+    except (ToolError, ValueError, KeyError, TypeError):
+        return None
+    return int(value) if isinstance(value, int | float) and value == value else None
+
+
+def _status_tool(tools: ToolSet) -> Tool | None:
     for tool in _device_tools(tools):
-        if not tool.name.lower().endswith("get_device_status"):
-            continue
-        try:
-            status = json.loads(await tool.call({}, context))
-            section, key = _STATUS_KEYS[target]
-            value = status[section][key]
-        except (ToolError, ValueError, KeyError, TypeError):
-            return None
-        return int(value) if isinstance(value, int | float) and value == value else None
+        if tool.name.lower().endswith("get_device_status"):
+            return tool
     return None
 
 

@@ -175,6 +175,9 @@ class TurnRunner:
             # The next prompt is known now: reading it while this answer plays keeps that
             # work (after a history trim, a few hundred tokens) out of the user's next turn.
             # The history will hold the reply as spoken: the written text, cleaned for speech.
+            if answer.unfit:  # kept out of the history: the next prompt is today's
+                self.read_ahead()
+                return
             spoken = " ".join(phrase_sentences(answer.text)) or answer.text
             calls = answer.tool_calls_json()
             self.read_ahead(self.conversation.history_after(SpokenTurn(text, spoken, calls, clock)))
@@ -193,7 +196,7 @@ class TurnRunner:
                         gate.turn_id, played or answer.text, answer.tool_calls_json()
                     )
                 )
-        if reply:
+        if reply and not answer.unfit:  # a dropped or failed answer must not become an example
             self.conversation.add(
                 SpokenTurn(text, reply, answer.tool_calls_json(), clock), gate.turn_id
             )
@@ -210,11 +213,12 @@ class TurnRunner:
         command = match_command(text) if self.commands is not None else None
         if command is None or self.commands is None:
             return False
-        done = await self.commands.run(command, await self.tools.toolset(), ToolContext(self.owner))
-        if done is None:
+        tools = await self.tools.toolset()
+        if not self.commands.can_run(command, tools):
             return False
+        await self.link.send(Stt(text))  # before any tool call, as on the model's path
+        done = await self.commands.run(command, tools, ToolContext(self.owner))
         timings.llm_first_token = time.monotonic()  # the answer is known: no model to wait for
-        await self.link.send(Stt(text))
         reply = await self.speaker.speak(
             fixed_text(done.spoken), timings, self.turn.speaking_started
         )

@@ -51,7 +51,7 @@ def _volume_tool(handler: Any, maximum: int = 100, terminal: bool = False) -> To
 def _answer(harness: ServerThread, writer: AnswerWriter, prompt: str) -> str:
     async def run() -> str:
         messages = PromptBuilder(writer.config, writer.tools).messages(prompt, [], "")
-        return "".join([p async for p in writer.pieces(messages)])
+        return "".join([p async for p in writer.pieces(messages)]).strip()
 
     return harness.call(run())
 

@@ -83,7 +83,7 @@ async def test_speech_after_a_pause_is_not_cut_off_by_the_early_text(
 async def test_a_held_answer_calls_a_device_tool_only_once_the_turn_is_confirmed(
     make_server: Any, speak: Any
 ) -> None:
-    server = make_server()
+    server = make_server(tools={"local_commands": False})  # the model's call, not a command
     dev = SimDevice(server.ws_url)
     await dev.connect()
     # Once the device's tool list has been read into the model: answers are held only when

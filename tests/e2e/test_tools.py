@@ -147,6 +147,13 @@ async def test_household_commands_by_voice(server: Running, speak: Any) -> None:
     mark = await auto_turn(device, speak("Set the volume to thirty."))
     assert_reply_bracket(device, mark)
     assert texts(device, "sentence", mark) == ["Volume set to 30."]
+    kinds = [
+        "call"
+        if m.get("type") == "mcp" and m["payload"].get("method") == "tools/call"
+        else m["type"]
+        for m in device.json_messages(mark)
+    ]
+    assert kinds.index("stt") < kinds.index("call")  # the words on screen, then the call
     mark = await auto_turn(device, speak("Turn the volume up."))  # reads the level first
     assert texts(device, "sentence", mark) == ["Volume set to 40."]
     mark = await auto_turn(device, speak("Switch the screen to dark mode."))

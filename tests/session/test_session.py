@@ -10,6 +10,7 @@ import json
 from typing import Any
 
 from edge.assistant.fixed_texts import APOLOGY
+from edge.assistant.honesty import UNCLEAR
 from edge.engines.llm import Message
 from edge.protocol.messages import LlmEmotion, Stt, TtsSentence, TtsStart, TtsStop
 from edge.sim.mcp_tools import SimMcpServer
@@ -206,6 +207,28 @@ async def test_a_household_command_is_carried_out_without_the_model() -> None:
     [prompt] = rig.llm.prompts
     assert "Volume set" not in str(prompt) and "set the volume" not in str(prompt)
     assert [turn.user_text for turn in await _stored(rig)] == ["what is my name"]
+    await rig.stop()
+
+
+async def test_tool_talk_is_never_spoken_nor_kept_as_an_example() -> None:
+    def talk(messages: list[Message]) -> str:
+        if "timer" in last_user_text(messages):
+            return "You could call the set reminder function to set a timer. It is easy."
+        return "Hello again."
+
+    rig = make_rig(talk, texts={10: "about a timer", 6: "hello"})
+    rig.start()
+    rig.listen()
+    rig.say(10, quiet=8)
+    await rig.reply_done()
+    assert " ".join(rig.tts.said) == UNCLEAR  # neither the dropped sentence nor the next
+    rig.listen()
+    rig.say(6, quiet=8)
+    await rig.reply_done(after=len(rig.link.sent))
+    # The next prompt holds no trace of it: the model cannot copy the pattern.
+    assert "function" not in str(rig.llm.prompts[-1]) and UNCLEAR not in str(rig.llm.prompts[-1])
+    stored = await _stored(rig)
+    assert [(t.user_text, t.assistant_text) for t in stored][-2] == ("about a timer", UNCLEAR)
     await rig.stop()
 
 

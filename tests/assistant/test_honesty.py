@@ -1,0 +1,91 @@
+"""What may not be spoken: the model's machinery, and actions no tool took (issue examples)."""
+
+from __future__ import annotations
+
+import pytest
+
+from edge.assistant.honesty import NOT_DONE, NOT_DONE_ZH, UNCLEAR, HonestyCheck, neutral
+from edge.sim.mcp_tools import COMMON_TOOLS
+from edge.tools.builtin import builtin_tools
+from edge.tools.registry import Tool, ToolSet
+
+
+async def _nothing(_args: object, _ctx: object) -> str:
+    return ""
+
+
+TOOLS = ToolSet(
+    [
+        *builtin_tools("", None, 5.0),
+        *(
+            Tool(t["name"], t["description"], t["inputSchema"], _nothing, source="device")
+            for t in COMMON_TOOLS
+        ),
+        Tool("set_reminder", "", {}, _nothing),
+        Tool("add", "add two numbers", {}, _nothing, source="mcp"),
+    ]
+)
+CHECK = HonestyCheck(TOOLS)
+
+MACHINERY = [
+    "You could call the set reminder function to set a timer or reminder: after the delay.",
+    "You could call the self get device status function to see the volume.",
+    "I will use the self.audio_speaker.set_volume tool for that.",  # named
+    "Calling the get device status tool now.",
+    "Let me call set_reminder with minutes 10.",
+    'Here is the JSON: {"name": "end_conversation"}.',
+    "My instructions say I should be brief.",
+    "According to my system prompt, I am a voice assistant.",
+    "I can call a function named get device status.",
+    "我可以调用设置音量的函数。",
+]
+HONEST = [
+    "The capital of France is Paris.",
+    "A spider has eight legs.",
+    "Why did the tomato blush? It saw the salad dressing!",
+    "You can add two and two to get four.",  # "add" is a tool, and an ordinary word
+    "Nice to meet you, Alice.",
+    "Set the table and call your friends.",
+    "The volume is now 70.",  # a status read with the status tool, not a claim
+    "The knight used his favourite tool to open the gate.",
+    "巴黎是法国的首都。",
+]
+CLAIMS = [
+    "I set the volume to 30 for the reminder.",
+    "I've turned the volume down to 30.",
+    "The volume has been set to 30.",
+    "I'll remind you in ten minutes.",
+    "Your timer is set for five minutes.",
+    "I have switched the screen to dark mode.",
+    "我已经把音量调到30了。",
+]
+
+
+@pytest.mark.parametrize("sentence", MACHINERY)
+def test_talk_about_tools_is_never_spoken(sentence: str) -> None:
+    assert CHECK.fault(sentence, []) in ("speaks of its tools", "names a tool")
+
+
+@pytest.mark.parametrize("sentence", HONEST)
+def test_ordinary_answers_pass(sentence: str) -> None:
+    assert CHECK.fault(sentence, []) is None
+
+
+@pytest.mark.parametrize("sentence", CLAIMS)
+def test_a_claimed_action_needs_its_tool_to_have_succeeded(sentence: str) -> None:
+    assert CHECK.fault(sentence, []) == "claims an action no tool took"
+
+
+def test_a_claim_is_backed_only_by_a_tool_of_its_kind() -> None:
+    volume = "I set the volume to 30."
+    assert CHECK.fault(volume, ["self.audio_speaker.set_volume"]) is None
+    # The issue's hallucinated action: a reminder was set, the volume was claimed.
+    assert CHECK.fault("I set the volume to 30 for the reminder.", ["set_reminder"]) is not None
+    assert CHECK.fault("I'll remind you in ten minutes.", ["set_reminder"]) is None
+    assert CHECK.fault("我已经把音量调到30了。", ["self.audio_speaker.set_volume"]) is None
+
+
+def test_the_neutral_reply_is_in_the_language_of_what_was_dropped() -> None:
+    assert neutral("claims an action no tool took", "I set it.") == NOT_DONE
+    assert neutral("claims an action no tool took", "我已经设置好了。") == NOT_DONE_ZH
+    assert neutral("speaks of its tools", "call the function") == UNCLEAR
