@@ -20,7 +20,9 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from edge.assistant.fixed_texts import TOOL_FAILED, TOOL_TIMEOUT
-from edge.assistant.honesty import HonestyCheck, neutral
+from edge.assistant.honesty import CLOCK_ECHO, HonestyCheck, neutral
+from edge.assistant.prompt import CLOCK_PREFIX
+from edge.assistant.relevance import asked_for
 from edge.config import Config
 from edge.engines.llm import LanguageModel
 from edge.errors import ToolArgumentError, ToolError, ToolTimeout
@@ -93,6 +95,8 @@ class AnswerWriter:
         # Awaited before any tool runs: a held answer waits there until its turn is confirmed.
         self.before_tool = before_tool
         self._honesty = HonestyCheck(self.tools)
+        self._user_text = self._clock = ""
+        self._again = False  # write the answer again, without the clock in the prompt
 
     async def pieces(self, messages: list[dict[str, Any]]) -> AsyncIterator[str]:
         """Speech as it is written, sentence by sentence once each is judged fit to be said
@@ -100,7 +104,12 @@ class AnswerWriter:
         repairs_left = 1
         offer_tools = bool(self.tools)
         attempt = messages
+        self._user_text, self._clock = _user_text(messages), _clock_text(messages)
         while True:
+            if self._again:  # the clock was read out for a question not about it
+                self._again, self.answer.unfit = False, ""
+                attempt = [m for m in messages if m.get("content") != self._clock]
+                offer_tools, self._clock = False, ""
             call_text = ""
             splitter = SentenceSplitter()
             generation = self._generate(attempt, offer_tools)
@@ -111,12 +120,18 @@ class AnswerWriter:
                         continue
                     for sentence in self._judged(splitter.push(text)):
                         yield sentence
+                    if self._again:
+                        break
                     if self.answer.unfit:
                         return
                     if not text:
                         yield ""  # the model paused at a sentence end: pass the hint on
+            if self._again:
+                continue
             for sentence in self._judged(splitter.finish()):
                 yield sentence
+            if self._again:
+                continue
             if not call_text or self.answer.unfit:
                 return
             parsed = parse_tool_call(call_text)
@@ -133,6 +148,11 @@ class AnswerWriter:
                     attempt = _repair_prompt(messages, call_text, problem or "no call")
                 else:
                     offer_tools, attempt = False, messages  # answer without tools
+                continue
+            if not asked_for(tool, _user_text(messages)):
+                # "My name is Alice." once set a reminder: answer in words, without tools.
+                self.log.info("call to {} not run: the user did not ask for it", tool.name)
+                offer_tools, attempt = False, messages
                 continue
             if self.before_tool is not None:
                 await self.before_tool()
@@ -165,11 +185,13 @@ class AnswerWriter:
         out: list[str] = []
         succeeded = [call.name for call in self.answer.tool_calls if call.error is None]
         for sentence in sentences:
-            fault = self._honesty.fault(sentence, succeeded)
+            fault = self._honesty.fault(sentence, succeeded, self._user_text, self._clock)
             if fault is not None:
                 self.log.warning("reply dropped: it {}: {!r}", fault, sentence[:120])
                 self.answer.unfit = fault
-                if not self.answer.text:
+                if fault == CLOCK_ECHO and not self.answer.text:
+                    self._again = True  # asked again without the clock: it cannot copy it
+                elif not self.answer.text:
                     out.append(self._said(neutral(fault, sentence)))
                 break
             out.append(self._said(sentence))
@@ -321,6 +343,18 @@ class AnswerWriter:
             tool = self.tools.find(named.group(1))
             return tool is not None and not tool.properties
         return False
+
+
+def _clock_text(messages: list[dict[str, Any]]) -> str:
+    """The clock the prompt carries (`PromptBuilder.clock`: the last system message)."""
+    systems = [m for m in messages if m.get("role") == "system"]
+    content = str(systems[-1].get("content") or "") if len(systems) > 1 else ""
+    return content if content.startswith(CLOCK_PREFIX) else ""
+
+
+def _user_text(messages: list[dict[str, Any]]) -> str:
+    users = [m for m in messages if m.get("role") == "user"]
+    return str(users[-1].get("content") or "") if users else ""
 
 
 def _repair_prompt(

@@ -22,7 +22,8 @@ NOT_DONE_ZH = "抱歉，这个我做不到。"
 _MACHINERY = re.compile(
     r"\b(?:call|calls|calling|invoke|invoking|trigger)\s+"
     r"(?:the\s+|a\s+|an\s+|this\s+|that\s+|my\s+)?(?:[\w.-]+\s+){0,5}(?:functions?|tools?)\b"
-    r"|\b(?:json|system prompt|my instructions|tool calls?|function calls?|<tool_call>)"
+    r"|\b(?:json|system prompt|my instructions|tool calls?|function calls?)"
+    r"|<tool_call>|\{\s*\"(?:name|arguments|function|tool)\"\s*:"  # a call written as speech
     r"|\b(?:functions?|tools?) (?:called|named)\b"
     r"|调用|函数|工具",
     re.IGNORECASE,
@@ -46,6 +47,23 @@ _OBJECTS = [
 ]
 
 
+# A question about the time or date: only then may an answer restate the prompt's clock.
+_ABOUT_TIME = re.compile(
+    r"time|date|day|today|tomorrow|yesterday|tonight|week|month|year|clock|hour|minute|late|"
+    r"early|when|几点|时间|日期|星期|礼拜|今天|明天|昨天|几号|现在",
+    re.IGNORECASE,
+)
+CLOCK_ECHO = "reads the clock out"
+
+
+RECITED_WORDS = 5
+
+
+def _runs(text: str, n: int) -> set[tuple[str, ...]]:
+    words = re.findall(r"\w+", text.lower())
+    return {tuple(words[i : i + n]) for i in range(len(words) - n + 1)}
+
+
 def _spaced(name: str) -> str:
     return re.sub(r"[._\s-]+", " ", name).strip().lower()
 
@@ -60,6 +78,14 @@ class HonestyCheck:
             names |= {n.lower() for n in (tool.name, tool.function) if re.search(r"[._]", n)}
             if len(spoken := _spaced(tool.name).split()) >= 3:
                 names.add(" ".join(spoken))
+        # Runs of five words from the tools' descriptions: the model reads them out ("To set a
+        # timer or reminder after 5 minutes, the text is spoken to the user.").
+        # After a tool ran, its description's words may well describe what it did ("The volume
+        # of the audio speaker has been set to 30"): only other tools' count.
+        self._recited: dict[tuple[str, ...], set[str]] = {}
+        for tool in tools.tools:
+            for run in _runs(tool.description, RECITED_WORDS):
+                self._recited.setdefault(run, set()).add(tool.name.lower())
         words = sorted(names, key=len, reverse=True)
         self._names = (
             re.compile(
@@ -69,18 +95,35 @@ class HonestyCheck:
             else None
         )
 
-    def fault(self, sentence: str, succeeded: Iterable[str]) -> str | None:
+    def fault(
+        self, sentence: str, succeeded: Iterable[str], user_text: str = "", clock: str = ""
+    ) -> str | None:
         """Why `sentence` may not be spoken, given the tools that succeeded this turn (their
-        names); None when it may."""
+        names), what the user said and the clock the prompt carried; None when it may. The
+        0.5B model answers "My name is Alice." or "Good morning!" with the prompt's clock."""
+        if clock and _restates(sentence, clock) and not _ABOUT_TIME.search(user_text):
+            return CLOCK_ECHO
         if _MACHINERY.search(sentence):
             return "speaks of its tools"
         if self._names is not None and (
             self._names.search(sentence) or self._names.search(_spaced(sentence))
         ):
             return "names a tool"
-        if _CLAIM.search(sentence) and not _backed(sentence, [n.lower() for n in succeeded]):
+        ran = {name.lower() for name in succeeded}
+        for run in _runs(sentence, RECITED_WORDS):
+            if run in self._recited and not self._recited[run] & ran:
+                return "recites a tool's description"
+        if _CLAIM.search(sentence) and not _backed(sentence, sorted(ran)):
             return "claims an action no tool took"
         return None
+
+
+def _restates(sentence: str, clock: str) -> bool:
+    """The sentence reads the clock out ("It is now Sunday 6 December 2026, 08:05."), word for
+    word or with the day changed."""
+    date = re.search(r"\d{1,2} \w+ \d{4}", clock)
+    weekday = clock[: date.start()] if date is not None else clock  # "It is now Sunday "
+    return sentence.startswith(weekday) or (date is not None and date.group() in sentence)
 
 
 def _backed(sentence: str, succeeded: list[str]) -> bool:

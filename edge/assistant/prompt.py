@@ -11,6 +11,8 @@ from edge.tools import grammar
 from edge.tools.builtin import local_now, spoken_time
 from edge.tools.registry import ToolSet
 
+CLOCK_PREFIX = "It is now "
+
 
 class PromptBuilder:
     def __init__(self, config: Config, tools: ToolSet) -> None:
@@ -30,7 +32,7 @@ class PromptBuilder:
         the time, the small model answers date questions from it (there is no clock tool), nor
         makes a time up when it has no tools."""
         now = spoken_time(local_now(self.config.tools.timezone))
-        return {"role": "system", "content": f"It is now {now}."}
+        return {"role": "system", "content": f"{CLOCK_PREFIX}{now}."}
 
     def messages(
         self, user_text: str, history: list[Message], summary: str, clock: Message | None = None

@@ -10,6 +10,7 @@ from edge.commands.intents import (
     MAX_TIMER_S,
     AskClock,
     Command,
+    Introduce,
     SetLevel,
     SetTheme,
     StartTimer,
@@ -82,7 +83,23 @@ def match(text: str) -> Command | None:
         sentence = _POLITE.sub("", sentence)
     if not sentence or len(sentence) > 30:
         return None
-    return _clock(sentence) or _timer(sentence) or _theme(sentence) or _level(sentence)
+    return (
+        _clock(sentence)
+        or _introduction(sentence)
+        or _timer(sentence)
+        or _theme(sentence)
+        or _level(sentence)
+    )
+
+
+_NAME = re.compile(
+    r"(?:我叫|我的名字是|我的名字叫|叫我)(?P<name>[\u4e00-\u9fff]{1,4}|[A-Za-z]{2,20})"
+)
+
+
+def _introduction(sentence: str) -> Introduce | None:
+    m = _NAME.fullmatch(sentence)
+    return Introduce("zh", m["name"]) if m else None
 
 
 def _level(sentence: str) -> SetLevel | None:

@@ -12,6 +12,7 @@ from edge.commands.intents import (
     MAX_TIMER_S,
     AskClock,
     Command,
+    Introduce,
     SetLevel,
     SetTheme,
     StartTimer,
@@ -54,7 +55,25 @@ def match(text: str) -> Command | None:
     if not tokens or len(tokens) > 16:
         return None
     sentence = " ".join(tokens)
-    return _clock(sentence) or _timer(sentence) or _theme(tokens) or _level(tokens)
+    return (
+        _clock(sentence)
+        or _introduction(text)
+        or _timer(sentence)
+        or _theme(tokens)
+        or _level(tokens)
+    )
+
+
+_NAME = re.compile(
+    r"^(?i:(?:hi|hello|hey)[,.!]?\s+)?(?i:my name is|my name's|call me|you can call me)\s+"
+    r"(?P<name>[A-Z][\w'-]*(?: [A-Z][\w'-]*){0,2})[.!]?$"
+)
+
+
+def _introduction(text: str) -> Introduce | None:
+    """ "My name is Alice." (the name as the recogniser capitalises it: one to three words)."""
+    m = _NAME.match(text.strip().replace("’", "'"))
+    return Introduce("en", m["name"]) if m else None
 
 
 def _numbers(tokens: list[str]) -> tuple[list[int], list[str]] | None:

@@ -44,7 +44,16 @@ class AskClock:
     what: Literal["time", "date"]
 
 
-Command = SetLevel | SetTheme | StartTimer | AskClock
+@dataclass(frozen=True)
+class Introduce:
+    """ "My name is Alice": a fact about the user, answered at once and kept in the history
+    (unlike other commands) so the model and the summary know it."""
+
+    language: Language
+    name: str
+
+
+Command = SetLevel | SetTheme | StartTimer | AskClock | Introduce
 
 MAX_TIMER_S = 7 * 24 * 3600  # the reminder tool's own limit
 

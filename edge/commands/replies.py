@@ -29,6 +29,7 @@ _TEXT: dict[str, dict[Language, str]] = {
     "no reminders": {"en": "I cannot set reminders here.", "zh": "这里不能设置提醒。"},
     "timer done": {"en": "Your {duration} timer is done.", "zh": "{duration}的计时到了。"},
     "reminder": {"en": "Reminder: {text}.", "zh": "提醒：{text}。"},
+    "introduced": {"en": "Nice to meet you, {name}.", "zh": "{name}，很高兴认识你。"},
     "failed": {"en": "Sorry, that did not work just now.", "zh": "抱歉，刚才没有成功。"},
     "time": {"en": "It is {clock}.", "zh": "现在是{hour}点{minute}分。"},
     "date": {

@@ -20,6 +20,7 @@ from edge.commands import chinese, english, replies
 from edge.commands.intents import (
     AskClock,
     Command,
+    Introduce,
     SetLevel,
     SetTheme,
     StartTimer,
@@ -48,6 +49,7 @@ class Done:
     spoken: str
     tool: str = ""
     ok: bool = True
+    keep: bool = False  # a turn for the history and the memory (a fact the user stated)
 
 
 def match(text: str) -> Command | None:
@@ -70,6 +72,8 @@ class CommandRunner:
         return True
 
     async def run(self, command: Command, tools: ToolSet, context: ToolContext) -> Done:
+        if isinstance(command, Introduce):
+            return Done(replies.say("introduced", command.language, name=command.name), keep=True)
         if isinstance(command, AskClock):
             return Done(replies.clock(local_now(self.timezone), command.what, command.language))
         if isinstance(command, SetLevel):

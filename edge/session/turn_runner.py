@@ -209,7 +209,8 @@ class TurnRunner:
     async def _command(self, text: str, timings: TurnTimings) -> bool:
         """A household command carried out without the model; False, having done nothing,
         when `text` is not one or it cannot be carried out with confidence. Its turn is not
-        kept in the history: the model would learn to imitate the fixed confirmations."""
+        kept in the history (the model would learn to imitate the fixed confirmations), except
+        a fact the user stated ("My name is Alice")."""
         command = match_command(text) if self.commands is not None else None
         if command is None or self.commands is None:
             return False
@@ -222,6 +223,11 @@ class TurnRunner:
         reply = await self.speaker.speak(
             fixed_text(done.spoken), timings, self.turn.speaking_started
         )
+        if done.keep and reply:  # a fact the user stated: the model and the summary learn it
+            turn_id = await self.conversation.begin(self.link.session_id, text)
+            await self.conversation.finish(turn_id, reply, [])
+            clock = PromptBuilder(self.config, tools).clock()
+            self.conversation.add(SpokenTurn(text, reply, [], clock), turn_id)
         self.answered += 1
         called = f" with {done.tool}{'' if done.ok else ' (failed)'}" if done.tool else ""
         self.log.info("command{}: {!r} → {!r} | {}", called, text, reply, timings.summary())

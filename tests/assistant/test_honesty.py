@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+from typing import Any, cast
+
 import pytest
 
 from edge.assistant.honesty import NOT_DONE, NOT_DONE_ZH, UNCLEAR, HonestyCheck, neutral
 from edge.sim.mcp_tools import COMMON_TOOLS
 from edge.tools.builtin import builtin_tools
 from edge.tools.registry import Tool, ToolSet
+from edge.tools.reminders import ReminderScheduler
 
 
 async def _nothing(_args: object, _ctx: object) -> str:
@@ -16,12 +19,11 @@ async def _nothing(_args: object, _ctx: object) -> str:
 
 TOOLS = ToolSet(
     [
-        *builtin_tools("", None, 5.0),
+        *builtin_tools("", ReminderScheduler(cast(Any, None), cast(Any, None)), 5.0),
         *(
             Tool(t["name"], t["description"], t["inputSchema"], _nothing, source="device")
             for t in COMMON_TOOLS
         ),
-        Tool("set_reminder", "", {}, _nothing),
         Tool("add", "add two numbers", {}, _nothing, source="mcp"),
     ]
 )
@@ -38,6 +40,8 @@ MACHINERY = [
     "According to my system prompt, I am a voice assistant.",
     "I can call a function named get device status.",
     "我可以调用设置音量的函数。",
+    'To set a timer or reminder after 5 minutes, the text "I am Alice" is spoken to the user.',
+    '({"name": "set reminder", "arguments": {"minutes": 15}}',
 ]
 HONEST = [
     "The capital of France is Paris.",
@@ -63,7 +67,11 @@ CLAIMS = [
 
 @pytest.mark.parametrize("sentence", MACHINERY)
 def test_talk_about_tools_is_never_spoken(sentence: str) -> None:
-    assert CHECK.fault(sentence, []) in ("speaks of its tools", "names a tool")
+    assert CHECK.fault(sentence, []) in (
+        "speaks of its tools",
+        "names a tool",
+        "recites a tool's description",
+    )
 
 
 @pytest.mark.parametrize("sentence", HONEST)
@@ -79,6 +87,10 @@ def test_a_claimed_action_needs_its_tool_to_have_succeeded(sentence: str) -> Non
 def test_a_claim_is_backed_only_by_a_tool_of_its_kind() -> None:
     volume = "I set the volume to 30."
     assert CHECK.fault(volume, ["self.audio_speaker.set_volume"]) is None
+    # In the tool's own words, once it ran (its description: "Set the volume of the audio…").
+    said = "The volume of the audio speaker has been set to 30."
+    assert CHECK.fault(said, ["self.audio_speaker.set_volume"]) is None
+    assert CHECK.fault(said, []) is not None
     # The hallucinated action: a reminder was set, the volume was claimed.
     assert CHECK.fault("I set the volume to 30 for the reminder.", ["set_reminder"]) is not None
     assert CHECK.fault("I'll remind you in ten minutes.", ["set_reminder"]) is None
@@ -89,3 +101,13 @@ def test_the_neutral_reply_is_in_the_language_of_what_was_dropped() -> None:
     assert neutral("claims an action no tool took", "I set it.") == NOT_DONE
     assert neutral("claims an action no tool took", "我已经设置好了。") == NOT_DONE_ZH
     assert neutral("speaks of its tools", "call the function") == UNCLEAR
+
+
+def test_the_prompt_clock_is_read_out_only_for_a_question_about_time() -> None:
+    clock = "It is now Sunday 6 December 2026, 08:05."
+    echo = "It is now Sunday 6 December 2026, 08:05."
+    assert CHECK.fault(echo, [], "My name is Alice.", clock) == "reads the clock out"
+    assert CHECK.fault(echo, [], "Good morning!", clock) == "reads the clock out"
+    assert CHECK.fault("It is Monday 6 December 2026.", [], "Hello", clock) is not None
+    assert CHECK.fault(echo, [], "What day is it today?", clock) is None
+    assert CHECK.fault("Good morning to you too!", [], "Good morning!", clock) is None

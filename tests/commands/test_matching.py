@@ -7,7 +7,14 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from edge.commands.english import clock_time, duration
-from edge.commands.intents import AskClock, SetLevel, SetTheme, StartTimer, duration_words
+from edge.commands.intents import (
+    AskClock,
+    Introduce,
+    SetLevel,
+    SetTheme,
+    StartTimer,
+    duration_words,
+)
 from edge.commands.numbers import chinese_number, english_number
 from edge.commands.runner import match
 
@@ -41,6 +48,10 @@ COMMANDS = [
     ("In 90 seconds remind me to stir the soup.", StartTimer("en", 90, "stir the soup")),
     ("Remind me in 1 hour and 30 minutes to leave.", StartTimer("en", 5400, "leave")),
     ("Remind me at 7:30 p.m. to take my pills.", StartTimer("en", 0, "take your pills", "19:30")),
+    ("My name is Alice.", Introduce("en", "Alice")),
+    ("Hello, my name is Bob Smith.", Introduce("en", "Bob Smith")),
+    ("Call me Ann.", Introduce("en", "Ann")),
+    ("我叫小明", Introduce("zh", "小明")),
     # Chinese: numerals and digits, politeness, directions
     ("把音量调到50", SetLevel("zh", "volume", value=50)),
     ("把音量调到七。", SetLevel("zh", "volume", value=7)),
@@ -67,7 +78,8 @@ FOR_THE_MODEL = [
     "Tell me a joke.",
     "Good morning!",
     "Okay, goodbye!",
-    "My name is Alice.",
+    "My name is Alice and I love long walks by the river.",  # more than a name: the model
+    "my name is not important",
     "How loud is the speaker right now?",  # a question about the level: the status tool
     "What volume do you like?",
     "Don't turn the volume up.",

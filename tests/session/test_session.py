@@ -210,6 +210,47 @@ async def test_a_household_command_is_carried_out_without_the_model() -> None:
     await rig.stop()
 
 
+async def test_an_introduction_is_answered_at_once_and_remembered() -> None:
+    rig = make_rig(echo, texts={10: "My name is Alice.", 6: "what is my name"})
+    rig.start()
+    rig.listen()
+    rig.say(10, quiet=8)
+    await rig.reply_done()
+    assert " ".join(rig.tts.said) == "Nice to meet you, Alice." and rig.llm.prompts == []
+    rig.listen()
+    rig.say(6, quiet=8)
+    await rig.reply_done(after=len(rig.link.sent))
+    # Unlike other commands, kept: the model (and the summary) know the name.
+    assert "Nice to meet you, Alice." in str(rig.llm.prompts[-1])
+    stored = [(t.user_text, t.assistant_text) for t in await _stored(rig)]
+    assert ("My name is Alice.", "Nice to meet you, Alice.") in stored
+    await rig.stop()
+
+
+async def test_a_tool_the_user_did_not_ask_for_is_not_called() -> None:
+    asked = 0
+
+    def eager(_messages: list[Message]) -> str:
+        nonlocal asked
+        asked += 1
+        if asked == 1:  # what the 0.5B model did with "My name is Alice."
+            call = {"name": "self.audio_speaker.set_volume", "arguments": {"volume": 30}}
+            return f"<tool_call>\n{json.dumps(call)}\n</tool_call>"
+        return "Nice to meet you, Alice."
+
+    device = SimMcpServer()
+    rig = make_rig(eager, texts={10: "my name is alice"}, mcp=device)
+    rig.start()
+    await rig.until(lambda: rig.session.tools.listed)
+    rig.listen()
+    rig.say(10, quiet=8)
+    await rig.reply_done()
+    assert device.calls == [] and device.volume == 70
+    assert " ".join(rig.tts.said) == "Nice to meet you, Alice."
+    assert len(rig.llm.prompts) == 2  # asked again, for words only
+    await rig.stop()
+
+
 async def test_tool_talk_is_never_spoken_nor_kept_as_an_example() -> None:
     def talk(messages: list[Message]) -> str:
         if "timer" in last_user_text(messages):
@@ -289,7 +330,7 @@ async def test_nothing_recognised_is_not_answered_and_the_device_keeps_listening
 
 
 async def test_the_next_prompt_is_read_ahead_when_speech_starts_and_after_an_answer() -> None:
-    rig = make_rig(echo, texts={10: "my name is Ann"})
+    rig = make_rig(echo, texts={10: "my name is Ann and I like tea"})
     rig.start()
     rig.listen()
     rig.say(10, quiet=8)
@@ -297,13 +338,16 @@ async def test_the_next_prompt_is_read_ahead_when_speech_starts_and_after_an_ans
     await rig.until(lambda: len(rig.llm.read_ahead) >= 2)
     after_answer = rig.llm.read_ahead[-1]
     # Read ahead after the answer: the history already holds the turn, as it will be spoken.
-    assert {"role": "user", "content": "my name is Ann"} in after_answer
-    assert {"role": "assistant", "content": "You said: my name is Ann."} in after_answer
+    assert {"role": "user", "content": "my name is Ann and I like tea"} in after_answer
+    assert {
+        "role": "assistant",
+        "content": "You said: my name is Ann and I like tea.",
+    } in after_answer
     await rig.stop()
 
 
 async def test_a_new_connection_of_the_same_device_goes_on_with_its_memory() -> None:
-    rig = make_rig(echo, texts={10: "my name is Ann"})
+    rig = make_rig(echo, texts={10: "my name is Ann and I like tea"})
     rig.start()
     rig.listen()
     rig.say(10, quiet=8)
@@ -323,7 +367,7 @@ async def test_a_new_connection_of_the_same_device_goes_on_with_its_memory() -> 
     again.say(10, quiet=8)
     await again.reply_done()
     prompt = rig.llm.prompts[-1] if again.llm.prompts == [] else again.llm.prompts[-1]
-    assert {"role": "user", "content": "my name is Ann"} in prompt
+    assert {"role": "user", "content": "my name is Ann and I like tea"} in prompt
     await again.stop()
 
 

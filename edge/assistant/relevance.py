@@ -1,0 +1,69 @@
+"""Whether the user asked for what a tool does, before the model's call to it runs.
+
+The 0.5B model calls tools for statements: "My name is Alice." set a 30-minute reminder "It's
+time to wake up!" and read the device's status aloud. A call to a tool of a known kind (the
+server's reminders and conversation end, the firmware's volume, brightness, theme and status)
+runs only when the user's words are about that kind; otherwise the model answers in words
+without tools. Tools of unknown kinds (external MCP servers, IoT things) are not judged.
+"""
+
+from __future__ import annotations
+
+import re
+
+from edge.tools.registry import Tool
+
+# (what the tool's name holds, words of a request for it)
+_KINDS: list[tuple[re.Pattern[str], re.Pattern[str]]] = [
+    (
+        re.compile(r"reminder|timer|alarm"),
+        re.compile(
+            r"remind|timer|alarm|minute|second|hour|o'?clock|later|tomorrow|countdown|wake|"
+            r"\d{1,2}[:.]\d{2}|提醒|计时|闹钟|分钟|秒|小时|点|叫醒",
+            re.I,
+        ),
+    ),
+    (
+        re.compile(r"end_conversation|goodbye|exit"),
+        re.compile(
+            r"bye|good ?night|see you|that'?s all|stop|quit|exit|end|finish|enough|leave|"
+            r"thank|再见|拜拜|结束|退出|晚安|不聊|停",
+            re.I,
+        ),
+    ),
+    (
+        re.compile(r"status|state|info"),
+        re.compile(
+            r"volume|loud|quiet|bright|dim|dark|light|battery|charge|status|screen|display|"
+            r"network|wi-?fi|signal|theme|device|speaker|sound|音量|亮度|电量|状态|网络|屏幕|"
+            r"主题|声音|设备",
+            re.I,
+        ),
+    ),
+    (
+        re.compile(r"volume|speaker|mute"),
+        re.compile(
+            r"volume|loud|quiet|soft|sound|mute|speaker|hear|noise|音量|声音|静音|大声|小声|吵",
+            re.I,
+        ),
+    ),
+    (
+        re.compile(r"brightness|backlight"),
+        re.compile(r"bright|dim|dark|screen|display|light|glare|亮|暗|屏幕", re.I),
+    ),
+    (
+        re.compile(r"theme"),
+        re.compile(r"theme|dark|light|mode|night|day|主题|模式|深色|浅色|黑|白", re.I),
+    ),
+]
+
+
+def asked_for(tool: Tool, user_text: str) -> bool:
+    """False when `tool` is of a known kind and `user_text` says nothing about it."""
+    name = tool.name.lower()
+    if tool.source not in ("builtin", "device", "iot"):
+        return True
+    for kind, request in _KINDS:
+        if kind.search(name):
+            return bool(request.search(user_text))
+    return True
