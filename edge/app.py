@@ -21,6 +21,7 @@ from edge.engines.llm import Progress
 from edge.engines.loader import Engines, load_engines
 from edge.memory.store import MemoryStore
 from edge.metrics import Metrics
+from edge.process import raise_open_files_limit
 from edge.security.admission import Admission
 from edge.security.registry import DeviceRegistry
 from edge.services import Services
@@ -190,7 +191,14 @@ class EdgeServer:
 async def serve(config: Config, *, ready: asyncio.Event | None = None) -> None:
     """Run until SIGINT/SIGTERM (or until the task is cancelled). Under systemd, READY=1 is sent
     only once the models are loaded and both ports accept connections."""
-    logger.info("edge {} starting (pid {})", __version__, os.getpid())
+    before, files = raise_open_files_limit()
+    logger.info(
+        "edge {} starting (pid {}, open files {}{})",
+        __version__,
+        os.getpid(),
+        files,
+        f", raised from {before}" if files != before else "",
+    )
     notifier = Notifier()
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()

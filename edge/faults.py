@@ -4,11 +4,26 @@ flood the journal. The counts are summarised when the session ends."""
 
 from __future__ import annotations
 
+import re
 from collections import Counter
 from collections.abc import Callable
 from typing import Any
 
 MAX_LINES_PER_KIND = 20
+MAX_KIND_CHARS = 60  # a kind may hold what the device sent (an unknown message type)
+MAX_DETAIL_CHARS = 160
+MAX_DISTINCT = 256  # distinct faults remembered per connection (each is logged once)
+_CONTROL = re.compile(r"[\x00-\x1f\x7f\u2028\u2029]")
+
+
+def bounded(text: str, limit: int) -> str:
+    """`text` for one log line: control characters escaped (no forged lines), and past `limit`
+    characters a prefix with the full size."""
+    size = len(text)
+    text = _CONTROL.sub(lambda m: f"\\x{ord(m.group()):02x}", text[: limit + 1])
+    if size <= limit and len(text) <= limit:
+        return text
+    return f"{text[:limit]}… ({size} chars)"
 
 
 class FaultLog:
@@ -20,9 +35,10 @@ class FaultLog:
         self._lines: Counter[str] = Counter()
 
     def __call__(self, kind: str, detail: str) -> None:
+        kind, detail = bounded(kind, MAX_KIND_CHARS), bounded(detail, MAX_DETAIL_CHARS)
         self.counts[kind] += 1
         self._count(kind)
-        if (kind, detail) in self._seen:
+        if (kind, detail) in self._seen or len(self._seen) >= MAX_DISTINCT:
             return
         self._seen.add((kind, detail))
         self._lines[kind] += 1

@@ -1,4 +1,5 @@
-"""The process's own upkeep: giving freed memory back to the system.
+"""The process's own upkeep: giving freed memory back to the system, and enough file
+descriptors for every device, model file and HTTP client.
 
 glibc keeps freed heap memory in its arenas (one per thread that allocated, up to 8 per core)
 rather than returning it, so the server's RSS only grows with the devices it has served. Every
@@ -12,6 +13,7 @@ from __future__ import annotations
 
 import ctypes
 import ctypes.util
+import resource
 import time
 from typing import Any
 
@@ -43,3 +45,18 @@ class MemoryTrimmer:
         self._last = time.monotonic()
         await self._io.run(self._libc.malloc_trim, 0)
         self.trims += 1
+
+
+def raise_open_files_limit() -> tuple[int, int]:
+    """Lift the soft limit on open files to the hard one (the unit sets `LimitNOFILE=`; a shell
+    often starts at 1,024, which 1,100 half-open HTTP requests from one host once used up).
+    Returns the limit before and after."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    target = hard if hard != resource.RLIM_INFINITY else max(soft, 65536)
+    if soft != resource.RLIM_INFINITY and soft < target:
+        try:
+            resource.setrlimit(resource.RLIMIT_NOFILE, (target, hard))
+        except (ValueError, OSError):
+            return soft, soft
+        return soft, target
+    return soft, soft

@@ -20,3 +20,20 @@ async def test_memory_is_given_back_after_a_conversation_at_most_every_ten_secon
         assert trimmer.trims == 2
     finally:
         io.shutdown()
+
+
+def test_the_open_files_limit_is_lifted_to_the_hard_limit() -> None:
+    import resource
+
+    from edge.process import raise_open_files_limit
+
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    try:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (min(256, hard), hard))
+        before, after = raise_open_files_limit()
+        assert before == min(256, hard)
+        assert resource.getrlimit(resource.RLIMIT_NOFILE)[0] == after >= before
+        if hard != resource.RLIM_INFINITY:
+            assert after == hard
+    finally:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (soft, hard))

@@ -20,9 +20,12 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from loguru import logger
+
 from edge.database import open_database
 
 PENDING, APPROVED, REVOKED = "pending", "approved", "revoked"
+MAX_PENDING = 256  # devices waiting for approval; a household has a handful
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS devices (
@@ -79,6 +82,7 @@ class DeviceRegistry:
                     (device_id, PENDING, client_id, address, now, now, now),
                 )
                 status, token = PENDING, ""
+                self._drop_oldest_pending()
             else:
                 status, token = row
                 self._db.execute(
@@ -174,6 +178,21 @@ class DeviceRegistry:
         ]
 
     # --- inside a transaction ------------------------------------------------------------
+
+    def _drop_oldest_pending(self) -> None:
+        """Keep at most MAX_PENDING pending devices: made-up Device-Ids (4,000 config calls in
+        4.5 s once) must not grow the registry without end. The least recently seen go first;
+        a real device that was dropped is recorded again at its next config call."""
+        dropped = self._db.execute(
+            "SELECT device_id FROM devices WHERE status = 'pending' "
+            "ORDER BY last_seen DESC LIMIT -1 OFFSET ?",
+            (MAX_PENDING,),
+        ).fetchall()
+        if dropped:
+            self._db.executemany("DELETE FROM devices WHERE device_id = ?", dropped)
+            logger.warning(
+                "pending device list full ({}): dropped the oldest, {}", MAX_PENDING, dropped[0][0]
+            )
 
     def _approve(self, device_id: str, now: float) -> str:
         token = secrets.token_urlsafe(24)

@@ -22,7 +22,7 @@ def test_unknown_device_waits_until_approved(tmp_path: Path) -> None:
     # The same token at every boot: the device stores whatever the config answer says.
     assert registry.on_config_request(DEVICE, "client", "10.0.0.5") == (APPROVED, token)
     assert registry.token_matches(DEVICE, token)
-    assert not registry.token_matches(DEVICE, token[:-1] + "x")
+    assert not registry.token_matches(DEVICE, token[:-1] + ("y" if token[-1] == "x" else "x"))
     assert not registry.token_matches("aa:bb:cc:00:00:11", token)  # tokens are per device
     [record] = registry.devices()
     assert record.address == "10.0.0.5" and record.has_token and record.status == APPROVED
@@ -100,3 +100,19 @@ def test_the_limiter_forgets_old_addresses() -> None:
         limiter.attempt(f"10.0.{n // 256}.{n % 256}")
         limiter.failed(f"10.0.{n // 256}.{n % 256}")
     assert limiter.tracked() <= 200
+
+
+def test_the_pending_list_is_bounded_and_keeps_the_approved(tmp_path: Path) -> None:
+    from edge.security.registry import MAX_PENDING
+
+    registry = DeviceRegistry(tmp_path / "devices.db")
+    registry.on_config_request("aa:bb:cc:00:00:01", "c", "10.0.0.2")
+    assert registry.approve("aa:bb:cc:00:00:01")
+    for i in range(MAX_PENDING + 50):  # made-up Device-Ids
+        registry.on_config_request(f"de:ad:00:00:{i // 256:02x}:{i % 256:02x}", "c", "10.0.0.9")
+    devices = registry.devices()
+    pending = [d.device_id for d in devices if d.status == PENDING]
+    assert len(pending) == MAX_PENDING
+    assert "de:ad:00:00:00:00" not in pending  # the oldest went first
+    assert registry.status("aa:bb:cc:00:00:01") == APPROVED
+    registry.close()
