@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import itertools
+import math
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -51,7 +52,11 @@ class DeviceMcpClient:
     def on_message(self, payload: dict[str, Any]) -> None:
         """A `{"type":"mcp"}` payload from the device: a reply to one of our requests."""
         raw_id = payload.get("id")
-        if isinstance(raw_id, bool) or not isinstance(raw_id, int | float):
+        if (
+            isinstance(raw_id, bool)
+            or not isinstance(raw_id, int | float)
+            or not math.isfinite(raw_id)  # NaN, Infinity, 1e999: JSON numbers, never our ids
+        ):
             if "method" in payload:
                 self.log.debug("device MCP request {!r} ignored", payload.get("method"))
             else:
@@ -136,7 +141,11 @@ class DeviceMcpClient:
             result = await self.request("tools/list", {"cursor": cursor}, self.request_timeout_s)
             if not isinstance(result, dict):
                 raise DeviceMcpError("tools/list result is not an object")
-            for raw in result.get("tools") or []:
+            listed = result.get("tools") or []
+            if not isinstance(listed, list):
+                self.log.warning("device MCP tools/list gave {} for tools", type(listed).__name__)
+                listed = []
+            for raw in listed:
                 tool = self._tool(raw)
                 if tool is not None:
                     tools.append(tool)
@@ -155,7 +164,8 @@ class DeviceMcpClient:
             self.log.warning("device MCP tool without a name ignored")
             return None
         name: str = raw["name"]
-        audience = (raw.get("annotations") or {}).get("audience") or []
+        annotations = raw.get("annotations")
+        audience = annotations.get("audience") if isinstance(annotations, dict) else None
         if isinstance(audience, list) and audience and "assistant" not in audience:
             return None  # user-only tools (reboot, firmware upgrade) are not the model's
         schema = raw.get("inputSchema")
@@ -181,9 +191,10 @@ class DeviceMcpClient:
         )
         if not isinstance(result, dict):
             return str(result)
+        content = result.get("content")
         texts = [
             str(item.get("text", ""))
-            for item in result.get("content") or []
+            for item in (content if isinstance(content, list) else [])
             if isinstance(item, dict) and item.get("type") == "text"
         ]
         text = "\n".join(texts) or "done"

@@ -99,7 +99,32 @@ async def test_replies_that_match_nothing_are_ignored() -> None:
     client.on_message({"jsonrpc": "2.0", "id": 99, "result": {}})  # unknown id
     client.on_message({"jsonrpc": "2.0", "method": "notifications/x"})  # a request to us
     client.on_message({"jsonrpc": "2.0", "id": True, "result": {}})
+    for odd in (float("nan"), float("inf"), -float("inf")):  # JSON NaN, Infinity, 1e999
+        client.on_message({"jsonrpc": "2.0", "id": odd, "result": {}})
     assert client._pending == {}
+
+
+async def test_odd_shapes_in_lists_and_results_are_tolerated() -> None:
+    class Odd(SimMcpServer):
+        def _list(self, request_id: int | float, params: dict[str, Any]) -> dict[str, Any]:
+            page = super()._list(request_id, params)
+            if not params.get("cursor"):
+                page["result"]["tools"][0]["annotations"] = ["audience"]  # a list, not an object
+            else:
+                page["result"]["tools"] = 5  # not a list
+            return page
+
+    wire = _wired(Odd(page_size=2))
+    await wire.client.start()
+    assert [t.name for t in wire.client.tools] == [
+        "self.get_device_status",
+        "self.audio_speaker.set_volume",
+    ]
+    client = DeviceMcpClient(lambda _p: asyncio.sleep(0, True))
+    call = asyncio.create_task(client.call_tool("x", {}))
+    await asyncio.sleep(0)
+    client.on_message({"jsonrpc": "2.0", "id": 1, "result": {"content": 7}})
+    assert await call == "done"
 
 
 async def test_a_cursor_that_repeats_ends_the_list() -> None:
