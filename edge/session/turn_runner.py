@@ -220,28 +220,19 @@ class TurnRunner:
         await self.link.send(Stt(text))  # before any tool call, as on the model's path
         done = await self.commands.run(command, tools, ToolContext(self.owner))
         timings.llm_first_token = time.monotonic()  # the answer is known: no model to wait for
+        if done.keep:  # a fact the user stated: the model and the summary learn it
+            # Stored before it is spoken, as a model's answer is: the reply ends at its tts stop.
+            turn_id = await self.conversation.begin(self.link.session_id, text)
+            await self.conversation.finish(turn_id, done.spoken, [])
+            clock = PromptBuilder(self.config, tools).clock()
+            self.conversation.add(SpokenTurn(text, done.spoken, [], clock), turn_id)
         reply = await self.speaker.speak(
             fixed_text(done.spoken), timings, self.turn.speaking_started
         )
-        if done.keep and reply:  # a fact the user stated: the model and the summary learn it
-            turn_id = await self.conversation.begin(self.link.session_id, text)
-            await self.conversation.finish(turn_id, reply, [])
-            clock = PromptBuilder(self.config, tools).clock()
-            self.conversation.add(SpokenTurn(text, reply, [], clock), turn_id)
         self.answered += 1
         called = f" with {done.tool}{'' if done.ok else ' (failed)'}" if done.tool else ""
         self.log.info("command{}: {!r} → {!r} | {}", called, text, reply, timings.summary())
-        self.metrics.turn(
-            TurnRecord(
-                self.owner,
-                timings.end_of_speech,
-                timings.asr_done,
-                timings.llm_first_token,
-                timings.tts_first_audio,
-                timings.first_frame_sent,
-                1 if done.tool else 0,
-            )
-        )
+        self._count_turn(timings, 1 if done.tool else 0)
         return True
 
     async def end_by_request(self, text: str) -> None:
@@ -298,8 +289,7 @@ class TurnRunner:
             before_tool=gate.open,
         )
 
-    def _report(self, text: str, reply: str, timings: TurnTimings, writer: AnswerWriter) -> None:
-        answer = writer.answer
+    def _count_turn(self, timings: TurnTimings, tool_calls: int) -> None:
         self.metrics.turn(
             TurnRecord(
                 self.owner,
@@ -308,9 +298,13 @@ class TurnRunner:
                 timings.llm_first_token,
                 timings.tts_first_audio,
                 timings.first_frame_sent,
-                len(answer.tool_calls),
+                tool_calls,
             )
         )
+
+    def _report(self, text: str, reply: str, timings: TurnTimings, writer: AnswerWriter) -> None:
+        answer = writer.answer
+        self._count_turn(timings, len(answer.tool_calls))
         for call in answer.tool_calls:
             if call.error is not None:
                 self.metrics.error("tool timeout" if call.timed_out else "tool failed")
