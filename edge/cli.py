@@ -42,6 +42,7 @@ def _parser() -> argparse.ArgumentParser:
     for name, text in (
         ("approve", "let a device in (it gets its token at its next config call)"),
         ("revoke", "shut a device out"),
+        ("show", "what is remembered about a device's user, and where each fact came from"),
         ("forget", "erase a device's turns, summary, reminders"),
     ):
         devices_sub.add_parser(name, help=text).add_argument("device_id")

@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import time
 
+from edge.assistant.facts import source_of
+from edge.assistant.summarizer import sentences as _sentences
 from edge.config import Config
 from edge.engines.llm.state_files import forget as forget_states
 from edge.memory.store import MemoryStore
@@ -22,6 +24,8 @@ def run(config: Config, command: str, device_id: str, minutes: float) -> int:
         return _forget(config, device_id)
     if command == "list":
         return _list(config)
+    if command == "show":
+        return _show(config, device_id)
     registry = DeviceRegistry(config.registry_file)
     try:
         if not config.auth.enabled:
@@ -73,6 +77,28 @@ def _list(config: Config) -> int:
         print(f"no devices known (state folder {config.state_path})")
     for device, row in rows.items():
         print(f"{device}  {'  '.join(row)}")
+    return 0
+
+
+def _show(config: Config, device_id: str) -> int:
+    """What the server remembers about a device's user, each fact with the words it came from."""
+    path = config.memory_file
+    if not path.exists():
+        print(f"no memory database at {path}")
+        return 1
+    store = MemoryStore(path)
+    try:
+        summary = store.summary_now(device_id)
+        said = store.user_texts_now(device_id)
+    finally:
+        store.close()
+    print(f"{device_id}: {len(said)} turns stored")
+    if not summary:
+        print("nothing remembered about the user")
+    for sentence in _sentences(summary):
+        source = source_of(sentence, said)
+        print(f"- {sentence}")
+        print(f"    from: {source!r}" if source else "    from: (no stored utterance: forgotten)")
     return 0
 
 

@@ -258,6 +258,14 @@ class MemoryStore:
         ).fetchall()
         return [(r[0], r[1], r[2]) for r in rows]
 
+    def user_texts_now(self, device_id: str, count: int = 2000) -> list[str]:
+        """The device's user's last `count` utterances, oldest first (`edge devices show`)."""
+        rows = self._db.execute(
+            "SELECT user_text FROM turns WHERE device_id = ? ORDER BY id DESC LIMIT ?",
+            (device_id, count),
+        ).fetchall()
+        return [str(r[0]) for r in reversed(rows)]
+
     def forget_now(self, device_id: str) -> int:
         """Erase everything stored about one device; the number of turns erased."""
         with self._transaction():

@@ -65,7 +65,7 @@ def test_sim_talks_to_serve_through_the_config_endpoint(
     assert "turn: " in log.read_text()  # the per-turn stage line
 
 
-def test_devices_list_and_forget(tmp_path: Path) -> None:
+def test_devices_list_show_and_forget(tmp_path: Path) -> None:
     import asyncio
 
     from edge.memory.store import MemoryStore
@@ -73,8 +73,11 @@ def test_devices_list_and_forget(tmp_path: Path) -> None:
     async def remember() -> None:
         store = MemoryStore(tmp_path / "memory.db")
         for device in ("aa:bb:cc:00:00:01", "aa:bb:cc:00:00:02"):
-            turn = await store.begin_turn(device, "s", "my name is Alice")
+            turn = await store.begin_turn(device, "s", "My name is Alice.")
             await store.finish_turn(turn, "Hello Alice.", [])
+        await store.save_summary(
+            "aa:bb:cc:00:00:02", "The user's name is Alice. The user has a cat named Tom.", turn
+        )
         store.close()
 
     asyncio.run(remember())
@@ -87,6 +90,16 @@ def test_devices_list_and_forget(tmp_path: Path) -> None:
     assert forgot.returncode == 0 and "1 turns erased" in forgot.stdout
     listed = subprocess.run([*EDGE, "devices", "list"], capture_output=True, text=True, env=env)
     assert "aa:bb:cc:00:00:01" not in listed.stdout and "aa:bb:cc:00:00:02" in listed.stdout
+    shown = subprocess.run(
+        [*EDGE, "devices", "show", "aa:bb:cc:00:00:02"], capture_output=True, text=True, env=env
+    )
+    assert shown.returncode == 0, shown.stderr
+    assert shown.stdout.splitlines()[1:] == [
+        "- The user's name is Alice.",
+        "    from: 'My name is Alice.'",
+        "- The user has a cat named Tom.",
+        "    from: (no stored utterance: forgotten)",
+    ]
 
 
 def test_a_profile_not_downloaded_stops_serve_with_one_line(tmp_path: Path) -> None:
