@@ -36,6 +36,7 @@ from edge.tools.registry import Tool, ToolContext, ToolSet
 SPEECH_ONLY = "root ::= [^{<\\[`\\n ] [^\\n]*"
 _NAME = re.compile(r'"(?:name|tool)"\s*:\s*"([^"]+)"')
 _TAG = "<tool_call>"
+_CLOCK_TIME = re.compile(r"\b\d{1,2}[:.]\d{2}\b|\b\d{1,2} ?[ap]\.?m\b|\d+点\d*分?", re.I)
 
 
 @dataclass
@@ -68,6 +69,14 @@ class Answer:
     # Why the answer must not become an example in the history: a dropped sentence (it spoke
     # of its tools, or claimed an action no tool took), or a failed tool's apology.
     unfit: str = ""
+    # It states a clock time: kept out of the history too, or the model copies it into later
+    # answers ("12:00 PM" three conversations in a row); the prompt's clock is the only source.
+    states_time: bool = False
+
+    @property
+    def example(self) -> bool:
+        """Whether this answer may go back into the prompt as part of the history."""
+        return not self.unfit and not self.states_time
 
     def tool_calls_json(self) -> list[dict[str, Any]]:
         return [call.to_json() for call in self.tool_calls]
@@ -201,6 +210,7 @@ class AnswerWriter:
         """`sentence` added to the answer, as it is yielded: a space after it, so the speaker
         cuts a first clause ("Well, ") at once."""
         self.answer.text = f"{self.answer.text} {sentence}".strip()
+        self.answer.states_time = self.answer.states_time or bool(_CLOCK_TIME.search(sentence))
         return sentence + " "
 
     def _resolve(

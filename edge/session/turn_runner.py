@@ -175,7 +175,7 @@ class TurnRunner:
             # The next prompt is known now: reading it while this answer plays keeps that
             # work (after a history trim, a few hundred tokens) out of the user's next turn.
             # The history will hold the reply as spoken: the written text, cleaned for speech.
-            if answer.unfit:  # kept out of the history: the next prompt is today's
+            if not answer.example:  # kept out of the history: the next prompt is today's
                 self.read_ahead()
                 return
             spoken = " ".join(phrase_sentences(answer.text)) or answer.text
@@ -196,7 +196,7 @@ class TurnRunner:
                         gate.turn_id, played or answer.text, answer.tool_calls_json()
                     )
                 )
-        if reply and not answer.unfit:  # a dropped or failed answer must not become an example
+        if reply and answer.example:  # a dropped, failed or dated answer teaches nothing good
             self.conversation.add(
                 SpokenTurn(text, reply, answer.tool_calls_json(), clock), gate.turn_id
             )

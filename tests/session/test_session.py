@@ -251,6 +251,26 @@ async def test_a_tool_the_user_did_not_ask_for_is_not_called() -> None:
     await rig.stop()
 
 
+async def test_an_answer_stating_a_time_is_not_kept_as_an_example() -> None:
+    def clock(messages: list[Message]) -> str:
+        return "It is 12:00 PM." if "late" in last_user_text(messages) else "Sure."
+
+    rig = make_rig(clock, texts={10: "is it late", 6: "thanks"})
+    rig.start()
+    rig.listen()
+    rig.say(10, quiet=8)
+    await rig.reply_done()
+    rig.listen()
+    rig.say(6, quiet=8)
+    await rig.reply_done(after=len(rig.link.sent))
+    # The next prompt has the clock, never an earlier answer's time to copy.
+    assert "12:00" not in str(rig.llm.prompts[-1])
+    assert ("is it late", "It is 12:00 PM.") in [
+        (t.user_text, t.assistant_text) for t in await _stored(rig)
+    ]
+    await rig.stop()
+
+
 async def test_tool_talk_is_never_spoken_nor_kept_as_an_example() -> None:
     def talk(messages: list[Message]) -> str:
         if "timer" in last_user_text(messages):
