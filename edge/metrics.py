@@ -75,6 +75,12 @@ class Metrics:
             ["outcome"],
             registry=r,
         )
+        self._semantic_ends = Counter(
+            "edge_semantic_ends",
+            "Utterances ended at the user's first pause because their text was a complete "
+            "command (vad.command_ends_turn), before the hang-over",
+            registry=r,
+        )
         self._models = Gauge("edge_models_loaded", "1 once every model is loaded", registry=r)
         self._recent: deque[TurnRecord] = deque(maxlen=RECENT_TURNS)
         self._refreshers: list[Callable[[], None]] = []
@@ -100,6 +106,9 @@ class Metrics:
 
     def early_asr(self, used: bool) -> None:
         self._early.labels("used" if used else "discarded").inc()
+
+    def semantic_end(self) -> None:
+        self._semantic_ends.inc()
 
     def held_answer(self, outcome: str) -> None:
         self._held.labels(outcome).inc()

@@ -33,6 +33,15 @@ AUDIO_BACKLOG = 100  # decoded frames waiting for VAD (6 s of 60 ms frames)
 MIN_UTTERANCE_S = 0.3  # shorter push-to-talk audio is a click, not a question
 _LISTEN_STOP = object()  # goes through the audio queue, so it follows the frames before it
 
+
+@dataclass(frozen=True, eq=False)
+class _CompleteAtPause:
+    """The text at this pause is a complete command: the utterance may end here (queued, so it
+    follows the frames before it)."""
+
+    early: EarlyTurn
+
+
 Spawn = Callable[[Coroutine[Any, Any, Any], str], "asyncio.Task[Any]"]
 
 
@@ -77,7 +86,10 @@ class Listener:
         metrics: Metrics,
         faults: FaultLog,
         log: Any,
+        complete: Callable[[str], bool] | None = None,
     ) -> None:
+        """`complete(text)`: the text is a whole request on its own (a household command); heard
+        at the user's first pause, it ends the utterance there instead of after the hang-over."""
         self.vad = vad
         self.config = config
         self.turn = turn  # read only: the session makes the transitions
@@ -94,6 +106,7 @@ class Listener:
         self.last_heard = time.monotonic()
         # The user's latest pause, while it may still become the end of the utterance.
         self.early: EarlyTurn | None = None
+        self._complete = complete
 
     # --- fed by the session ------------------------------------------------------------------
 
@@ -148,6 +161,8 @@ class Listener:
             return Heard()
         if item is _LISTEN_STOP:
             return await self._on_button_released()
+        if isinstance(item, _CompleteAtPause):
+            return await self._end_at_pause(item.early)
         assert isinstance(item, np.ndarray)
         if self.turn.mode == "manual":
             self._collect(item)
@@ -193,12 +208,32 @@ class Listener:
         if result.early is not None and not result.utterances:
             self.drop_early()
             self.early = heard.pause = self._early_turn(result.early, result.early_pauses)
+            if self._complete is not None:
+                self._spawn(self._watch_pause(self.early), "end at a pause")
         elif result.early_pauses < 0 and self.early is not None:
             self.drop_early()  # the user speaks on: the pause did not end the question
         if result.utterances:
             ended = self._utterance_end(result.utterances, result.early_pauses)
             heard.utterance = ended.utterance
         return heard
+
+    async def _watch_pause(self, early: EarlyTurn) -> None:
+        """Once the pause's text is known: a complete command ends the utterance (a semantic
+        end of turn); anything else waits for the hang-over as before."""
+        await asyncio.wait([early.text])  # never raises: the text may be dropped meanwhile
+        if early.text.cancelled() or self.early is not early:
+            return  # the user spoke on (that drops the pause), or the turn ended meanwhile
+        text = early.text.result()
+        if text and self._complete is not None and self._complete(text):
+            self._enqueue(_CompleteAtPause(early))
+
+    async def _end_at_pause(self, early: EarlyTurn) -> Heard:
+        if self.early is not early or self._detector is None or not self.turn.hears_user:
+            return Heard()  # the user spoke on, or the turn moved on, meanwhile
+        segments = await self.vad.flush(self._detector)
+        self.log.info("a complete command at the user's pause: the utterance ends there")
+        self.metrics.semantic_end()
+        return self._utterance_end(segments, early.pauses)
 
     def _early_turn(self, speech: np.ndarray, pauses: int) -> EarlyTurn:
         return EarlyTurn(pauses, self._spawn(self._transcribe(speech), "early asr"))

@@ -17,6 +17,8 @@ import numpy as np
 
 from edge.assistant.history import Conversation
 from edge.audio.opus import OpusDecoder, OpusEncoder
+from edge.commands.intents import AskClock, SetLevel, SetTheme
+from edge.commands.runner import match as match_command
 from edge.config import Config
 from edge.errors import OpusError
 from edge.protocol import framing
@@ -79,6 +81,7 @@ class DeviceSession:
             self.metrics,
             self.faults,
             self.log,
+            complete=self._completes_turn if config.vad.command_ends_turn else None,
         )
         self._decoder = OpusDecoder(UPLINK_RATE)
         self._encoder = OpusEncoder(
@@ -276,6 +279,12 @@ class DeviceSession:
             self.metrics.early_asr(used=True)
             utterance.early.timings.end_of_speech = utterance.timings.end_of_speech
         self._start_reply(self.runner.answer_utterance(utterance))
+
+    def _completes_turn(self, text: str) -> bool:
+        """Heard at a pause, a short command that nothing could extend ends the utterance;
+        timers and introductions often go on ("remind me in ten minutes … to call Bob")."""
+        command = match_command(text) if self.services.commands is not None else None
+        return isinstance(command, SetLevel | SetTheme | AskClock)
 
     def _maybe_hold_answer(self, early: EarlyTurn) -> None:
         """The user paused: when the model is free, answer the speech so far at once, holding

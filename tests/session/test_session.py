@@ -210,6 +210,26 @@ async def test_a_household_command_is_carried_out_without_the_model() -> None:
     await rig.stop()
 
 
+async def test_a_complete_command_at_the_first_pause_ends_the_utterance_there() -> None:
+    rig = make_rig(echo, texts={10: "what time is it", 4: "remind me in ten minutes"})
+    rig.start()
+    rig.listen()
+    rig.say(10, quiet=3)  # the first pause only (the hang-over would take 6 quiet frames)
+    await rig.reply_done()
+    assert rig.link.messages()[0] == Stt("what time is it")
+    assert _metric(rig, "edge_semantic_ends_total") == 1 and rig.llm.prompts == []
+    # A command that often goes on ("… to call Bob") waits for the hang-over as before.
+    rig.listen()
+    after = len(rig.link.sent)
+    rig.say(4, quiet=3)
+    await asyncio.sleep(0.3)
+    assert rig.link.kinds(after) == []
+    rig.say(0, quiet=3)
+    await rig.reply_done(after=after)
+    assert _metric(rig, "edge_semantic_ends_total") == 1
+    await rig.stop()
+
+
 async def test_an_introduction_is_answered_at_once_and_remembered() -> None:
     rig = make_rig(echo, texts={10: "My name is Alice.", 6: "what is my name"})
     rig.start()
