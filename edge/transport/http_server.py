@@ -20,6 +20,7 @@ from edge.config import Config
 from edge.metrics import CONTENT_TYPE, Metrics
 from edge.protocol import ota
 from edge.security.admission import Admission
+from edge.transport.identity import repeated_header
 
 _CORS = {
     "Access-Control-Allow-Origin": "*",
@@ -40,7 +41,10 @@ def websocket_url(config: Config, request: web.Request, ws_port: int) -> str:
     """The URL devices should use: configured, or the address this request reached us on."""
     if config.server.public_websocket_url:
         return config.server.public_websocket_url
-    host = request.url.host
+    try:
+        host = request.url.host
+    except ValueError:  # a Host header yarl refuses ("lan:70000"): use the address reached
+        host = None
     if not host:
         sockname = request.transport.get_extra_info("sockname") if request.transport else None
         host = sockname[0] if sockname else "127.0.0.1"
@@ -74,6 +78,14 @@ def make_app(
     """`cpu_waits(since)`: the heavy engines' turns at the CPU since then (`CpuTurns`)."""
 
     async def ota_endpoint(request: web.Request) -> web.Response:
+        repeated = repeated_header(lambda name: request.headers.getall(name, []))
+        if repeated is not None:
+            address = request.remote or "?"
+            admission.limiter.failed(address)  # counted like any refused attempt
+            logger.bind(device=f"anonymous@{address}").warning(
+                "config request refused (400): the {} header is sent more than once", repeated
+            )
+            return web.json_response({"error": f"{repeated} sent more than once"}, status=400)
         body = await request.read() if request.can_read_body else b""
         info = ota.parse_request(dict(request.headers), body)
         address = request.remote or "?"

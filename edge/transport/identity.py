@@ -3,6 +3,7 @@ browser clients use (they cannot set headers on a WebSocket)."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from urllib.parse import parse_qs, urlsplit
 
@@ -25,6 +26,18 @@ class DeviceIdentity:
 def _query(path: str) -> dict[str, str]:
     params = parse_qs(urlsplit(path).query)
     return {k.lower().replace("_", "-"): v[0] for k, v in params.items() if v}
+
+
+IDENTITY_HEADERS = ("Device-Id", "Client-Id", "Authorization", "Protocol-Version")
+
+
+def repeated_header(values: Callable[[str], list[str]]) -> str | None:
+    """The first identity header sent more than once (`values(name)`: all its values), or None.
+    Which one is meant cannot be known: such a request is refused, never guessed."""
+    for name in IDENTITY_HEADERS:
+        if len(values(name)) > 1:
+            return name
+    return None
 
 
 def identify(path: str, headers: Headers, peer: str) -> DeviceIdentity:

@@ -29,7 +29,7 @@ from edge.services import Services
 from edge.session.session import DeviceSession
 from edge.transport.connection import WebSocketLink
 from edge.transport.http_server import VISION_PATH
-from edge.transport.identity import DeviceIdentity, identify
+from edge.transport.identity import DeviceIdentity, identify, repeated_header
 
 MAX_FRAME_BYTES = 1 << 20  # websockets closes with 1009 above this; devices send ≤ 64 KiB
 
@@ -80,8 +80,18 @@ class DeviceServer:
     # --- before the upgrade ---------------------------------------------------------------
 
     async def _admit(self, connection: ServerConnection, request: Request) -> Response | None:
-        identity = self._identity(connection, request)
         peer = connection.remote_address
+        repeated = repeated_header(request.headers.get_all)
+        if repeated is not None:
+            address = peer[0] if peer else "?"
+            self.admission.limiter.failed(address)  # counted like any refused attempt
+            logger.bind(device=f"anonymous@{address}").warning(
+                "refused (400): the {} header is sent more than once", repeated
+            )
+            return connection.respond(
+                http.HTTPStatus.BAD_REQUEST, f"{repeated} header sent more than once\n"
+            )
+        identity = self._identity(connection, request)
         verdict = await self.admission.connection(
             identity.device_id, identity.token, peer[0] if peer else "?"
         )

@@ -122,3 +122,47 @@ def test_devices_commands_work_without_a_running_server(tmp_path: Path) -> None:
     assert approved.returncode == 0 and "ahead of time" in approved.stdout
     assert "aa:00:00:00:0e:01  approved" in run("list").stdout
     assert run("revoke", "aa:00:00:00:0e:99").returncode == 1
+
+
+async def _raw_request(port: int, request: bytes) -> bytes:
+    """One HTTP request written by hand (clients will not repeat headers), the status line
+    back."""
+    import asyncio
+
+    reader, writer = await asyncio.open_connection("127.0.0.1", port)
+    writer.write(request)
+    await writer.drain()
+    line = await asyncio.wait_for(reader.readline(), 10)
+    writer.close()
+    return line
+
+
+async def test_repeated_identity_headers_are_refused_and_counted(make_server) -> None:  # type: ignore[no-untyped-def]
+    # Which of two Device-Ids is meant cannot be known: refused with 400, never guessed (it
+    # was a 500 with a traceback), and counted against the address like a wrong token.
+    running = make_server(auth={"failures_per_minute": 2})
+    upgrade = (
+        b"GET /xiaozhi/v1/ HTTP/1.1\r\nHost: 127.0.0.1\r\nUpgrade: websocket\r\n"
+        b"Connection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n"
+        b"Sec-WebSocket-Version: 13\r\nDevice-Id: aa:00:00:00:0f:01\r\n"
+        b"Device-Id: aa:00:00:00:0f:02\r\nProtocol-Version: 1\r\n\r\n"
+    )
+    assert (await _raw_request(running.server.ws_port, upgrade)).startswith(b"HTTP/1.1 400")
+    config = (
+        b"POST /xiaozhi/ota/ HTTP/1.1\r\nHost: 127.0.0.1\r\nDevice-Id: aa:00:00:00:0f:01\r\n"
+        b"Device-Id: aa:00:00:00:0f:02\r\nContent-Length: 2\r\n\r\n{}"
+    )
+    assert (await _raw_request(running.server.http_port, config)).startswith(b"HTTP/1.1 400")
+    # Two failures: the address is now locked out, for config calls as for connections.
+    again = config.replace(b"Device-Id: aa:00:00:00:0f:02\r\n", b"")
+    assert (await _raw_request(running.server.http_port, again)).startswith(b"HTTP/1.1 429")
+
+
+async def test_a_host_header_with_an_impossible_port_gets_the_config_anyway(
+    server: Running,
+) -> None:
+    config = (
+        b"POST /xiaozhi/ota/ HTTP/1.1\r\nHost: 127.0.0.1:70000\r\n"
+        b"Device-Id: aa:00:00:00:0f:03\r\nContent-Length: 2\r\n\r\n{}"
+    )
+    assert (await _raw_request(server.server.http_port, config)).startswith(b"HTTP/1.1 200")

@@ -46,3 +46,14 @@ def test_odd_values_are_read_as_absent_not_as_errors() -> None:
     assert identify("/", Headers({"Authorization": "Bearer "}), "p").token == ""
     assert identify("/", Headers({"Authorization": "Bearer"}), "p").token == ""
     assert identify("/", Headers(), "10.0.0.9:5").label == "anonymous@10.0.0.9:5"
+
+
+def test_a_repeated_identity_header_is_named() -> None:
+    from websockets.datastructures import Headers
+
+    from edge.transport.identity import repeated_header
+
+    twice = Headers([("Device-Id", "aa:00:00:00:00:01"), ("device-id", "aa:00:00:00:00:02")])
+    assert repeated_header(twice.get_all) == "Device-Id"
+    once = Headers([("Device-Id", "aa:00:00:00:00:01"), ("Client-Id", "c")])
+    assert repeated_header(once.get_all) is None
