@@ -118,6 +118,8 @@ class ServerUnderTest:
             "EDGE_STATE_DIR": str(workdir / "state"),
             "MALLOC_ARENA_MAX": "2",  # as systemd/edge.service runs it
             env_name("memory", "summaries"): "true" if summaries else "false",
+            # Every simulated device connects from loopback.
+            env_name("server", "max_sessions_per_address"): "0",
         }
         environment = {**defaults, **os.environ, **env}
         proc = _spawn(command, log, environment, cpus)

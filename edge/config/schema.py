@@ -57,6 +57,10 @@ class ServerConfig(Section):
     public_websocket_url: str = ""
     protocol_version: Literal[1, 2, 3] = 1  # binary framing advertised in the OTA answer
     max_sessions: int = Field(default=64, ge=1)
+    # Connections one address may hold at once (0: no cap): one LAN host that keeps opening
+    # idle sessions must not take the whole limit from every other device. A household's
+    # devices each have their own address; the benchmark, all on loopback, lifts it.
+    max_sessions_per_address: int = Field(default=16, ge=0)
     timezone_offset_min: Annotated[int | None, BeforeValidator(_empty_is_none)] = None
 
     @field_validator("http_port")

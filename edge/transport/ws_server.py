@@ -11,6 +11,7 @@ import asyncio
 import http
 import time
 import uuid
+from collections import Counter
 from collections.abc import Callable
 
 from loguru import logger
@@ -50,6 +51,7 @@ class DeviceServer:
         self._trimmer = MemoryTrimmer(services.engines.io)
         self.sessions: dict[str, DeviceSession] = {}  # by device label
         self.connections = 0
+        self._by_address: Counter[str] = Counter()  # open connections per peer address
         self._server: Server | None = None
         self._housekeeping: set[asyncio.Task[None]] = set()
 
@@ -106,6 +108,17 @@ class DeviceServer:
                 else "too many connection attempts; try again in a minute\n"
             )
             return connection.respond(http.HTTPStatus(verdict.status), body)
+        cap = self.config.server.max_sessions_per_address
+        address = peer[0] if peer else "?"
+        if cap and self._by_address[address] >= cap:
+            logger.bind(device=identity.label).warning(
+                "refused: {} connections from {} already (server.max_sessions_per_address)",
+                self._by_address[address],
+                address,
+            )
+            return connection.respond(
+                http.HTTPStatus.SERVICE_UNAVAILABLE, "too many connections from this address\n"
+            )
         if self.connections >= self.config.server.max_sessions:
             logger.bind(device=identity.label).warning(
                 "refused: {} connections already (server.max_sessions)", self.connections
@@ -126,7 +139,10 @@ class DeviceServer:
         assert ws.request is not None
         identity = self._identity(ws, ws.request)
         log = logger.bind(device=identity.label)
+        peer = ws.remote_address
+        address = peer[0] if peer else "?"
         self.connections += 1
+        self._by_address[address] += 1
         try:
             await self._serve_device(ws, identity, log)
         except Exception:
@@ -134,6 +150,9 @@ class DeviceServer:
             self.services.metrics.error("session crashed")
         finally:
             self.connections -= 1
+            self._by_address[address] -= 1
+            if self._by_address[address] <= 0:
+                del self._by_address[address]
 
     async def _serve_device(
         self, ws: ServerConnection, identity: DeviceIdentity, log: object

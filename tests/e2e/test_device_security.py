@@ -4,6 +4,7 @@ beside the running server."""
 
 from __future__ import annotations
 
+import asyncio
 import os
 import subprocess
 from pathlib import Path
@@ -166,3 +167,23 @@ async def test_a_host_header_with_an_impossible_port_gets_the_config_anyway(
         b"Device-Id: aa:00:00:00:0f:03\r\nContent-Length: 2\r\n\r\n{}"
     )
     assert (await _raw_request(server.server.http_port, config)).startswith(b"HTTP/1.1 200")
+
+
+async def test_one_address_cannot_take_every_session(make_server) -> None:  # type: ignore[no-untyped-def]
+    # With auth off (the default) one host reopening idle sessions once took all 64 places.
+    running = make_server(server={"max_sessions_per_address": 2})
+    first = SimDevice(running.ws_url, device_id="aa:00:00:00:10:01")
+    second = SimDevice(running.ws_url, device_id="aa:00:00:00:10:02")
+    await first.connect()
+    await second.connect()
+    with pytest.raises(InvalidStatus) as err:
+        await SimDevice(running.ws_url, device_id="aa:00:00:00:10:03").connect()
+    assert err.value.response.status_code == 503
+    await first.drop()
+    for _ in range(100):  # the server notices the dropped socket
+        if running.server.devices.connections < 2:
+            break
+        await asyncio.sleep(0.05)
+    third = SimDevice(running.ws_url, device_id="aa:00:00:00:10:03")
+    await third.connect()
+    await asyncio.gather(second.drop(), third.drop())
