@@ -78,6 +78,11 @@ def _parser() -> argparse.ArgumentParser:
     add("--config", type=Path, help="config file for the server")
     add("--set", dest="settings", action="append", default=[], help="section.key=value")
     add("--json", dest="json_out", default="", help="write the figures as JSON (- for stdout)")
+    fuzz = bench_sub.add_parser("fuzz", help="malformed input against a live server")
+    fuzz.add_argument("--seconds", type=float, default=60.0, help="how long (default 60)")
+    fuzz.add_argument("--seed", type=int, default=1)
+    fuzz.add_argument("--connections", type=int, default=4, help="fuzzing at once (default 4)")
+    fuzz.add_argument("--json", dest="json_out", default="", help="write the figures as JSON")
     tools = bench_sub.add_parser("tools", help="tool-call accuracy on spoken-style requests")
     tools.add_argument("--model", type=Path, help="GGUF file (default: the embedded model)")
     tools.add_argument("--mode", choices=["template", "grammar"], default="template")
@@ -126,6 +131,12 @@ def _bench_latency(args: argparse.Namespace) -> int:
             household_conversations=args.household_conversations,
         )
     )
+
+
+def _bench_fuzz(args: argparse.Namespace) -> int:
+    from edge.bench.fuzz import FuzzOptions, main
+
+    return main(FuzzOptions(args.seconds, args.seed, args.connections, args.json_out))
 
 
 def _bench_household(args: argparse.Namespace) -> int:
@@ -232,6 +243,8 @@ def main(argv: list[str] | None = None) -> int:
         return tool_calls.main(args.model, args.mode, args.json)
     if args.command == "bench" and args.bench == "household":
         return _bench_household(args)
+    if args.command == "bench" and args.bench == "fuzz":
+        return _bench_fuzz(args)
     if args.command == "bench" and args.bench == "vad":
         from edge.bench import hangover
 

@@ -21,6 +21,7 @@ from edge.commands.intents import AskClock, SetLevel, SetTheme
 from edge.commands.runner import match as match_command
 from edge.config import Config
 from edge.errors import OpusError
+from edge.faults import bounded
 from edge.protocol import framing
 from edge.protocol import messages as m
 from edge.services import Services
@@ -227,14 +228,14 @@ class DeviceSession:
     def _on_detect(self, text: str) -> None:
         self.last_activity = time.monotonic()
         if self.phrases.is_wake_word(text):
-            self.log.info("wake word {!r}", text)
+            self.log.info("wake word {!r}", bounded(text, 80))
             greeting = self.config.session.greeting
             if greeting and self.turn.text_query():
                 self._start_reply(self.runner.speak_fixed(greeting))
             return
         # Boards inject phrases through `detect` too: answer them like a spoken question.
         if self.turn.text_query():
-            self.log.info("text query by detect: {!r}", text)
+            self.log.info("text query by detect: {!r}", bounded(text, 160))
             self._start_reply(self.runner.answer_text(text, TurnTimings()))
 
     async def _on_abort(self, reason: str | None) -> None:

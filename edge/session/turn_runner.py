@@ -231,7 +231,9 @@ class TurnRunner:
         )
         self.answered += 1
         called = f" with {done.tool}{'' if done.ok else ' (failed)'}" if done.tool else ""
-        self.log.info("command{}: {!r} → {!r} | {}", called, text, reply, timings.summary())
+        self.log.info(
+            "command{}: {!r} → {!r} | {}", called, text[:80], reply[:80], timings.summary()
+        )
         self._count_turn(timings, 1 if done.tool else 0)
         return True
 

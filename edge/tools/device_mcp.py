@@ -153,7 +153,7 @@ class DeviceMcpClient:
             if not isinstance(cursor, str) or not cursor:
                 return tools
             if cursor in seen_cursors:
-                self.log.warning("device MCP repeats cursor {!r}; list ends here", cursor)
+                self.log.warning("device MCP repeats cursor {!r}; list ends here", cursor[:60])
                 return tools
             seen_cursors.add(cursor)
         self.log.warning("device MCP list longer than {} pages; truncated", MAX_PAGES)

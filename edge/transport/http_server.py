@@ -17,6 +17,7 @@ from aiohttp import web
 from loguru import logger
 
 from edge.config import Config
+from edge.faults import bounded
 from edge.metrics import CONTENT_TYPE, Metrics
 from edge.protocol import ota
 from edge.security.admission import Admission
@@ -109,11 +110,11 @@ def make_app(
         logger.bind(device=info.device_id or request.remote or "?").info(
             "config request ({}): client {} agent {!r} firmware {} board {} → {}{}",
             request.method,
-            info.client_id or "-",
-            info.user_agent,
-            info.firmware_version or "?",
-            info.board_type or "?",
-            url,
+            bounded(info.client_id or "-", 64),
+            bounded(info.user_agent, 80),
+            bounded(info.firmware_version or "?", 32),
+            bounded(info.board_type or "?", 48),
+            bounded(url, 120),
             " with its token" if token else "",
         )
         return web.json_response(answer)
