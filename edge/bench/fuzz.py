@@ -205,7 +205,38 @@ async def fuzz_connection(url: str, rng: random.Random, report: FuzzReport) -> N
         pass
 
 
+_GARBAGE = [
+    b"GARBAGE\r\n\r\n",
+    b"GET / HTTP/1.1\r\nHost: x\r\nContent-Length: -5\r\n\r\n",
+    b"POST /xiaozhi/ota/ HTTP/1.1\r\nContent-Length: 10\r\nTransfer-Encoding: chunked\r\n\r\n",
+    b"GET /\x00 HTTP/1.1\r\n\r\n",
+    b"GET / HTTP/9.9\r\n\r\n",
+    b"GET / HTTP/1.1\r\nX: " + b"a" * 20000 + b"\r\n\r\n",
+]
+
+
+async def raw_http(base: str, rng: random.Random, report: FuzzReport) -> None:
+    """A request no client library would write."""
+    host, port = base.removeprefix("http://").rsplit(":", 1)
+    try:
+        reader, writer = await asyncio.open_connection(host, int(port))
+        writer.write(rng.choice(_GARBAGE))
+        await writer.drain()
+        line = await asyncio.wait_for(reader.readline(), 5)
+        writer.close()
+        parts = line.split()
+        if len(parts) >= 2 and parts[1].isdigit():
+            key = parts[1].decode()
+            report.http_status[key] = report.http_status.get(key, 0) + 1
+    except (OSError, TimeoutError, ValueError):
+        pass
+    report.count("http")
+
+
 async def fuzz_http(base: str, rng: random.Random, report: FuzzReport) -> None:
+    if rng.random() < 0.3:
+        await raw_http(base, rng, report)
+        return
     choice = rng.randrange(5)
     headers = {"Device-Id": f"fu:zz:{rng.randrange(4096):03x}:00:02", "Content-Type": "x"}
     body: bytes = b""
