@@ -149,6 +149,12 @@ class AnswerWriter:
                     yield sentence
                 return
             problem, tool, arguments = self._resolve(parsed.call, parsed.error)
+            if tool is not None and not asked_for(tool, self._user_text):
+                # "My name is Alice." once set a reminder: answer in words, without tools (and
+                # without repairing a broken call to a tool that was not wanted anyway).
+                self.log.info("call to {} not run: the user did not ask for it", tool.name)
+                offer_tools, attempt = False, messages
+                continue
             if problem is not None or tool is None:
                 self.log.warning("unusable tool call ({}): {!r}", problem, call_text[:200])
                 self.answer.repairs += 1
@@ -157,11 +163,6 @@ class AnswerWriter:
                     attempt = _repair_prompt(messages, call_text, problem or "no call")
                 else:
                     offer_tools, attempt = False, messages  # answer without tools
-                continue
-            if not asked_for(tool, _user_text(messages)):
-                # "My name is Alice." once set a reminder: answer in words, without tools.
-                self.log.info("call to {} not run: the user did not ask for it", tool.name)
-                offer_tools, attempt = False, messages
                 continue
             if self.before_tool is not None:
                 await self.before_tool()

@@ -108,7 +108,10 @@ def test_without_tools_the_model_just_speaks(harness: ServerThread) -> None:
 
 
 @pytest.mark.parametrize("mode", ["template", "grammar"])
-def test_a_tool_result_becomes_a_spoken_sentence(harness: ServerThread, mode: str) -> None:
+def test_a_tool_result_becomes_a_spoken_sentence(
+    harness: ServerThread, mode: str, greedy: None
+) -> None:
+    # Greedy: at 0.4 the model now and then reads the status first (a fair call, not this test).
     async def status(_args: dict[str, Any], _ctx: ToolContext) -> str:
         return json.dumps({"audio_speaker": {"volume": 70}})
 

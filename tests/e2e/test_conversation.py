@@ -91,8 +91,9 @@ async def test_the_next_prompt_is_read_while_the_answer_plays(make_server, speak
     ahead = builder.ahead(session.conversation.history(), session.conversation.summary)
     read = server.harness.call(llm.prefetch(*ahead))
     await dev.drop()
-    # Left for the next turn: nothing, or the clock's minute if it turned meanwhile.
-    assert read <= 12, read
+    # Left for the next turn: nothing, or the clock from its minute on if it turned meanwhile
+    # (the history alone is ~60 tokens, the whole prompt a few hundred).
+    assert read <= 16, read
 
 
 async def test_a_returning_device_reads_only_its_new_words(make_server, speak, greedy) -> None:  # type: ignore[no-untyped-def]
