@@ -5,6 +5,8 @@ once without a restart."""
 from __future__ import annotations
 
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 
 from edge.assistant.facts import source_of
 from edge.assistant.summarizer import sentences as _sentences
@@ -82,16 +84,11 @@ def _list(config: Config) -> int:
 
 def _show(config: Config, device_id: str) -> int:
     """What the server remembers about a device's user, each fact with the words it came from."""
-    path = config.memory_file
-    if not path.exists():
-        print(f"no memory database at {path}")
-        return 1
-    store = MemoryStore(path)
-    try:
+    with _memory(config) as store:
+        if store is None:
+            return 1
         summary = store.summary_now(device_id)
         said = store.user_texts_now(device_id)
-    finally:
-        store.close()
     print(f"{device_id}: {len(said)} turns stored")
     if not summary:
         print("nothing remembered about the user")
@@ -103,16 +100,26 @@ def _show(config: Config, device_id: str) -> int:
 
 
 def _forget(config: Config, device_id: str) -> int:
-    path = config.memory_file
-    if not path.exists():
-        print(f"no memory database at {path}")
-        return 1
-    store = MemoryStore(path)
-    try:
+    with _memory(config) as store:
+        if store is None:
+            return 1
         erased = store.forget_now(device_id)
-    finally:
-        store.close()
     # The model's saved state of its last prompt holds its history too.
     states = forget_states(config.state_path, device_id)
     print(f"forgot {device_id}: {erased} turns erased, {states} saved model states")
     return 0
+
+
+@contextmanager
+def _memory(config: Config) -> Iterator[MemoryStore | None]:
+    """The memory database, closed after use; None (said) when there is none yet."""
+    path = config.memory_file
+    if not path.exists():
+        print(f"no memory database at {path}")
+        yield None
+        return
+    store = MemoryStore(path)
+    try:
+        yield store
+    finally:
+        store.close()
