@@ -1,10 +1,12 @@
 """What the assistant may not say: its machinery, and actions it did not take.
 
 Every written sentence is judged before it is spoken. A sentence that talks about functions,
-tools, JSON or its instructions ("You could call the set reminder function…") or that claims an
-action no tool carried out in this turn ("I set the volume to 30" when no volume tool succeeded)
-is never spoken: the answer stops there, a short neutral sentence is said instead (when nothing
-was said yet), and the turn is kept out of the history so the model cannot learn from it.
+tools, JSON or its instructions ("You could call the set reminder function…"), reads a tool's
+description out, or claims an action no tool of its kind carried out in this turn ("I set the
+volume to 30" when no volume tool succeeded) is never spoken: the answer stops there, a short
+neutral sentence is said instead (when nothing was said yet), and the turn is kept out of the
+history so the model cannot learn from it. A sentence that reads the prompt's clock out for a
+question not about time is caught too; the writer then asks again without the clock.
 """
 
 from __future__ import annotations
