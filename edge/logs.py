@@ -8,6 +8,8 @@ import time
 
 from loguru import logger
 
+from edge.faults import bounded
+
 FORMAT = (
     "<green>{time:YYYY-MM-DD HH:mm:ss.SSS}</green> <level>{level: <7}</level> "
     "<cyan>{extra[device]}</cyan> {message}"
@@ -51,16 +53,11 @@ class _ClientFaults(logging.Handler):
             self._counts.clear()
         self._last[key] = now
         repeats = self._counts.pop(key, 1) - 1
-        detail = _escaped(" ".join((str(exc) if exc is not None else message).split()), 120)
+        detail = bounded(" ".join((str(exc) if exc is not None else message).split()), 120)
         more = f" (and {repeats} more like it since the last line)" if repeats else ""
         logger.bind(device=f"http@{key[0]}").warning(
             "bad HTTP request ({}): {}{}", kind, detail, more
         )
-
-
-def _escaped(text: str, limit: int) -> str:
-    text = "".join(ch if ch.isprintable() else f"\\x{ord(ch):02x}" for ch in text[: limit + 1])
-    return text if len(text) <= limit else text[:limit] + "…"
 
 
 def _route_library_logs() -> None:
