@@ -21,7 +21,7 @@ from edge.engines.llm import Progress
 from edge.engines.loader import Engines, load_engines
 from edge.memory.store import MemoryStore
 from edge.metrics import Metrics
-from edge.process import raise_open_files_limit
+from edge.process import OpenFilesWatch, raise_open_files_limit
 from edge.security.admission import Admission
 from edge.security.registry import DeviceRegistry
 from edge.services import Services
@@ -66,7 +66,9 @@ class EdgeServer:
                 self.admission,
                 metrics,
                 cpu_waits=engines.cpu.waits_since,
-            )
+            ),
+            config.server.http_timeout_s,
+            config.server.max_http_per_address,
         )
         self._background: list[asyncio.Task[None]] = []
         metrics.models_loaded(True)  # the engines are loaded before a server is built
@@ -171,6 +173,7 @@ class EdgeServer:
         host = self.config.server.host
         self.ws_port = await self.devices.start(host, self.config.server.port)
         self.http_port = await self._http.start(host, self.config.server.http_port)
+        self._spawn(OpenFilesWatch().run(), "open-files watch")
 
     def _spawn(self, coro: Any, name: str) -> None:
         self._background.append(asyncio.create_task(coro, name=name))
@@ -220,7 +223,11 @@ async def _run(
     config: Config, notifier: Notifier, stop: asyncio.Event, ready: asyncio.Event | None
 ) -> None:
     starting = _Starting(notifier)
-    loading = HttpServer(loading_app(starting.health))
+    loading = HttpServer(
+        loading_app(starting.health),
+        config.server.http_timeout_s,
+        config.server.max_http_per_address,
+    )
     await loading.start(config.server.host, config.server.http_port)
     server: EdgeServer | None = None
     engines: Engines | None = None

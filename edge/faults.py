@@ -5,6 +5,7 @@ flood the journal. The counts are summarised when the session ends."""
 from __future__ import annotations
 
 import re
+import time
 from collections import Counter
 from collections.abc import Callable
 from typing import Any
@@ -49,3 +50,32 @@ class FaultLog:
 
     def summary(self) -> str:
         return ", ".join(f"{kind}×{n}" for kind, n in sorted(self.counts.items()))
+
+
+class EveryMinute:
+    """One log line per key (an address and a kind of fault) per `every_s`: a host repeating a
+    fault many times a second is told once, and the next line says how many were left out."""
+
+    def __init__(self, every_s: float = 60.0, max_keys: int = 1024) -> None:
+        self._every_s = every_s
+        self._max_keys = max_keys  # past it the memory starts over (a flood of new addresses)
+        self._last: dict[tuple[str, str], float] = {}
+        self._counts: Counter[tuple[str, str]] = Counter()
+
+    def due(self, address: str, kind: str) -> int | None:
+        """None: count this one and stay quiet. A number: write the line now, and say that many
+        more like it came since the last line."""
+        key = (address[:64], kind[:MAX_KIND_CHARS])
+        now = time.monotonic()
+        self._counts[key] += 1
+        if now - self._last.get(key, -self._every_s) < self._every_s:
+            return None
+        if len(self._last) >= self._max_keys:
+            self._last.clear()
+            self._counts.clear()
+        self._last[key] = now
+        return self._counts.pop(key, 1) - 1
+
+
+def left_out(repeats: int) -> str:
+    return f" (and {repeats} more like it since the last line)" if repeats else ""

@@ -4,11 +4,10 @@ from __future__ import annotations
 
 import logging
 import sys
-import time
 
 from loguru import logger
 
-from edge.faults import bounded
+from edge.faults import EveryMinute, bounded, left_out
 
 FORMAT = (
     "<green>{time:YYYY-MM-DD HH:mm:ss.SSS}</green> <level>{level: <7}</level> "
@@ -35,28 +34,19 @@ MAX_FAULT_KEYS = 1024
 class _ClientFaults(logging.Handler):
     def __init__(self) -> None:
         super().__init__(logging.INFO)
-        self._last: dict[tuple[str, str], float] = {}
-        self._counts: dict[tuple[str, str], int] = {}
+        self._lines = EveryMinute(FAULT_LINE_EVERY_S, MAX_FAULT_KEYS)
 
     def emit(self, record: logging.LogRecord) -> None:
         exc = record.exc_info[1] if record.exc_info else None
         kind = type(exc).__name__ if exc is not None else record.levelname.lower()
         message = record.getMessage()
-        address = message.rsplit(" from ", 1)[-1] if " from " in message else "?"
-        key = (address[:64], kind)
-        now = time.monotonic()
-        self._counts[key] = self._counts.get(key, 0) + 1
-        if now - self._last.get(key, -FAULT_LINE_EVERY_S) < FAULT_LINE_EVERY_S:
+        address = message.rsplit(" from ", 1)[-1][:64] if " from " in message else "?"
+        repeats = self._lines.due(address, kind)
+        if repeats is None:
             return
-        if len(self._last) >= MAX_FAULT_KEYS:
-            self._last.clear()
-            self._counts.clear()
-        self._last[key] = now
-        repeats = self._counts.pop(key, 1) - 1
         detail = bounded(" ".join((str(exc) if exc is not None else message).split()), 120)
-        more = f" (and {repeats} more like it since the last line)" if repeats else ""
-        logger.bind(device=f"http@{key[0]}").warning(
-            "bad HTTP request ({}): {}{}", kind, detail, more
+        logger.bind(device=f"http@{address}").warning(
+            "bad HTTP request ({}): {}{}", kind, detail, left_out(repeats)
         )
 
 

@@ -11,12 +11,17 @@ ends, `malloc_trim` hands the free pages back (a few ms, in a worker thread, at 
 
 from __future__ import annotations
 
+import asyncio
 import ctypes
 import ctypes.util
+import os
 import resource
 import time
 from typing import Any
 
+from loguru import logger
+
+from edge.faults import EveryMinute
 from edge.workers import Worker
 
 TRIM_EVERY_S = 10.0
@@ -60,3 +65,47 @@ def raise_open_files_limit() -> tuple[int, int]:
             return soft, soft
         return soft, target
     return soft, soft
+
+
+FILES_WARN_SHARE = 0.8  # warn when this share of the open-files limit is in use
+
+
+def open_files() -> int | None:
+    """File descriptors this process holds (None where /proc cannot tell)."""
+    try:
+        return len(os.listdir("/proc/self/fd"))
+    except OSError:
+        return None
+
+
+class OpenFilesWatch:
+    """A line in the log before the open-files limit is reached, not after: at the limit every
+    new device, config call and /health fails, and nothing can be logged about why."""
+
+    def __init__(self, limit: int | None = None) -> None:
+        soft, _hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+        self.limit = limit if limit is not None else soft
+        self._lines = EveryMinute()
+
+    def check(self) -> bool:
+        """True when a warning was due (and written)."""
+        count = open_files()
+        if count is None or self.limit == resource.RLIM_INFINITY:
+            return False
+        if count < self.limit * FILES_WARN_SHARE:
+            return False
+        repeats = self._lines.due("process", "open files")
+        if repeats is None:
+            return False
+        logger.warning(
+            "{} of {} file descriptors in use: new connections will soon fail "
+            "(LimitNOFILE= in the unit; server.max_http_per_address)",
+            count,
+            self.limit,
+        )
+        return True
+
+    async def run(self, every_s: float = 5.0) -> None:
+        while True:
+            await asyncio.sleep(every_s)
+            self.check()

@@ -37,3 +37,17 @@ def test_the_open_files_limit_is_lifted_to_the_hard_limit() -> None:
             assert after == hard
     finally:
         resource.setrlimit(resource.RLIMIT_NOFILE, (soft, hard))
+
+
+def test_a_line_is_logged_before_the_open_files_limit_is_reached(log_lines) -> None:  # type: ignore[no-untyped-def]
+    from edge.process import OpenFilesWatch, open_files
+
+    in_use = open_files()
+    assert in_use is not None
+    assert not OpenFilesWatch(limit=in_use * 4).check()  # a quarter used: nothing to say
+    near = OpenFilesWatch(limit=in_use + 2)
+    assert near.check()
+    assert not near.check()  # once a minute at most, not on every look
+    assert any(
+        f"{in_use} of {in_use + 2} file descriptors" in line["message"] for line in log_lines
+    )

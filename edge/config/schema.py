@@ -61,6 +61,13 @@ class ServerConfig(Section):
     # idle sessions must not take the whole limit from every other device. A household's
     # devices each have their own address; the benchmark, all on loopback, lifts it.
     max_sessions_per_address: int = Field(default=16, ge=0)
+    # HTTP connections one address may hold at once (0: no cap); past it, 503 at once. A device
+    # makes one config call per boot; 1,100 half-open requests from one host once used up
+    # every file descriptor.
+    max_http_per_address: int = Field(default=32, ge=0)
+    # An HTTP request's line and headers must come within this, and then its body; a kept-alive
+    # connection idle this long is closed.
+    http_timeout_s: Positive = 10.0
     timezone_offset_min: Annotated[int | None, BeforeValidator(_empty_is_none)] = None
 
     @field_validator("http_port")

@@ -63,6 +63,7 @@ class SimDevice:
     queue_packets: int = 40
     clear_queue_on_stop: bool = False
     extra_headers: dict[str, str] = field(default_factory=dict)
+    local_address: str | None = None  # connect from this address (another host on the LAN)
     # The firmware's MCP server (answers only when the hello announced `features.mcp`).
     mcp: SimMcpServer = field(default_factory=SimMcpServer)
 
@@ -114,6 +115,9 @@ class SimDevice:
 
     async def open(self) -> None:
         """The upgrade only (no hello): for tests that misbehave before the hello."""
+        local: dict[str, Any] = (
+            {"local_addr": (self.local_address, 0)} if self.local_address else {}
+        )
         self._ws = await connect(
             self.url,
             additional_headers=self.headers(),
@@ -121,6 +125,7 @@ class SimDevice:
             open_timeout=10,
             ping_interval=None,  # the firmware never pings (it answers pings)
             max_size=None,
+            **local,
         )
         self._reader = asyncio.create_task(self._read())
         self._player = asyncio.create_task(self._play())

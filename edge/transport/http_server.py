@@ -7,6 +7,7 @@ browser test pages can call it.
 
 from __future__ import annotations
 
+import asyncio
 import ipaddress
 import time
 from collections.abc import Awaitable, Callable
@@ -17,10 +18,11 @@ from aiohttp import web
 from loguru import logger
 
 from edge.config import Config
-from edge.faults import bounded
+from edge.faults import EveryMinute, bounded, left_out
 from edge.metrics import CONTENT_TYPE, Metrics
 from edge.protocol import ota
 from edge.security.admission import Admission
+from edge.transport.http_guard import AddressCap
 from edge.transport.identity import repeated_header
 
 _CORS = {
@@ -52,6 +54,36 @@ def websocket_url(config: Config, request: web.Request, ws_port: int) -> str:
     if ":" in host and not host.startswith("["):
         host = f"[{host}]"  # IPv6 literal
     return f"ws://{host}:{ws_port}{config.server.websocket_path}"
+
+
+def _body_deadline(timeout_s: float) -> Any:
+    """A body must arrive within `timeout_s`: one sent a byte at a time would hold its
+    connection (and a file descriptor) for as long as the sender liked."""
+    lines = EveryMinute()
+
+    @web.middleware
+    async def deadline(
+        request: web.Request, handler: Callable[[web.Request], Awaitable[web.StreamResponse]]
+    ) -> web.StreamResponse:
+        if request.can_read_body:
+            try:
+                async with asyncio.timeout(timeout_s):
+                    await request.read()  # kept by aiohttp for the handler
+            except TimeoutError:
+                address = request.remote or "?"
+                repeats = lines.due(address, "slow body")
+                if repeats is not None:
+                    logger.bind(device=f"http@{address}").warning(
+                        "request body not complete after {:.0f} s: answered 408{}",
+                        timeout_s,
+                        left_out(repeats),
+                    )
+                response = web.json_response({"error": "request body too slow"}, status=408)
+                response.force_close()
+                return response
+        return await handler(request)
+
+    return deadline
 
 
 @web.middleware
@@ -149,7 +181,10 @@ def make_app(
             {"success": False, "message": "This assistant cannot look at photos."}
         )
 
-    app = web.Application(middlewares=[_cors], client_max_size=4 * 1024 * 1024)
+    app = web.Application(
+        middlewares=[_cors, _body_deadline(config.server.http_timeout_s)],
+        client_max_size=4 * 1024 * 1024,
+    )
     for path in ("/xiaozhi/ota", "/xiaozhi/ota/"):
         app.router.add_route("GET", path, ota_endpoint)
         app.router.add_route("POST", path, ota_endpoint)
@@ -188,14 +223,28 @@ def loading_app(status: Callable[[], dict[str, Any]]) -> web.Application:
 
 
 class HttpServer:
-    def __init__(self, app: web.Application) -> None:
-        self._runner = web.AppRunner(app, access_log=None, handle_signals=False)
+    """`timeout_s`: a connection's request line and headers must come within it (aiohttp closes
+    a connection idle that long, and one that has not finished its headers is idle), and so
+    must a body. `max_per_address`: connections one address may hold at once (0: no cap)."""
+
+    def __init__(self, app: web.Application, timeout_s: float, max_per_address: int = 0) -> None:
+        self._runner = web.AppRunner(
+            app, access_log=None, handle_signals=False, keepalive_timeout=timeout_s
+        )
+        self._cap = AddressCap(max_per_address)
+        self._listener: asyncio.Server | None = None
 
     async def start(self, host: str, port: int) -> int:
         await self._runner.setup()
-        site = web.TCPSite(self._runner, host, port)
-        await site.start()
-        return int(self._runner.addresses[0][1])
+        assert self._runner.server is not None
+        # Our own listener rather than a `TCPSite`, so that the cap sees each connection
+        # before aiohttp does; `cleanup` still closes the connections aiohttp holds.
+        self._listener = await asyncio.get_running_loop().create_server(
+            self._cap.wrap(self._runner.server), host, port, reuse_address=True
+        )
+        return int(self._listener.sockets[0].getsockname()[1])
 
     async def stop(self) -> None:
+        if self._listener is not None:
+            self._listener.close()
         await self._runner.cleanup()

@@ -46,7 +46,7 @@ async def test_metrics_count_turns_stages_sessions_and_errors(make_server: Any) 
 
 
 async def test_health_says_loading_and_the_config_call_waits_until_models_are_loaded() -> None:
-    http = HttpServer(loading_app(lambda: {"status": "loading", "models_loaded": False}))
+    http = HttpServer(loading_app(lambda: {"status": "loading", "models_loaded": False}), 10.0)
     port = await http.start("127.0.0.1", 0)
     try:
         status, _, body = await http_get(f"http://127.0.0.1:{port}/health")
