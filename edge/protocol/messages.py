@@ -83,13 +83,21 @@ class Goodbye:
 
 
 @dataclass(frozen=True, slots=True)
+class Ping:
+    """A JSON keep-alive some clients send (answered with `Pong`); their own `pong` to ours is
+    a `Ping` with `reply` set, and is only noted."""
+
+    reply: bool = False
+
+
+@dataclass(frozen=True, slots=True)
 class Invalid:
     reason: str
     type: str | None = None  # the message's own `type`, when it had a string one
 
 
 DeviceMessage = (
-    Hello | ListenStart | ListenStop | ListenDetect | Abort | Mcp | Iot | Goodbye | Invalid
+    Hello | ListenStart | ListenStop | ListenDetect | Abort | Mcp | Iot | Goodbye | Ping | Invalid
 )
 
 # Real devices never send more than 65535 bytes in a frame; a longer text frame is not a message.
@@ -200,6 +208,8 @@ def parse_device_message(text: str | bytes) -> DeviceMessage:
         )
     if kind == "goodbye":
         return Goodbye()
+    if kind in ("ping", "pong"):
+        return Ping(reply=kind == "pong")
     return Invalid(f"unknown message type {_short(kind)}")
 
 
@@ -309,8 +319,22 @@ class IotCommand:
         return {"type": "iot", "commands": [command]}
 
 
+@dataclass(frozen=True, slots=True)
+class Pong:
+    def to_json(self) -> dict[str, Any]:
+        return {"type": "pong"}
+
+
 ServerMessage = (
-    ServerHello | Stt | LlmEmotion | TtsStart | TtsSentence | TtsStop | McpRequest | IotCommand
+    ServerHello
+    | Stt
+    | LlmEmotion
+    | TtsStart
+    | TtsSentence
+    | TtsStop
+    | McpRequest
+    | IotCommand
+    | Pong
 )
 
 

@@ -222,6 +222,10 @@ class DeviceSession:
                 self.tools.on_iot(descriptors)
             case m.Goodbye():
                 self.log.debug("goodbye is an MQTT message; ignored on WebSocket")
+            case m.Ping(reply=False):
+                await self.link.send(m.Pong())
+            case m.Ping(reply=True):
+                pass  # a client's answer to a ping; the WebSocket's own pings keep the channel
             case m.Invalid(reason=reason):
                 self.faults("bad message", reason)
 

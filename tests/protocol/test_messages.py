@@ -94,6 +94,9 @@ def test_device_messages() -> None:
     assert isinstance(m.parse_device_message('{"type":"iot","descriptors":[{}]}'), m.Iot)
     assert isinstance(m.parse_device_message('{"type":"mcp","payload":{"id":1}}'), m.Mcp)
     assert m.parse_device_message('{"type":"goodbye"}') == m.Goodbye()
+    assert m.parse_device_message('{"type":"ping"}') == m.Ping()
+    assert m.parse_device_message('{"type":"pong","session_id":"x"}') == m.Ping(reply=True)
+    assert json.loads(m.encode(m.Pong(), "s1")) == {"session_id": "s1", "type": "pong"}
 
 
 def test_server_hello_always_has_transport() -> None:

@@ -32,7 +32,7 @@ json_values = st.recursive(
     ),
     max_leaves=20,
 )
-KNOWN_TYPES = ["hello", "listen", "abort", "mcp", "iot", "goodbye", "ping", ""]
+KNOWN_TYPES = ["hello", "listen", "abort", "mcp", "iot", "goodbye", "ping", "pong", ""]
 KEYS = [
     "type", "state", "mode", "text", "reason", "payload", "descriptors", "states", "version",
     "transport", "features", "audio_params", "format", "sample_rate", "channels",
@@ -58,6 +58,7 @@ MESSAGE_TYPES = (
     m.Mcp,
     m.Iot,
     m.Goodbye,
+    m.Ping,
     m.Invalid,
 )
 

@@ -313,6 +313,19 @@ async def test_tool_talk_is_never_spoken_nor_kept_as_an_example() -> None:
     await rig.stop()
 
 
+async def test_a_json_ping_is_answered_with_a_pong_and_a_pong_is_ignored() -> None:
+    # Firmware 2.5 era: some clients keep their channel alive with JSON ping/pong.
+    rig = make_rig(echo)
+    rig.start()
+    rig.link.push({"type": "ping"})
+    await rig.until(lambda: rig.link.kinds() == ["Pong"])
+    rig.link.push({"type": "pong"})
+    rig.link.push({"type": "ping"})
+    await rig.until(lambda: rig.link.kinds() == ["Pong", "Pong"])
+    assert rig.session.faults.counts == {}
+    await rig.stop()
+
+
 async def test_push_to_talk_is_answered_at_release_and_a_click_is_not() -> None:
     rig = make_rig(echo, texts={8: "good morning"})
     rig.start()
