@@ -66,6 +66,8 @@ class EdgeServer:
                 self.admission,
                 metrics,
                 cpu_waits=engines.cpu.waits_since,
+                announcements=self.services.announcements,
+                firmware=self.services.firmware,
             ),
             config.server.http_timeout_s,
             config.server.max_http_per_address,

@@ -83,6 +83,16 @@ def _parser() -> argparse.ArgumentParser:
     fuzz.add_argument("--seed", type=int, default=1)
     fuzz.add_argument("--connections", type=int, default=4, help="fuzzing at once (default 4)")
     fuzz.add_argument("--json", dest="json_out", default="", help="write the figures as JSON")
+    soak = bench_sub.add_parser("soak", help="many turns, half cut off: is anything leaking?")
+    add = soak.add_argument
+    add("--turns", type=int, default=1000, help="turns in all (default 1000)")
+    add("--devices", type=int, default=3, help="devices talking (default 3)")
+    add("--drop", type=float, default=0.5, help="share of turns cut off (default 0.5)")
+    add("--every", type=int, default=50, help="print the figures every N turns (default 50)")
+    add("--seed", type=int, default=11)
+    add("--config", type=Path, help="config file for the server")
+    add("--set", dest="settings", action="append", default=[], help="section.key=value")
+    add("--json", dest="json_out", default="", help="write the figures as JSON")
     tools = bench_sub.add_parser("tools", help="tool-call accuracy on spoken-style requests")
     tools.add_argument("--model", type=Path, help="GGUF file (default: the embedded model)")
     tools.add_argument("--mode", choices=["template", "grammar"], default="template")
@@ -245,6 +255,11 @@ def main(argv: list[str] | None = None) -> int:
         return _bench_household(args)
     if args.command == "bench" and args.bench == "fuzz":
         return _bench_fuzz(args)
+    if args.command == "bench" and args.bench == "soak":
+        from edge.bench import soak
+
+        fields = ("turns", "devices", "drop", "every", "seed", "config", "settings", "json_out")
+        return soak.main(soak.SoakOptions(**{name: getattr(args, name) for name in fields}))
     if args.command == "bench" and args.bench == "vad":
         from edge.bench import hangover
 

@@ -238,7 +238,7 @@ def main(options: HouseholdOptions) -> int:
     env = setting_env(options.settings)
     if options.profile:
         env["EDGE_MODELS_PROFILE"] = options.profile
-    speech = asyncio.run(_voice_speech(options, env))
+    speech = asyncio.run(voice_speech(options, env))
     report = asyncio.run(run_household(options, speech, env, say))
     print_household(report)
     if options.json_out:
@@ -251,7 +251,7 @@ def main(options: HouseholdOptions) -> int:
     return 0 if report["delivered"] == report["turns"] else 1
 
 
-async def _voice_speech(options: HouseholdOptions, env: dict[str, str]) -> list[Utterance]:
+async def voice_speech(options: HouseholdOptions, env: dict[str, str]) -> list[Utterance]:
     """Only the voice is loaded here (not the other models): the phrases in steady speech."""
     import os
 

@@ -320,6 +320,21 @@ class IotCommand:
 
 
 @dataclass(frozen=True, slots=True)
+class Notify:
+    """Firmware 2.5: an idle device fetches `audio_url` (Ogg/Opus) and plays it with its
+    subtitle, without opening the microphone. Ignored by a busy device; never acknowledged."""
+
+    audio_url: str
+    text: str = ""
+
+    def to_json(self) -> dict[str, Any]:
+        message: dict[str, Any] = {"type": "notify", "audio_url": self.audio_url}
+        if self.text:
+            message["subtitles"] = [{"start_ms": 0, "text": self.text}]
+        return message
+
+
+@dataclass(frozen=True, slots=True)
 class Pong:
     def to_json(self) -> dict[str, Any]:
         return {"type": "pong"}
@@ -334,6 +349,7 @@ ServerMessage = (
     | TtsStop
     | McpRequest
     | IotCommand
+    | Notify
     | Pong
 )
 

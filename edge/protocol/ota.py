@@ -11,6 +11,8 @@ import json
 from dataclasses import dataclass
 from typing import Any
 
+VISION_PATH = "/mcp/vision/explain"  # camera photos, on the HTTP port (protocol §7.3)
+
 
 @dataclass(frozen=True, slots=True)
 class OtaRequest:

@@ -24,7 +24,9 @@ from edge.errors import OpusError
 from edge.faults import bounded
 from edge.protocol import framing
 from edge.protocol import messages as m
+from edge.protocol.ota import VISION_PATH
 from edge.services import Services
+from edge.session.announcer import IdleAnnouncer
 from edge.session.device_tools import DeviceTools
 from edge.session.link import DeviceLink
 from edge.session.listener import UPLINK_RATE, EarlyTurn, Heard, Listener
@@ -49,9 +51,10 @@ class DeviceSession:
         services: Services,
         config: Config,
         device_id: str = "",
-        vision_url: str = "",
+        http_base: str = "",
     ) -> None:
-        """`device_id`: the device's Device-Id ("" when it sent none: nothing is stored)."""
+        """`device_id`: the device's Device-Id ("" when it sent none: nothing is stored).
+        `http_base`: our HTTP port as this device reached it ("" in tests without one)."""
         self.link = link
         self.services = services
         self.engines = engines = services.engines
@@ -63,8 +66,13 @@ class DeviceSession:
         self.turn = TurnStateMachine()
         self.phrases = PhrasePolicy(config.session)
         self.tools = DeviceTools(
-            link, services.registry, config.tools, mcp=hello.mcp, vision_url=vision_url
+            link,
+            services.registry,
+            config.tools,
+            mcp=hello.mcp,
+            vision_url=http_base + VISION_PATH if http_base else "",
         )
+        self.announcer = IdleAnnouncer(link, services, config, device_id, http_base)
         self.conversation = Conversation(
             services.memory if config.memory.enabled else None,
             device_id,
@@ -335,7 +343,12 @@ class DeviceSession:
             if time.monotonic() > deadline or self.link.closed:
                 return False
             await asyncio.sleep(0.2)
-        if self.link.closed or self._group is None or not self.turn.text_query():
+        if self.link.closed or self._group is None:
+            return False
+        idle = self.turn.state == TurnState.IDLE and not self.listener.in_speech
+        if self.announcer.can_announce(idle) and await self.announcer.announce(text):
+            return True
+        if self.link.closed or not self.turn.text_query():
             return False
         self.log.info("speaking on our own: {!r}", text[:80])
         done = asyncio.get_running_loop().create_future()

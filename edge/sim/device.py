@@ -7,8 +7,10 @@
   frame, in real time, framed per the binary protocol version;
 - `tts start` takes effect only once processed (after `state_delay_s`): audio that arrives before,
   or outside a `tts start` … `tts stop` bracket, is dropped and counted;
-- played audio goes through a 40-packet queue that drops on overflow, and plays at one packet per
-  frame duration; `clear_queue_on_stop` emulates firmware before 2.2.2, which cut the tail;
+- played audio goes through the firmware's queue, which drops on overflow (1.2 s of packets from
+  firmware 2.5, 20 at 60 ms; 2.4 s before, 40), and plays at one packet per frame duration;
+  `clear_queue_on_stop` emulates firmware before 2.2.2, which cut the tail;
+- from 2.5, a `notify` while idle is fetched and played (`notify_player.py`);
 - leaving never sends a close frame: the TCP connection is just dropped.
 """
 
@@ -28,7 +30,9 @@ from edge.audio.opus import OpusDecoder, OpusEncoder
 from edge.audio.pcm import frames
 from edge.errors import SimError
 from edge.protocol import framing
+from edge.protocol.firmware import plays_notify
 from edge.sim.mcp_tools import SimMcpServer
+from edge.sim.notify_player import NotifyPlayer
 
 UPLINK_RATE = 16000
 
@@ -60,7 +64,8 @@ class SimDevice:
     frame_ms: int = 60
     features: dict[str, Any] | None = field(default_factory=lambda: {"mcp": True})
     state_delay_s: float = 0.02  # how long the firmware takes to act on `tts start`
-    queue_packets: int = 40
+    firmware: str = "2.5.0"  # reported in the config call; sets the queue and `notify`
+    queue_packets: int = 0  # 0: the firmware's own
     clear_queue_on_stop: bool = False
     extra_headers: dict[str, str] = field(default_factory=dict)
     local_address: str | None = None  # connect from this address (another host on the LAN)
@@ -71,10 +76,14 @@ class SimDevice:
     stats: SimStats = field(default_factory=SimStats)
     server_hello: dict[str, Any] | None = None
     mode: str = "auto"
-    state: str = "idle"  # the firmware's view: idle, listening, speaking
+    state: str = "idle"  # the firmware's view: idle, listening, speaking, notifying
     last_speech_sent: float | None = None  # end of the user's speech, for latency figures
 
     def __post_init__(self) -> None:
+        if not self.queue_packets:
+            queue_ms = 1200 if plays_notify(self.firmware) else 2400
+            self.queue_packets = queue_ms // self.frame_ms
+        self.announcements = NotifyPlayer()
         self._ws: ClientConnection | None = None
         self._reader: asyncio.Task[None] | None = None
         self._player: asyncio.Task[None] | None = None
@@ -153,6 +162,7 @@ class SimDevice:
         """Leave like the firmware: drop TCP, no close frame."""
         if self._ws is not None:
             self._ws.transport.abort()
+        await self.announcements.cancel()
         tasks = [t for t in (self._reader, self._player, *self._replies) if t is not None]
         for task in tasks:
             task.cancel()
@@ -204,6 +214,7 @@ class SimDevice:
             await self.send_packet(self._encoder.encode(frame))
 
     async def listen_start(self, mode: str = "auto") -> None:
+        await self.announcements.cancel()  # a wake cancels an announcement
         self.mode = mode
         self.state = "listening"
         await self.send_json({"type": "listen", "state": "start", "mode": mode})
@@ -265,6 +276,10 @@ class SimDevice:
             if (self.features or {}).get("mcp"):
                 self._reply_mcp(self.mcp.handle(message["payload"]))
             return
+        if message.get("type") == "notify" and plays_notify(self.firmware):
+            if self.announcements.offer(message, self.state == "idle", self._notified):
+                self.state = "notifying"
+            return
         if message.get("type") != "tts":
             return
         if message.get("state") == "start" and self.state in ("idle", "listening"):
@@ -276,6 +291,11 @@ class SimDevice:
             self._speaking_since = None
             if self.clear_queue_on_stop:
                 self._queue.clear()
+
+    def _notified(self) -> None:
+        if self.state == "notifying":
+            self.state = "idle"
+        self._changed.set()
 
     def _reply_mcp(self, payload: dict[str, Any] | None) -> None:
         # The firmware answers from its main task, after the message handler returns.

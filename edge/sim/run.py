@@ -15,7 +15,9 @@ from edge.audio.pcm import read_wav, write_wav
 from edge.sim.device import UPLINK_RATE, SimDevice
 
 
-async def fetch_ota(ota_url: str, device_id: str, client_id: str) -> dict[str, Any]:
+async def fetch_ota(
+    ota_url: str, device_id: str, client_id: str, firmware: str = "2.5.0"
+) -> dict[str, Any]:
     """POST the firmware's config request (the body of board.cc GetSystemInfoJson)."""
     body = {
         "version": 2,
@@ -26,7 +28,7 @@ async def fetch_ota(ota_url: str, device_id: str, client_id: str) -> dict[str, A
         "uuid": client_id,
         "chip_model_name": "esp32s3",
         "chip_info": {"model": 9, "cores": 2, "revision": 2, "features": 18},
-        "application": {"name": "xiaozhi", "version": "2.4.2", "idf_version": "v5.4"},
+        "application": {"name": "xiaozhi", "version": firmware, "idf_version": "v5.4"},
         "partition_table": [],
         "ota": {"label": "factory"},
         "display": {"monochrome": False, "width": 240, "height": 240},
@@ -35,7 +37,7 @@ async def fetch_ota(ota_url: str, device_id: str, client_id: str) -> dict[str, A
     headers = {
         "Device-Id": device_id,
         "Client-Id": client_id,
-        "User-Agent": "edge-sim/2.4.2",
+        "User-Agent": f"edge-sim/{firmware}",
         "Accept-Language": "en-US",
         "Activation-Version": "1",
     }

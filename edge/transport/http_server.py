@@ -17,10 +17,13 @@ from typing import Any
 from aiohttp import web
 from loguru import logger
 
+from edge.announcements import NOTIFY_PATH, Announcements
 from edge.config import Config
 from edge.faults import EveryMinute, bounded, left_out
 from edge.metrics import CONTENT_TYPE, Metrics
 from edge.protocol import ota
+from edge.protocol.firmware import FirmwareVersions
+from edge.protocol.ota import VISION_PATH
 from edge.security.admission import Admission
 from edge.transport.http_guard import AddressCap
 from edge.transport.identity import repeated_header
@@ -97,9 +100,6 @@ async def _cors(
     return response
 
 
-VISION_PATH = "/mcp/vision/explain"
-
-
 def make_app(
     config: Config,
     ws_port: Callable[[], int],
@@ -107,8 +107,12 @@ def make_app(
     admission: Admission,
     metrics: Metrics,
     cpu_waits: Callable[[float], list[Any]] = lambda _since: [],
+    announcements: Announcements | None = None,
+    firmware: FirmwareVersions | None = None,
 ) -> web.Application:
-    """`cpu_waits(since)`: the heavy engines' turns at the CPU since then (`CpuTurns`)."""
+    """`cpu_waits(since)`: the heavy engines' turns at the CPU since then (`CpuTurns`).
+    `announcements`: the files idle firmware-2.5 devices fetch after a `notify`; `firmware`:
+    where the version each device reports is kept (what it can play depends on it)."""
 
     async def ota_endpoint(request: web.Request) -> web.Response:
         repeated = repeated_header(lambda name: request.headers.getall(name, []))
@@ -119,7 +123,7 @@ def make_app(
                 "config request refused (400): the {} header is sent more than once", repeated
             )
             return web.json_response({"error": f"{repeated} sent more than once"}, status=400)
-        body = await request.read() if request.can_read_body else b""
+        body = await request.read()  # read (and kept) by the body deadline already
         info = ota.parse_request(dict(request.headers), body)
         address = request.remote or "?"
         verdict, token = await admission.config_request(
@@ -130,6 +134,8 @@ def make_app(
                 "config request refused ({}): {}", verdict.status, verdict.reason
             )
             return web.json_response({"error": verdict.reason}, status=verdict.status)
+        if firmware is not None:
+            firmware.seen(info.device_id, info.firmware_version)
         url = websocket_url(config, request, ws_port())
         answer = ota.response(
             info,
@@ -170,6 +176,14 @@ def make_app(
             {"turns": metrics.recent_turns(since), "cpu_waits": cpu_waits(since)}
         )
 
+    async def announcement(request: web.Request) -> web.Response:
+        # No redirect, a 2xx or nothing: the firmware follows no redirects (docs/notify.md).
+        data = announcements.fetch(request.match_info["token"]) if announcements else None
+        if data is None:
+            return web.Response(status=404, text="no such announcement\n")
+        logger.bind(device=request.remote or "?").info("announcement fetched ({} bytes)", len(data))
+        return web.Response(body=data, content_type="audio/ogg")
+
     async def vision(request: web.Request) -> web.Response:
         # Devices with a camera upload photos here (protocol §7.3); the body of our answer
         # becomes their tool result. There is no vision model on the board, and we say so.
@@ -193,6 +207,7 @@ def make_app(
     app.router.add_get("/metrics", metrics_endpoint)
     app.router.add_get("/debug/turns", recent_turns)
     app.router.add_post(VISION_PATH, vision)
+    app.router.add_get(NOTIFY_PATH + "{token}.ogg", announcement)
     return app
 
 

@@ -20,7 +20,7 @@ from websockets.exceptions import ConnectionClosed
 from websockets.http11 import Request, Response
 
 from edge.config import Config
-from edge.faults import FaultLog
+from edge.faults import EveryMinute, FaultLog, left_out
 from edge.process import MemoryTrimmer
 from edge.protocol import messages
 from edge.protocol.framing import SUPPORTED_VERSIONS
@@ -29,7 +29,6 @@ from edge.security.admission import Admission
 from edge.services import Services
 from edge.session.session import DeviceSession
 from edge.transport.connection import WebSocketLink
-from edge.transport.http_server import VISION_PATH
 from edge.transport.identity import DeviceIdentity, identify, repeated_header
 
 MAX_FRAME_BYTES = 1 << 20  # websockets closes with 1009 above this; devices send ≤ 64 KiB
@@ -52,6 +51,7 @@ class DeviceServer:
         self.sessions: dict[str, DeviceSession] = {}  # by device label
         self.connections = 0
         self._by_address: Counter[str] = Counter()  # open connections per peer address
+        self._refusal_lines = EveryMinute()
         self._server: Server | None = None
         self._housekeeping: set[asyncio.Task[None]] = set()
 
@@ -97,11 +97,10 @@ class DeviceServer:
         verdict = await self.admission.connection(
             identity.device_id, identity.token, peer[0] if peer else "?"
         )
+        address = peer[0] if peer else "?"
         if not verdict.admitted:
             # The reason names the device's state, never the token it sent.
-            logger.bind(device=identity.label).warning(
-                "refused ({}): {}", verdict.status, verdict.reason
-            )
+            self._refused(identity.label, address, f"refused ({verdict.status}): {verdict.reason}")
             body = (
                 "device not authorised on this edge server\n"
                 if verdict.status == http.HTTPStatus.UNAUTHORIZED
@@ -109,24 +108,33 @@ class DeviceServer:
             )
             return connection.respond(http.HTTPStatus(verdict.status), body)
         cap = self.config.server.max_sessions_per_address
-        address = peer[0] if peer else "?"
         if cap and self._by_address[address] >= cap:
-            logger.bind(device=identity.label).warning(
-                "refused: {} connections from {} already (server.max_sessions_per_address)",
-                self._by_address[address],
+            self._refused(
+                identity.label,
                 address,
+                f"refused: {self._by_address[address]} connections from {address} already "
+                "(server.max_sessions_per_address)",
             )
             return connection.respond(
                 http.HTTPStatus.SERVICE_UNAVAILABLE, "too many connections from this address\n"
             )
         if self.connections >= self.config.server.max_sessions:
-            logger.bind(device=identity.label).warning(
-                "refused: {} connections already (server.max_sessions)", self.connections
+            self._refused(
+                identity.label,
+                address,
+                f"refused: {self.connections} connections already (server.max_sessions)",
             )
             return connection.respond(
                 http.HTTPStatus.SERVICE_UNAVAILABLE, "edge server is at its connection limit\n"
             )
         return None
+
+    def _refused(self, label: str, address: str, line: str) -> None:
+        """One line per address and kind of refusal a minute: a host retrying in a loop is
+        told once, with the count of the rest."""
+        repeats = self._refusal_lines.due(address, line.split(":", 1)[0])
+        if repeats is not None:
+            logger.bind(device=label).warning("{}{}", line, left_out(repeats))
 
     @staticmethod
     def _identity(connection: ServerConnection, request: Request) -> DeviceIdentity:
@@ -180,7 +188,12 @@ class DeviceServer:
             hello.mcp,
         )
         session = DeviceSession(
-            link, hello, self.services, self.config, identity.device_id, self._vision_url(ws)
+            link,
+            hello,
+            self.services,
+            self.config,
+            identity.device_id,
+            http_base=self._http_base(ws),
         )
         self._replace(identity.label, session)
         try:
@@ -191,14 +204,14 @@ class DeviceServer:
             link.log.info("disconnected after {} turns", session.turns_answered)
         await self._trimmer.after_conversation()
 
-    def _vision_url(self, ws: ServerConnection) -> str:
+    def _http_base(self, ws: ServerConnection) -> str:
         # The host the device used to reach us is reachable from the LAN by definition.
         host = ws.request.headers.get("Host", "") if ws.request is not None else ""
         host = host.rsplit(":", 1)[0] if host.count(":") == 1 else host
         if not host:
             address = ws.local_address
             host = str(address[0]) if address else "127.0.0.1"
-        return f"http://{host}:{self.http_port()}{VISION_PATH}"
+        return f"http://{host}:{self.http_port()}"
 
     def quiet(self) -> bool:
         """No device is talking: none speaks, none waits for or hears its answer."""
