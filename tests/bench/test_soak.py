@@ -16,9 +16,9 @@ pytestmark = pytest.mark.models
 
 def test_a_short_soak_with_dropped_turns_finds_nothing(tmp_path: Path) -> None:
     out = tmp_path / "soak.json"
+    options = ["--turns", "24", "--every", "8", "--drop", "0.5", "--json", str(out)]
     run = subprocess.run(
-        [*EDGE_COMMAND, "bench", "soak", "--turns", "24", "--every", "8", "--drop", "0.5"]
-        + ["--json", str(out)],
+        [*EDGE_COMMAND, "bench", "soak", *options],
         capture_output=True,
         text=True,
         timeout=900,

@@ -393,6 +393,7 @@ def make_rig(
     device_id: str = "aa:bb:cc:00:00:01",
     mcp: SimMcpServer | None = None,
     memory: bool = True,
+    http_base: str = "",
     **sections: dict[str, Any],
 ) -> Rig:
     """A session, not yet started (`rig.start()`), with settings changed by `sections`."""
@@ -418,7 +419,7 @@ def make_rig(
     )
     link = FakeLink(device_id, mcp)
     hello = Hello(1, "websocket", _audio_params(), {"mcp": mcp is not None})
-    session = DeviceSession(cast(Any, link), hello, services, config, device_id)
+    session = DeviceSession(cast(Any, link), hello, services, config, device_id, http_base)
     return Rig(config, link, llm, asr, vad, tts, services, session)
 
 

@@ -12,7 +12,7 @@ from typing import Any
 from edge.assistant.fixed_texts import APOLOGY
 from edge.assistant.honesty import UNCLEAR
 from edge.engines.llm import Message
-from edge.protocol.messages import LlmEmotion, Stt, TtsSentence, TtsStart, TtsStop
+from edge.protocol.messages import LlmEmotion, Notify, Stt, TtsSentence, TtsStart, TtsStop
 from edge.sim.mcp_tools import SimMcpServer
 from tests.session.fakes import Audio, last_user_text, make_rig
 
@@ -323,6 +323,46 @@ async def test_a_json_ping_is_answered_with_a_pong_and_a_pong_is_ignored() -> No
     rig.link.push({"type": "ping"})
     await rig.until(lambda: rig.link.kinds() == ["Pong", "Pong"])
     assert rig.session.faults.counts == {}
+    await rig.stop()
+
+
+async def test_an_idle_firmware_25_device_gets_a_reminder_as_a_notify_it_fetches() -> None:
+    rig = make_rig(echo, http_base="http://10.0.0.2:8003")
+    rig.services.firmware.seen("aa:bb:cc:00:00:01", "2.5.1")
+    rig.start()  # connected, not listening: idle
+    speaking = asyncio.create_task(rig.session.speak_proactive("Reminder: feed the cat."))
+    await rig.until(lambda: rig.link.kinds() == ["Notify"])
+    [notify] = rig.link.messages()
+    assert notify == Notify(notify.audio_url, "Reminder: feed the cat.")
+    token = notify.audio_url.removeprefix("http://10.0.0.2:8003/notify/").removesuffix(".ogg")
+    assert (rig.services.announcements.fetch(token) or b"")[:4] == b"OggS"  # the device fetches
+    assert await speaking
+    assert rig.link.kinds() == ["Notify"]  # nothing else: no conversation opened for it
+    await rig.stop()
+
+
+async def test_a_notify_not_fetched_is_withdrawn_and_the_reminder_spoken(monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    # The device was busy after all (it never acknowledges): the file must not play late.
+    monkeypatch.setattr("edge.session.announcer.FETCH_WAIT_S", 0.2)
+    rig = make_rig(echo, http_base="http://10.0.0.2:8003")
+    rig.services.firmware.seen("aa:bb:cc:00:00:01", "2.5.0")
+    rig.start()
+    await asyncio.sleep(0.1)  # the session is up
+    assert await rig.session.speak_proactive("Reminder: feed the cat.")
+    assert rig.link.kinds() == ["Notify", *BRACKET[1:]]
+    [notify] = [m for m in rig.link.messages() if isinstance(m, Notify)]
+    token = notify.audio_url.rsplit("/", 1)[1].removesuffix(".ogg")
+    assert rig.services.announcements.fetch(token) is None
+    await rig.stop()
+
+
+async def test_older_firmware_or_a_listening_device_hears_a_reminder_spoken() -> None:
+    rig = make_rig(echo, http_base="http://10.0.0.2:8003")
+    rig.services.firmware.seen("aa:bb:cc:00:00:01", "2.4.2")
+    rig.start()
+    await asyncio.sleep(0.1)  # the session is up
+    assert await rig.session.speak_proactive("Reminder: feed the cat.")
+    assert "Notify" not in rig.link.kinds() and rig.link.kinds()[-1] == "TtsStop"
     await rig.stop()
 
 
