@@ -37,7 +37,8 @@ _CLAIM = re.compile(
     r"|\b(?:has|have) been (?:set|turned|changed|adjusted|muted|switched|scheduled|lowered|"
     r"raised|increased|decreased|started|cancell?ed)\b"
     r"|\bi(?:'ll| will) remind you\b|\b(?:reminder|timer|alarm) (?:is |has been )?set\b"
-    r"|已经?(?:把|将|为你|帮你|给你)|已(?:调|设|切换|静音|打开|关闭)|(?:设置|调|设)好了",
+    r"|已经?(?:把|将|为你|帮你|给你)|已(?:调|设|切换|静音|打开|关闭)|(?:设置|调|设)好了"
+    r"|(?:设置|调整|调节|切换|打开|关闭)成功",
     re.IGNORECASE,
 )
 # What a claim is about, and a word the name of the tool that does it holds.
@@ -58,11 +59,16 @@ _ABOUT_TIME = re.compile(
 CLOCK_ECHO = "reads the clock out"
 
 
-RECITED_WORDS = 5
+RECITED_WORDS = 4  # words in a row, small words aside
+
+
+# Left out of the runs: the model adds or drops them when it reads a description out ("You can
+# ask questions about the current condition" from "…questions about current condition…").
+_SMALL_WORDS = {"the", "a", "an", "of", "to", "is", "are", "and", "or", "e", "g"}
 
 
 def _runs(text: str, n: int) -> set[tuple[str, ...]]:
-    words = re.findall(r"\w+", text.lower())
+    words = [w for w in re.findall(r"\w+", text.lower()) if w not in _SMALL_WORDS]
     return {tuple(words[i : i + n]) for i in range(len(words) - n + 1)}
 
 
@@ -80,7 +86,7 @@ class HonestyCheck:
             names |= {n.lower() for n in (tool.name, tool.function) if re.search(r"[._]", n)}
             if len(spoken := _spaced(tool.name).split()) >= 3:
                 names.add(" ".join(spoken))
-        # Runs of five words from the tools' descriptions: the model reads them out ("To set a
+        # Runs of four words from the tools' descriptions: the model reads them out ("To set a
         # timer or reminder after 5 minutes, the text is spoken to the user.").
         # After a tool ran, its description's words may well describe what it did ("The volume
         # of the audio speaker has been set to 30"): only other tools' count.

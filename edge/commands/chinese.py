@@ -33,14 +33,14 @@ _TURN = r"(?:调|开|放)?"
 
 _LEVELS: list[tuple[re.Pattern[str], Target, str]] = [
     # (pattern, target, what: "set" (number in n), "up", "down", "max", "min", "mute", "unmute")
-    (re.compile(rf"把?{_VOLUME}{_TO}{_N}(?:%|的音量)?"), "volume", "set"),
+    (re.compile(rf"把?{_VOLUME}{_TO}(?:百分之)?{_N}(?:%|的音量)?"), "volume", "set"),
     (re.compile(rf"把?{_VOLUME}{_TO}最大"), "volume", "max"),
     (re.compile(rf"把?{_VOLUME}{_TO}最小"), "volume", "min"),
     (re.compile(rf"把?{_VOLUME}{_TURN}[大高]{_MORE}|大声{_MORE}|调大{_VOLUME}"), "volume", "up"),
     (re.compile(rf"把?{_VOLUME}{_TURN}[小低]{_MORE}|小声{_MORE}|调小{_VOLUME}"), "volume", "down"),
     (re.compile(r"静音"), "volume", "mute"),
     (re.compile(r"(?:取消|解除|关闭)静音"), "volume", "unmute"),
-    (re.compile(rf"把?{_BRIGHT}{_TO}{_N}%?"), "brightness", "set"),
+    (re.compile(rf"把?{_BRIGHT}{_TO}(?:百分之)?{_N}%?"), "brightness", "set"),
     (re.compile(rf"把?{_BRIGHT}{_TO}最(?:大|高|亮)"), "brightness", "max"),
     (re.compile(rf"把?{_BRIGHT}{_TO}最(?:小|低|暗)"), "brightness", "min"),
     (re.compile(rf"把?{_SCREEN}调?[亮高]{_MORE}|调亮(?:屏幕)?{_MORE}"), "brightness", "up"),

@@ -42,6 +42,7 @@ MACHINERY = [
     "我可以调用设置音量的函数。",
     'To set a timer or reminder after 5 minutes, the text "I am Alice" is spoken to the user.',
     '({"name": "set reminder", "arguments": {"minutes": 15}}',
+    "You can ask questions about the current condition,",  # `edge bench answers`, "What can you do?"
 ]
 HONEST = [
     "The capital of France is Paris.",
@@ -62,6 +63,7 @@ CLAIMS = [
     "Your timer is set for five minutes.",
     "I have switched the screen to dark mode.",
     "我已经把音量调到30了。",
+    "音量设置成功。",  # `edge bench answers`: the fragment "音量"
 ]
 
 

@@ -55,6 +55,8 @@ COMMANDS = [
     # Chinese: numerals and digits, politeness, directions
     ("把音量调到50", SetLevel("zh", "volume", value=50)),
     ("把音量调到七。", SetLevel("zh", "volume", value=7)),
+    ("把声音调到百分之四十", SetLevel("zh", "volume", value=40)),
+    ("亮度调到百分之六十", SetLevel("zh", "brightness", value=60)),
     ("请帮我把音量调到三十五一下吧", SetLevel("zh", "volume", value=35)),
     ("音量大一点", SetLevel("zh", "volume", step=1)),
     ("声音调小一点", SetLevel("zh", "volume", step=-1)),
