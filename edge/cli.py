@@ -93,6 +93,13 @@ def _parser() -> argparse.ArgumentParser:
     add("--config", type=Path, help="config file for the server")
     add("--set", dest="settings", action="append", default=[], help="section.key=value")
     add("--json", dest="json_out", default="", help="write the figures as JSON")
+    answers = bench_sub.add_parser("answers", help="commands, honesty and memory, scored")
+    add = answers.add_argument
+    add("--conversations", type=int, default=12, help="of the main device (default 12)")
+    add("--seed", type=int, default=5)
+    add("--config", type=Path, help="config file for the server")
+    add("--set", dest="settings", action="append", default=[], help="section.key=value")
+    add("--json", dest="json_out", default="", help="write the figures as JSON")
     tools = bench_sub.add_parser("tools", help="tool-call accuracy on spoken-style requests")
     tools.add_argument("--model", type=Path, help="GGUF file (default: the embedded model)")
     tools.add_argument("--mode", choices=["template", "grammar"], default="template")
@@ -255,6 +262,11 @@ def main(argv: list[str] | None = None) -> int:
         return _bench_household(args)
     if args.command == "bench" and args.bench == "fuzz":
         return _bench_fuzz(args)
+    if args.command == "bench" and args.bench == "answers":
+        from edge.bench import answers
+
+        names = ("conversations", "seed", "config", "settings", "json_out")
+        return answers.main(answers.AnswersOptions(**{n: getattr(args, n) for n in names}))
     if args.command == "bench" and args.bench == "soak":
         from edge.bench import soak
 

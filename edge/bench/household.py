@@ -214,11 +214,11 @@ async def run_household(
         server.stop()
 
 
-def household_speech(tts: Any, rate: int) -> list[Utterance]:
-    """The household's phrases in the voice (steady: the same audio every run)."""
+def household_speech(tts: Any, rate: int, texts: tuple[str, ...] = HOUSEHOLD) -> list[Utterance]:
+    """Phrases in the voice (steady: the same audio every run)."""
     from edge.bench.utterances import synthesized
 
-    return synthesized({text: tts.synthesize_pcm(text, rate, steady=True) for text in HOUSEHOLD})
+    return synthesized({text: tts.synthesize_pcm(text, rate, steady=True) for text in texts})
 
 
 def main(options: HouseholdOptions) -> int:
@@ -251,7 +251,9 @@ def main(options: HouseholdOptions) -> int:
     return 0 if report["delivered"] == report["turns"] else 1
 
 
-async def voice_speech(options: HouseholdOptions, env: dict[str, str]) -> list[Utterance]:
+async def voice_speech(
+    options: HouseholdOptions, env: dict[str, str], texts: tuple[str, ...] = HOUSEHOLD
+) -> list[Utterance]:
     """Only the voice is loaded here (not the other models): the phrases in steady speech."""
     import os
 
@@ -265,6 +267,6 @@ async def voice_speech(options: HouseholdOptions, env: dict[str, str]) -> list[U
     worker = Worker("tts", threads=1)
     try:
         tts = await asyncio.to_thread(TtsEngine, resolve_models(config).voice, config.tts, worker)
-        return household_speech(tts, RATE)
+        return household_speech(tts, RATE, texts)
     finally:
         worker.shutdown()

@@ -12,17 +12,25 @@ from edge.bench.report import STAGES, Turn
 from edge.bench.server import ServerUnderTest
 from edge.bench.utterances import Utterance
 from edge.sim.device import SimDevice
+from edge.sim.mcp_tools import SimMcpServer
 from edge.sim.run import fetch_ota
 
 TURN_TIMEOUT_S = 90.0
 
 
-async def connect(server: ServerUnderTest, device_id: str) -> SimDevice:
-    """The config call, then the WebSocket and the hello (MCP runs beside, as on a device)."""
+async def connect(
+    server: ServerUnderTest, device_id: str, mcp: SimMcpServer | None = None
+) -> SimDevice:
+    """The config call, then the WebSocket and the hello (MCP runs beside, as on a device).
+    `mcp`: the board's tools and their state (kept across connections by the caller)."""
     answer = await fetch_ota(server.ota_url, device_id, f"bench-{device_id}")
     ws = answer["websocket"]
     device = SimDevice(
-        ws["url"], device_id=device_id, protocol_version=int(ws.get("version", 1)), token=""
+        ws["url"],
+        device_id=device_id,
+        protocol_version=int(ws.get("version", 1)),
+        token="",
+        mcp=mcp or SimMcpServer(),
     )
     device.token = ws.get("token", "")
     await device.connect()

@@ -75,6 +75,7 @@ class SimMcpServer:
     fail_tools: set[str] = field(default_factory=set)  # answer with an error (no code)
     silent_tools: set[str] = field(default_factory=set)  # never answer
     hold_list: bool = False  # do not answer tools/list until released
+    without: set[str] = field(default_factory=set)  # tools this board does not have
     volume: int = 70
     brightness: int = 80
     theme: str = "light"
@@ -123,7 +124,8 @@ class SimMcpServer:
         return [r for r in replies if r is not None]
 
     def _tools(self, with_user: bool) -> list[dict[str, Any]]:
-        return COMMON_TOOLS + (USER_ONLY_TOOLS if with_user else [])
+        tools = COMMON_TOOLS + (USER_ONLY_TOOLS if with_user else [])
+        return [tool for tool in tools if tool["name"] not in self.without]
 
     def _list(self, request_id: int | float, params: dict[str, Any]) -> dict[str, Any]:
         tools = self._tools(bool(params.get("withUserTools")))

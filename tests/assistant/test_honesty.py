@@ -42,7 +42,7 @@ MACHINERY = [
     "我可以调用设置音量的函数。",
     'To set a timer or reminder after 5 minutes, the text "I am Alice" is spoken to the user.',
     '({"name": "set reminder", "arguments": {"minutes": 15}}',
-    "You can ask questions about the current condition,",  # `edge bench answers`, "What can you do?"
+    "You can ask questions about the current condition,",  # "What can you do?" (bench answers)
 ]
 HONEST = [
     "The capital of France is Paris.",

@@ -32,6 +32,8 @@ COMMANDS = [
     ("Make it quieter.", SetLevel("en", "volume", step=-1)),
     ("Set the volume to maximum.", SetLevel("en", "volume", value=100)),
     ("Make the screen brighter, set it to 90.", SetLevel("en", "brightness", value=90)),
+    ("Dim the screen.", SetLevel("en", "brightness", step=-1)),
+    ("Brighten the display a bit.", SetLevel("en", "brightness", step=1)),
     ("Make the screen darker.", SetLevel("en", "brightness", step=-1)),
     ("Set the brightness to a hundred.", SetLevel("en", "brightness", value=100)),
     ("Switch the screen to dark mode.", SetTheme("en", "dark")),

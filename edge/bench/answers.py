@@ -1,0 +1,427 @@
+"""`edge bench answers`: can a household trust what the assistant says and does?
+
+One device (every firmware tool) holds `--conversations` conversations, a new connection each,
+with memory and summaries on; a second device, without a speaker volume tool, holds one. They
+say the sets in `answer_sets.py`: commands (English spoken by the voice and recognised by the
+real ASR; Chinese sent as text, as boards send `listen detect`), open questions and chit-chat,
+and unclear fragments. Scored, from what the device received and what the server stored:
+
+- commands right: the device's state afterwards (volume, brightness, theme), the reminder
+  stored with its delay, the clock read out, or an honest refusal without any call;
+- answers that talk about tools, functions or JSON;
+- claimed actions ("I set…", "已经把…") in a turn where no tool succeeded;
+- time answers more than a minute off the clock;
+- actions taken on a fragment;
+- invented memory: summary sentences whose words the user never said;
+- end of speech → first audio for the spoken commands.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+import json
+import random
+import re
+import sqlite3
+import sys
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from edge.bench.answer_sets import (
+    EN_COMMANDS,
+    FRAGMENTS,
+    QUESTIONS,
+    WITHOUT_VOLUME,
+    ZH_COMMANDS,
+    Item,
+)
+from edge.bench.report import percentile
+from edge.bench.server import ServerUnderTest
+from edge.bench.talk import TURN_TIMEOUT_S, connect
+from edge.sim.device import SimDevice
+from edge.sim.mcp_tools import COMMON_TOOLS, USER_ONLY_TOOLS, SimMcpServer
+
+VOLUME_TOOL = "self.audio_speaker.set_volume"
+IDLE_BETWEEN_S = 10.0
+TOOL_TALK = re.compile(
+    r"\b(functions?|tools?|json|api|parameters?|arguments?|instructions?)\b|[{}]|\w+_\w+"
+    r"|\bself\.|函数|工具|参数|指令",
+    re.IGNORECASE,
+)
+CLAIM = re.compile(
+    r"\b(i(?:'ve| have)? (?:set|turned|changed|adjusted|muted|switched|increased|decreased|"
+    r"lowered|raised|dimmed|brightened|started|scheduled|called|ordered|played|opened)|"
+    r"i(?:'ll| will) remind|(?:reminder|timer|volume|brightness|theme) (?:is |has been )?"
+    r"(?:set|changed|muted)|is now (?:set|on|off|muted))"
+    r"|已经?(?:把|将|为你|帮你|设置|调|打开|关闭|切换)|(?:设置|调整|切换|打开|关闭)成功",
+    re.IGNORECASE,
+)
+REFUSAL = re.compile(r"\bno\b|\bnot\b|can't|cannot|没有|不能|无法|不支持", re.IGNORECASE)
+CLOCK = re.compile(r"(\d{1,2})\s*(?::|点|时)\s*(\d{1,2})?")
+STOP_WORDS = set(
+    "the user users user's their they them has have had and for with that this who was were "
+    "are is been about also named name called likes like lives live mentioned said says say "
+    "from into some very much enjoys enjoy prefers prefer favourite favorite".split()
+)
+
+
+@dataclass
+class Result:
+    device: str
+    conversation: int
+    text: str
+    kind: str
+    language: str
+    spoken: bool
+    answer: str = ""
+    right: bool | None = None  # commands only
+    tool_talk: bool = False
+    false_claim: bool = False
+    wrong_time: bool = False
+    acted_on_fragment: bool = False
+    first_audio: float | None = None
+    calls: list[Any] = field(default_factory=list)
+
+
+@dataclass
+class AnswersOptions:
+    conversations: int = 12
+    seed: int = 5
+    config: Path | None = None
+    settings: list[str] = field(default_factory=list)
+    json_out: str = ""
+
+
+def plan(options: AnswersOptions) -> list[list[Item]]:
+    """The main device's conversations: every item once, shuffled from the seed, with the
+    questions that need a remembered fact in the last conversation."""
+    rng = random.Random(options.seed)
+    recall = [q for q in QUESTIONS if q.text.startswith(("What is my", "What music do I", "Where"))]
+    items = [i for i in (*EN_COMMANDS, *ZH_COMMANDS, *QUESTIONS, *FRAGMENTS) if i not in recall]
+    rng.shuffle(items)
+    n = max(options.conversations, 2)
+    conversations = [items[k::n] for k in range(n)]
+    conversations[-1].extend(recall)
+    return conversations
+
+
+def _now(timezone_offset_s: float) -> dt.datetime:
+    return dt.datetime.now(dt.UTC) + dt.timedelta(seconds=timezone_offset_s)
+
+
+def says_the_time(answer: str, now: dt.datetime) -> bool:
+    """A time in the answer within a minute of `now` (24- or 12-hour)."""
+    moments = [now, now - dt.timedelta(minutes=1), now + dt.timedelta(minutes=1)]
+    for match in CLOCK.finditer(answer):
+        hour, minute = int(match.group(1)), int(match.group(2) or 0)
+        for moment in moments:
+            if minute == moment.minute and hour in (moment.hour, moment.hour % 12 or 12):
+                return True
+    return False
+
+
+def says_the_date(answer: str, now: dt.datetime) -> bool:
+    lower = answer.lower()
+    weekdays_zh = "一二三四五六日"
+    return (
+        now.strftime("%A").lower() in lower
+        or (str(now.day) in answer and now.strftime("%B").lower() in lower)
+        or f"{now.month}月{now.day}" in answer
+        or f"星期{weekdays_zh[now.weekday()]}" in answer
+        or f"{now.day}号" in answer
+        or f"{now.day}日" in answer
+    )
+
+
+def command_right(
+    item: Item, before: dict[str, Any], after: dict[str, Any], result: Result, reminders: list
+) -> bool:
+    expect = item.expect
+    assert expect is not None
+    if expect.what in ("volume", "brightness"):
+        was, now_level = before[expect.what], after[expect.what]
+        if expect.value == "+":
+            return bool(now_level > was or was == 100)
+        if expect.value == "-":
+            return bool(now_level < was or was == 0)
+        if expect.value == "restore":
+            return bool(now_level > 0)
+        return bool(now_level == expect.value)
+    if expect.what == "theme":
+        return bool(after["theme"] == expect.value)
+    if expect.what == "remind":
+        return any(abs(due - created - float(expect.value or 0)) <= 5 for due, created in reminders)
+    if expect.what == "time":
+        return says_the_time(result.answer, _now(after["tz"]))
+    if expect.what == "date":
+        return says_the_date(result.answer, _now(after["tz"]))
+    if expect.what == "refuse":
+        return not result.calls and not reminders and bool(REFUSAL.search(result.answer))
+    return False
+
+
+_LINKS = {"the", "a", "an", "of", "to", "is", "are", "and", "or", "e", "g"}
+
+
+def _shingles(text: str, n: int = 4) -> set[tuple[str, ...]]:
+    words = [w for w in re.findall(r"[a-z0-9']+", text.lower()) if w not in _LINKS]
+    return {tuple(words[i : i + n]) for i in range(len(words) - n + 1)}
+
+
+# Four words in a row (small words aside) from a tool's description: the model reading its
+# instructions aloud ("You can ask questions about the current condition").
+DESCRIPTIONS = set().union(*(_shingles(t["description"]) for t in COMMON_TOOLS + USER_ONLY_TOOLS))
+
+
+def talks_about_tools(answer: str) -> bool:
+    return bool(TOOL_TALK.search(answer)) or bool(_shingles(answer) & DESCRIPTIONS)
+
+
+def _state(mcp: SimMcpServer, tz: float) -> dict[str, Any]:
+    return {"volume": mcp.volume, "brightness": mcp.brightness, "theme": mcp.theme, "tz": tz}
+
+
+def _new_reminders(db: Path, device_id: str, since: float) -> list[tuple[float, float]]:
+    with sqlite3.connect(f"file:{db}?mode=ro", uri=True) as conn:
+        rows = conn.execute(
+            "SELECT due, created FROM reminders WHERE device_id = ? AND created >= ?",
+            (device_id, since),
+        ).fetchall()
+    return [(float(due), float(created)) for due, created in rows]
+
+
+async def reminders_heard(device: SimDevice, db: Path, horizon_s: float = 15.0) -> None:
+    """Nobody talks over a reminder: one due about now is heard before the next words."""
+    deadline = time.monotonic() + TURN_TIMEOUT_S
+    while time.monotonic() < deadline:
+        with sqlite3.connect(f"file:{db}?mode=ro", uri=True) as conn:
+            (due,) = conn.execute(
+                "SELECT COUNT(*) FROM reminders WHERE device_id = ? AND delivered IS NULL "
+                "AND due <= ?",
+                (device.device_id, time.time() + horizon_s),
+            ).fetchone()
+        if not due:
+            return
+        await asyncio.sleep(0.5)
+
+
+def _index_of(device: SimDevice, kind: str, after: int) -> int | None:
+    for index in range(after, len(device.events)):
+        message = device.events[index].message
+        if message is not None and message.get("type") == kind:
+            return index
+    return None
+
+
+async def one_turn(
+    device: SimDevice, item: Item, speech: dict[str, Any], conversation: int, tz: float, db: Path
+) -> Result:
+    await reminders_heard(device, db)
+    mark = len(device.events)
+    calls_before = len(device.mcp.calls)
+    before = _state(device.mcp, tz)
+    started = time.time()
+    spoken = item.text in speech
+    await device.listen_start("auto")
+    if spoken:
+        await device.say(speech[item.text], silence_s=TURN_TIMEOUT_S / 2)
+    else:
+        await device.send_json({"type": "listen", "state": "detect", "text": item.text})
+    result = Result(device.device_id, conversation, item.text, item.kind, item.language, spoken)
+    try:
+        # The turn's own bracket: the one after its `stt` (a reminder has none).
+        await device.wait_json(lambda m: m.get("type") == "stt", TURN_TIMEOUT_S, after=mark)
+        heard = _index_of(device, "stt", mark) or mark
+        await device.wait_tts_stop(TURN_TIMEOUT_S, after=heard)
+    except Exception:
+        result.answer = "(no answer)"
+        heard = mark
+    sentences = [
+        str(m.get("text", ""))
+        for m in device.json_messages(heard)
+        if m.get("type") == "tts" and m.get("state") == "sentence_start"
+    ]
+    result.answer = result.answer or " ".join(sentences)
+    result.calls = [list(c) for c in device.mcp.calls[calls_before:]]
+    reminders = _new_reminders(db, device.device_id, started - 1)
+    acted = bool(result.calls or reminders)
+    result.tool_talk = talks_about_tools(result.answer)
+    result.false_claim = bool(CLAIM.search(result.answer)) and not acted
+    if spoken:
+        result.first_audio = device.first_audio_latency(mark)
+    if item.kind == "command":
+        result.right = command_right(item, before, _state(device.mcp, tz), result, reminders)
+        if item.expect is not None and item.expect.what == "time":
+            result.wrong_time = not result.right
+    if item.kind == "fragment":
+        result.acted_on_fragment = acted
+    return result
+
+
+async def summaries_written(db: Path, device_ids: list[str], timeout_s: float = 120.0) -> None:
+    """Until every device's summary covers its last turn (or the time is up)."""
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        with sqlite3.connect(f"file:{db}?mode=ro", uri=True) as conn:
+            behind = conn.execute(
+                "SELECT COUNT(*) FROM devices d WHERE summary_turn < "
+                "(SELECT MAX(id) FROM turns t WHERE t.device_id = d.device_id)"
+            ).fetchone()[0]
+        if not behind:
+            return
+        await asyncio.sleep(1.0)
+
+
+def invented_facts(db: Path, device_id: str) -> tuple[str, list[str]]:
+    """The device's summary, and its sentences with a word the user never said."""
+    with sqlite3.connect(f"file:{db}?mode=ro", uri=True) as conn:
+        row = conn.execute(
+            "SELECT summary FROM devices WHERE device_id = ?", (device_id,)
+        ).fetchone()
+        said = " ".join(
+            r[0]
+            for r in conn.execute("SELECT user_text FROM turns WHERE device_id = ?", (device_id,))
+        ).lower()
+    summary = str(row[0]) if row else ""
+    invented = []
+    for sentence in re.split(r"(?<=[.!?。！？])\s*", summary):
+        words = [w for w in re.findall(r"[a-z']+", sentence.lower()) if len(w) > 2]
+        cjk = re.findall(r"[\u4e00-\u9fff]{2,}", sentence)
+        unknown = [w for w in words if w not in STOP_WORDS and w not in said]
+        unknown += [c for c in cjk if c not in said]
+        if unknown:
+            invented.append(sentence.strip())
+    return summary, invented
+
+
+async def drive(
+    server: ServerUnderTest, options: AnswersOptions, speech: dict[str, Any], say: Any
+) -> dict[str, Any]:
+    assert server.log is not None
+    db = server.log.parent / "state" / "memory.db"
+    tz = dt.datetime.now().astimezone().utcoffset() or dt.timedelta()
+    offset = tz.total_seconds()
+    results: list[Result] = []
+    boards = {
+        "a0:05:00:00:00:01": SimMcpServer(),
+        "a0:05:00:00:00:02": SimMcpServer(without={VOLUME_TOOL}),
+    }
+    schedule = [("a0:05:00:00:00:01", c) for c in plan(options)] + [
+        ("a0:05:00:00:00:02", WITHOUT_VOLUME)
+    ]
+    for number, (device_id, items) in enumerate(schedule):
+        device = await connect(server, device_id, boards[device_id])
+        await asyncio.sleep(1.0)  # the tool list is in before the first words
+        try:
+            for item in items:
+                result = await one_turn(device, item, speech, number, offset, db)
+                results.append(result)
+                mark = "" if result.right is None else (" ok" if result.right else " WRONG")
+                say(f"  [{number}] {item.text!r} → {result.answer[:90]!r}{mark}")
+        finally:
+            await device.drop()
+        # The device is away a while, as between conversations at home: the summary of what
+        # was said is written then (the model must have been idle a few seconds).
+        await asyncio.sleep(IDLE_BETWEEN_S)
+    await summaries_written(db, list(boards))
+    summary, invented = invented_facts(db, "a0:05:00:00:00:01")
+    return figures(results, summary, invented)
+
+
+def figures(results: list[Result], summary: str, invented: list[str]) -> dict[str, Any]:
+    commands = [r for r in results if r.kind == "command"]
+
+    def share(rows: list[Result]) -> dict[str, Any]:
+        right = sum(bool(r.right) for r in rows)
+        return {
+            "right": right,
+            "of": len(rows),
+            "percent": 100 * right / len(rows) if rows else None,
+        }
+
+    audio = [r.first_audio for r in commands if r.first_audio is not None]
+    time_rows = [r for r in commands if r.right is not None and "time" in r.text.lower() + r.text]
+    return {
+        "turns": len(results),
+        "commands": {
+            "en": share([r for r in commands if r.language == "en"]),
+            "zh": share([r for r in commands if r.language == "zh"]),
+        },
+        "tool_talk": [r.text for r in results if r.tool_talk],
+        "false_claims": [[r.text, r.answer] for r in results if r.false_claim],
+        "wrong_time": [[r.text, r.answer] for r in results if r.wrong_time],
+        "acted_on_fragments": [[r.text, r.calls] for r in results if r.acted_on_fragment],
+        "invented_facts": invented,
+        "summary": summary,
+        "command_first_audio": {
+            "p50": percentile(audio, 50),
+            "p95": percentile(audio, 95),
+            "max": max(audio, default=None),
+            "n": len(audio),
+        },
+        "wrong_commands": [[r.device, r.text, r.answer, r.calls] for r in commands if not r.right],
+        "time_turns": len(time_rows),
+        "results": [asdict(r) for r in results],
+    }
+
+
+def print_answers(report: dict[str, Any]) -> None:
+    def pct(row: dict[str, Any]) -> str:
+        return f"{row['right']}/{row['of']} ({row['percent']:.0f} %)" if row["of"] else "-"
+
+    audio = report["command_first_audio"]
+    print(f"\nanswers: {report['turns']} turns over two devices (memory and summaries on)")
+    print(f"  commands right, English:            {pct(report['commands']['en'])}")
+    print(f"  commands right, Chinese:            {pct(report['commands']['zh'])}")
+    print(f"  answers talking about tools:        {len(report['tool_talk'])}")
+    print(f"  claimed actions without a call:     {len(report['false_claims'])}")
+    print(f"  time answers off the clock:         {len(report['wrong_time'])}")
+    print(f"  actions on fragments:               {len(report['acted_on_fragments'])}")
+    print(f"  invented memory facts:              {len(report['invented_facts'])}")
+    if audio["n"]:
+        print(
+            f"  spoken commands, end of speech → first audio: p50 {audio['p50'] * 1000:.0f} ms, "
+            f"p95 {audio['p95'] * 1000:.0f} ms, max {audio['max'] * 1000:.0f} ms (n={audio['n']})"
+        )
+    for device, text, answer, calls in report["wrong_commands"]:
+        print(f"  wrong: {device} {text!r} → {answer[:80]!r} calls={calls}")
+    for text, answer in report["false_claims"]:
+        print(f"  claimed: {text!r} → {answer[:80]!r}")
+    for sentence in report["invented_facts"]:
+        print(f"  invented: {sentence!r}")
+
+
+def main(options: AnswersOptions) -> int:
+    from loguru import logger
+
+    from edge.bench.household import HouseholdOptions, voice_speech
+    from edge.bench.server import setting_env
+
+    logger.remove()
+    logger.add(sys.stderr, level="WARNING")
+    began = time.monotonic()
+
+    def say(line: str) -> None:
+        print(f"[{time.monotonic() - began:7.1f}s] {line}", file=sys.stderr, flush=True)
+
+    env = setting_env(options.settings)
+    spoken = tuple(i.text for i in EN_COMMANDS)
+    voiced = asyncio.run(voice_speech(HouseholdOptions(config=options.config), env, spoken))
+    speech = {utterance.name: utterance.pcm for utterance in voiced}
+
+    async def go() -> dict[str, Any]:
+        server = await ServerUnderTest.start(options.config, env, summaries=True)
+        try:
+            return await drive(server, options, speech, say)
+        finally:
+            server.stop()
+
+    report = asyncio.run(go())
+    print_answers(report)
+    if options.json_out:
+        Path(options.json_out).write_text(json.dumps(report, ensure_ascii=False, indent=2) + "\n")
+        print(f"JSON written to {options.json_out}")
+    return 0

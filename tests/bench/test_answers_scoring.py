@@ -1,0 +1,84 @@
+"""How `edge bench answers` scores (no model: the scoring itself)."""
+
+from __future__ import annotations
+
+import datetime as dt
+import sqlite3
+from pathlib import Path
+
+from edge.bench.answer_sets import EN_COMMANDS, FRAGMENTS, QUESTIONS, ZH_COMMANDS, Expect, Item
+from edge.bench.answers import (
+    CLAIM,
+    AnswersOptions,
+    Result,
+    command_right,
+    invented_facts,
+    plan,
+    says_the_date,
+    says_the_time,
+    talks_about_tools,
+)
+from edge.memory.store import MemoryStore
+
+NOW = dt.datetime(2026, 12, 6, 14, 5)
+
+
+def test_the_sets_are_as_large_as_the_issue_asks_and_every_item_is_said_once() -> None:
+    assert len(EN_COMMANDS) + len(ZH_COMMANDS) >= 60 and len(ZH_COMMANDS) >= 20
+    assert len(QUESTIONS) >= 40 and len(FRAGMENTS) >= 20
+    conversations = plan(AnswersOptions(conversations=12))
+    said = [item.text for conversation in conversations for item in conversation]
+    assert len(conversations) == 12 and sorted(said) == sorted(
+        i.text for i in (*EN_COMMANDS, *ZH_COMMANDS, *QUESTIONS, *FRAGMENTS)
+    )
+    assert "What is my name?" in [i.text for i in conversations[-1]]  # recall comes last
+
+
+def test_time_and_date_answers_are_checked_against_the_clock() -> None:
+    assert says_the_time("It is 14:05.", NOW) and says_the_time("It's 2:05 pm.", NOW)
+    assert says_the_time("现在是下午2点05分。", NOW) and says_the_time("It is 14:04.", NOW)
+    assert not says_the_time("It is 12:00 PM.", NOW) and not says_the_time("Hello.", NOW)
+    assert says_the_date("Today is Sunday.", NOW) and says_the_date("今天是12月6日。", NOW)
+    assert not says_the_date("Today is Monday.", NOW)
+
+
+def test_tool_talk_and_claims_are_found() -> None:
+    assert talks_about_tools("You can ask questions about the current condition,")
+    assert talks_about_tools("I will call the set_volume function.")
+    assert not talks_about_tools("The capital of France is Paris.")
+    assert CLAIM.search("I've set the volume to 30.") and CLAIM.search("音量设置成功。")
+    assert not CLAIM.search("The sky is blue.")
+
+
+def _result(answer: str = "", calls: list | None = None) -> Result:
+    return Result("d", 0, "x", "command", "en", False, answer=answer, calls=calls or [])
+
+
+def test_a_command_is_right_by_what_it_left_behind() -> None:
+    state = {"volume": 70, "brightness": 80, "theme": "light", "tz": 0.0}
+    louder = Item("Louder.", "command", expect=Expect("volume", "+"))
+    assert command_right(louder, state, {**state, "volume": 80}, _result(), [])
+    assert not command_right(louder, state, state, _result(), [])
+    timer = Item("Timer for ten minutes.", "command", expect=Expect("remind", 600))
+    assert command_right(timer, state, state, _result(), [(1600.0, 1000.0)])
+    assert not command_right(timer, state, state, _result(), [(1300.0, 1000.0)])
+    refuse = Item("Mute.", "command", expect=Expect("refuse"))
+    assert command_right(refuse, state, state, _result("This device has no volume control."), [])
+    assert not command_right(refuse, state, state, _result("Done.", [["x", {}]]), [])
+
+
+def test_a_summary_sentence_with_words_the_user_never_said_is_invented(tmp_path: Path) -> None:
+    db = tmp_path / "memory.db"
+    MemoryStore(db).close()  # the server's schema
+    with sqlite3.connect(db) as conn:
+        conn.execute(
+            "INSERT INTO devices (device_id, first_seen, last_seen, summary) VALUES (?, 0, 0, ?)",
+            ("d", "The user's name is Sam. The user mentioned a joke about a tomato."),
+        )
+        conn.execute(
+            "INSERT INTO turns (device_id, session_id, started, user_text) VALUES (?, ?, 0, ?)",
+            ("d", "s", "My name is Sam."),
+        )
+    summary, invented = invented_facts(db, "d")
+    assert summary.startswith("The user's name is Sam.")
+    assert invented == ["The user mentioned a joke about a tomato."]
