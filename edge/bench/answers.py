@@ -46,6 +46,7 @@ from edge.sim.mcp_tools import COMMON_TOOLS, USER_ONLY_TOOLS, SimMcpServer
 
 VOLUME_TOOL = "self.audio_speaker.set_volume"
 IDLE_BETWEEN_S = 10.0
+NOT_HEARD_S = 20.0  # no `stt` this long after the words: they were not heard
 TOOL_TALK = re.compile(
     r"\b(functions?|tools?|json|api|parameters?|arguments?|instructions?)\b|[{}]|\w+_\w+"
     r"|\bself\.|函数|工具|参数|指令",
@@ -61,6 +62,7 @@ CLAIM = re.compile(
 )
 REFUSAL = re.compile(r"\bno\b|\bnot\b|can't|cannot|没有|不能|无法|不支持", re.IGNORECASE)
 CLOCK = re.compile(r"(\d{1,2})\s*(?::|点|时)\s*(\d{1,2})?")
+CJK_FRAME = set("用户他她它们的了是也和在叫喜欢住有")
 STOP_WORDS = set(
     "the user users user's their they them has have had and for with that this who was were "
     "are is been about also named name called likes like lives live mentioned said says say "
@@ -141,6 +143,8 @@ def command_right(
 ) -> bool:
     expect = item.expect
     assert expect is not None
+    # A level or theme it already had is right only if it was set again (a tool was called).
+    called = {name.rsplit(".", 1)[-1] for name, _args in result.calls}
     if expect.what in ("volume", "brightness"):
         was, now_level = before[expect.what], after[expect.what]
         if expect.value == "+":
@@ -148,10 +152,10 @@ def command_right(
         if expect.value == "-":
             return bool(now_level < was or was == 0)
         if expect.value == "restore":
-            return bool(now_level > 0)
-        return bool(now_level == expect.value)
+            return bool(now_level > 0) and f"set_{expect.what}" in called
+        return bool(now_level == expect.value) and f"set_{expect.what}" in called
     if expect.what == "theme":
-        return bool(after["theme"] == expect.value)
+        return bool(after["theme"] == expect.value) and "set_theme" in called
     if expect.what == "remind":
         return any(abs(due - created - float(expect.value or 0)) <= 5 for due, created in reminders)
     if expect.what == "time":
@@ -227,13 +231,14 @@ async def one_turn(
     spoken = item.text in speech
     await device.listen_start("auto")
     if spoken:
-        await device.say(speech[item.text], silence_s=TURN_TIMEOUT_S / 2)
+        await device.say(speech[item.text], silence_s=NOT_HEARD_S)
     else:
         await device.send_json({"type": "listen", "state": "detect", "text": item.text})
     result = Result(device.device_id, conversation, item.text, item.kind, item.language, spoken)
     try:
-        # The turn's own bracket: the one after its `stt` (a reminder has none).
-        await device.wait_json(lambda m: m.get("type") == "stt", TURN_TIMEOUT_S, after=mark)
+        # The turn's own bracket: the one after its `stt` (a reminder has none). Words not
+        # heard at all get no `stt`: the user would say them again; here the turn is lost.
+        await device.wait_json(lambda m: m.get("type") == "stt", NOT_HEARD_S, after=mark)
         heard = _index_of(device, "stt", mark) or mark
         await device.wait_tts_stop(TURN_TIMEOUT_S, after=heard)
     except Exception:
@@ -289,9 +294,11 @@ def invented_facts(db: Path, device_id: str) -> tuple[str, list[str]]:
     invented = []
     for sentence in re.split(r"(?<=[.!?。！？])\s*", summary):
         words = [w for w in re.findall(r"[a-z']+", sentence.lower()) if len(w) > 2]
-        cjk = re.findall(r"[\u4e00-\u9fff]{2,}", sentence)
+        # Chinese has no spaces: every character but those a summary adds around the facts.
+        chars = [c for c in re.findall(r"[\u4e00-\u9fff]", sentence) if c not in CJK_FRAME]
         unknown = [w for w in words if w not in STOP_WORDS and w not in said]
-        unknown += [c for c in cjk if c not in said]
+        unknown += [c for c in chars if c not in said]
+        unknown += [n for n in re.findall(r"\d+", sentence) if n not in said]
         if unknown:
             invented.append(sentence.strip())
     return summary, invented
@@ -317,6 +324,9 @@ async def drive(
         await asyncio.sleep(1.0)  # the tool list is in before the first words
         try:
             for item in items:
+                if device.closed_by_server:  # closed while idle (a turn not heard, say)
+                    await device.drop()
+                    device = await connect(server, device_id, boards[device_id])
                 result = await one_turn(device, item, speech, number, offset, db)
                 results.append(result)
                 mark = "" if result.right is None else (" ok" if result.right else " WRONG")

@@ -7,7 +7,6 @@ packets, so they are heard at once instead of after synthesis."""
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 
@@ -19,43 +18,11 @@ from edge.workers import Worker
 PHRASES_KEPT = 32  # fixed phrases are few: greeting, farewell, apologies
 
 
-def _load_voice(voice_model: Path) -> Any:
-    """The piper voice, its ONNX session without onnxruntime's memory arena and pattern
-    planner and without pre-packed weights. With them the session kept what its longest sentence
-    had needed (+210 MB after two sentences, growing with longer ones); without them +108 MB,
-    at about the same speed (measured in `edge bench`). `PiperVoice.load` takes no session
-    options, so the voice is put together as it does, with ours."""
-    import json
-
-    import onnxruntime
-    from piper import PiperVoice
-    from piper.config import PiperConfig
-    from piper.voice import ESPEAK_DATA_DIR
-
-    options = onnxruntime.SessionOptions()
-    options.enable_cpu_mem_arena = False
-    options.enable_mem_pattern = False
-    options.add_session_config_entry("session.disable_prepacking", "1")
-    try:
-        config = json.loads(Path(f"{voice_model}.json").read_text(encoding="utf-8"))
-        session = onnxruntime.InferenceSession(
-            str(voice_model), sess_options=options, providers=["CPUExecutionProvider"]
-        )
-        return PiperVoice(
-            config=PiperConfig.from_dict(config),
-            session=session,
-            espeak_data_dir=Path(ESPEAK_DATA_DIR),
-            download_dir=Path.cwd(),
-        )
-    except TypeError:  # another piper version: its own loader, with onnxruntime's defaults
-        return PiperVoice.load(str(voice_model))
-
-
 class TtsEngine:
     def __init__(self, voice_model: Path, config: TtsConfig, worker: Worker) -> None:
-        from piper import SynthesisConfig
+        from piper import PiperVoice, SynthesisConfig
 
-        self._voice = _load_voice(voice_model)
+        self._voice = PiperVoice.load(str(voice_model))
         self._syn = SynthesisConfig(length_scale=config.length_scale)
         # Without the model's random noise: the same text always gives the same audio (the
         # bench's questions, test speech), a little flatter than the natural default.

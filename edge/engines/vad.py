@@ -10,6 +10,10 @@ pause between sentences does not cut the user off. To keep that hang-over from a
 recognition's time on top, a second detector with a short hang-over (`early_asr_ms`) reports
 each pause as it starts, with the speech so far; the session transcribes it at once, and uses
 that text if the pause turns out to be the end of the utterance.
+
+Pre-roll: a segment starts where silero became sure of speech, which can be a syllable late.
+Whisper tiny then hears "Quieter please." as "wider please." and a lone "Unmute." as nothing
+(`edge bench answers`). Each segment is given the `PRE_ROLL_S` of audio before its start.
 """
 
 from __future__ import annotations
@@ -26,6 +30,35 @@ from edge.config import VadConfig
 from edge.workers import Worker
 
 SAMPLE_RATE = 16000
+PRE_ROLL_S = 0.25
+
+
+class RecentAudio:
+    """The last samples fed to a stream, by their index in it (a ring buffer)."""
+
+    def __init__(self, seconds: float) -> None:
+        self._buffer = np.zeros(int(seconds * SAMPLE_RATE), np.float32)
+        self.total = 0  # samples fed since the last reset
+
+    def add(self, samples: np.ndarray) -> None:
+        size = self._buffer.size
+        if samples.size >= size:
+            self._buffer[:] = samples[-size:]
+            self._buffer = np.roll(self._buffer, self.total + samples.size)
+        else:
+            self._buffer[(self.total + np.arange(samples.size)) % size] = samples
+        self.total += samples.size
+
+    def span(self, start: int, end: int) -> np.ndarray:
+        """Samples [start, end) of the stream, as far as they are still held."""
+        start = max(start, self.total - self._buffer.size, 0)
+        end = min(end, self.total)
+        if start >= end:
+            return np.zeros(0, np.float32)
+        return self._buffer[np.arange(start, end) % self._buffer.size]
+
+    def reset(self) -> None:
+        self.total = 0
 
 
 @dataclass(slots=True)
@@ -49,14 +82,20 @@ class VadDetector:
         early = 0 < config.early_asr_ms < config.end_silence_ms
         self._early = _detector(model, config, config.early_asr_ms) if early else None
         self._early_speech: list[np.ndarray] = []  # this utterance's speech, pause by pause
+        # Segments end `end_silence_ms` after their speech, and may be as long as the longest
+        # utterance: the audio before the oldest start still wanted is that far back.
+        held_s = config.max_utterance_s + config.end_silence_ms / 1000 + 2 * PRE_ROLL_S + 1
+        self._recent = RecentAudio(held_s)
+        self._early_from = 0  # where the early detector's count began (it is reset alone)
 
     def feed(self, samples: np.ndarray) -> VadResult:
         with self._lock:
+            self._recent.add(samples)
             self._vad.accept_waveform(samples)
-            result = VadResult(self._vad.is_speech_detected(), _drain(self._vad))
+            result = VadResult(self._vad.is_speech_detected(), _drain(self._vad, self._recent))
             if self._early is not None:
                 self._early.accept_waveform(samples)
-                paused = _drain(self._early)
+                paused = _drain(self._early, self._recent, self._early_from)
                 if paused:
                     self._early_speech.extend(paused)
                     result.early = np.concatenate(self._early_speech)
@@ -73,11 +112,14 @@ class VadDetector:
             self._vad.flush()
             if self._early is not None:
                 self._early.reset()
+                self._early_from = self._recent.total
                 self._early_speech.clear()
-            return _drain(self._vad)
+            return _drain(self._vad, self._recent)
 
     def reset(self) -> None:
         with self._lock:
+            self._recent.reset()  # the detectors count from 0 again
+            self._early_from = 0
             self._vad.reset()
             if self._early is not None:
                 self._early.reset()
@@ -99,10 +141,13 @@ def _detector(model: Path, config: VadConfig, silence_ms: int) -> Any:
     )
 
 
-def _drain(vad: Any) -> list[np.ndarray]:
+def _drain(vad: Any, recent: RecentAudio, counted_from: int = 0) -> list[np.ndarray]:
+    """The segments that ended, each with the audio before its start."""
     segments = []
     while not vad.empty():
-        segments.append(np.asarray(vad.front.samples, dtype=np.float32))
+        start = counted_from + int(vad.front.start)
+        before = recent.span(start - int(PRE_ROLL_S * SAMPLE_RATE), start)
+        segments.append(np.concatenate([before, np.asarray(vad.front.samples, np.float32)]))
         vad.pop()
     return segments
 

@@ -59,6 +59,9 @@ def test_a_command_is_right_by_what_it_left_behind() -> None:
     louder = Item("Louder.", "command", expect=Expect("volume", "+"))
     assert command_right(louder, state, {**state, "volume": 80}, _result(), [])
     assert not command_right(louder, state, state, _result(), [])
+    dark = Item("Dark mode.", "command", expect=Expect("theme", "light"))
+    assert not command_right(dark, state, state, _result(), [])  # light already: nothing done
+    assert command_right(dark, state, state, _result(calls=[["self.screen.set_theme", {}]]), [])
     timer = Item("Timer for ten minutes.", "command", expect=Expect("remind", 600))
     assert command_right(timer, state, state, _result(), [(1600.0, 1000.0)])
     assert not command_right(timer, state, state, _result(), [(1300.0, 1000.0)])
