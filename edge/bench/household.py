@@ -182,7 +182,8 @@ def print_household(report: dict[str, Any]) -> None:
     print(
         f"delivered {report['delivered']}/{report['turns']}; turns 'speaking' over "
         f"{SPEAKING_WAIT_LIMIT_S:.0f} s before the first frame: {report['speaking_over_1s']}; "
-        f"server memory after: {report.get('rss_mb_end') or 0:.0f} MB RSS"
+        f"server memory after: {report.get('rss_mb_end') or 0:.0f} MB RSS "
+        f"({', '.join(f'{k} {v:.0f} MB' for k, v in report.get('rss_parts_mb_end', {}).items())})"
     )
 
 
@@ -207,6 +208,7 @@ async def run_household(
         report = figures(turns, held, options)
         report["seconds"] = time.monotonic() - started
         report["rss_mb_end"] = server.rss_mb()
+        report["rss_parts_mb_end"] = server.rss_parts_mb()
         return report
     finally:
         if neighbour is not None:

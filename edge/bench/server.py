@@ -178,6 +178,23 @@ class ServerUnderTest:
     def rss_mb(self) -> float | None:
         return self.process.memory_info().rss / 1e6 if self.process else None
 
+    def rss_parts_mb(self) -> dict[str, float]:
+        """RSS split as the kernel counts it: anonymous memory (what edge allocated) and
+        file-backed pages (mostly the language model's memory-mapped weights: shared with the
+        page cache, and given back under pressure)."""
+        if self.process is None:
+            return {}
+        try:
+            status = Path(f"/proc/{self.process.pid}/status").read_text()
+        except OSError:
+            return {}
+        parts = {}
+        for line in status.splitlines():
+            key, _, value = line.partition(":")
+            if key in ("RssAnon", "RssFile", "RssShmem"):
+                parts[key.removeprefix("Rss").lower()] = int(value.split()[0]) / 1000
+        return parts
+
     def cpu_seconds(self) -> float | None:
         if self.process is None:
             return None
