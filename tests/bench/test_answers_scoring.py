@@ -6,18 +6,17 @@ import datetime as dt
 import sqlite3
 from pathlib import Path
 
-from edge.bench.answer_sets import EN_COMMANDS, FRAGMENTS, QUESTIONS, ZH_COMMANDS, Expect, Item
-from edge.bench.answers import (
+from edge.bench.answer_scoring import (
     CLAIM,
-    AnswersOptions,
     Result,
     command_right,
     invented_facts,
-    plan,
     says_the_date,
     says_the_time,
     talks_about_tools,
 )
+from edge.bench.answer_sets import EN_COMMANDS, FRAGMENTS, QUESTIONS, ZH_COMMANDS, Expect, Item
+from edge.bench.answers import AnswersOptions, plan
 from edge.memory.store import MemoryStore
 
 NOW = dt.datetime(2026, 12, 6, 14, 5)
