@@ -11,9 +11,11 @@ recognition's time on top, a second detector with a short hang-over (`early_asr_
 each pause as it starts, with the speech so far; the session transcribes it at once, and uses
 that text if the pause turns out to be the end of the utterance.
 
-Pre-roll: a segment starts where silero became sure of speech, which can be a syllable late.
-Whisper tiny then hears "Quieter please." as "wider please." and a lone "Unmute." as nothing
-(`edge bench answers`). Each segment is given the `PRE_ROLL_S` of audio before its start.
+Pre-roll: a segment starts where silero became sure of speech, which can be a syllable late,
+and Whisper tiny then heard "Quieter please." as "wider please." (`edge bench answers`). Each
+segment is given the `PRE_ROLL_S` of audio before its start, from a ring buffer of the stream
+(~1.4 MB per detector). It does not make every short word heard: "Unmute." alone is still
+sometimes "mute".
 """
 
 from __future__ import annotations
