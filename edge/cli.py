@@ -75,9 +75,7 @@ def _parser() -> argparse.ArgumentParser:
     add("--cpus", type=int, default=0, help="pin the server to this many cores (a slower board)")
     add("--busy", action="store_true", help="a CPU-bound neighbour on each of its cores")
     add("--profile", default="", help="model profile for the server")
-    add("--config", type=Path, help="config file for the server")
-    add("--set", dest="settings", action="append", default=[], help="section.key=value")
-    add("--json", dest="json_out", default="", help="write the figures as JSON (- for stdout)")
+    _server_arguments(household)
     fuzz = bench_sub.add_parser("fuzz", help="malformed input against a live server")
     fuzz.add_argument("--seconds", type=float, default=60.0, help="how long (default 60)")
     fuzz.add_argument("--seed", type=int, default=1)
@@ -90,21 +88,25 @@ def _parser() -> argparse.ArgumentParser:
     add("--drop", type=float, default=0.5, help="share of turns cut off (default 0.5)")
     add("--every", type=int, default=50, help="print the figures every N turns (default 50)")
     add("--seed", type=int, default=11)
-    add("--config", type=Path, help="config file for the server")
-    add("--set", dest="settings", action="append", default=[], help="section.key=value")
-    add("--json", dest="json_out", default="", help="write the figures as JSON")
+    _server_arguments(soak)
     answers = bench_sub.add_parser("answers", help="commands, honesty and memory, scored")
     add = answers.add_argument
     add("--conversations", type=int, default=12, help="of the main device (default 12)")
     add("--seed", type=int, default=5)
-    add("--config", type=Path, help="config file for the server")
-    add("--set", dest="settings", action="append", default=[], help="section.key=value")
-    add("--json", dest="json_out", default="", help="write the figures as JSON")
+    _server_arguments(answers)
     tools = bench_sub.add_parser("tools", help="tool-call accuracy on spoken-style requests")
     tools.add_argument("--model", type=Path, help="GGUF file (default: the embedded model)")
     tools.add_argument("--mode", choices=["template", "grammar"], default="template")
     tools.add_argument("--json", action="store_true", help="print JSON instead of text")
     return parser
+
+
+def _server_arguments(parser: argparse.ArgumentParser) -> None:
+    """What every bench that starts its own server takes: its config, settings, the JSON out."""
+    add = parser.add_argument
+    add("--config", type=Path, help="config file for the server")
+    add("--set", dest="settings", action="append", default=[], help="section.key=value")
+    add("--json", dest="json_out", default="", help="write the figures as JSON (- for stdout)")
 
 
 def _latency_arguments(parser: argparse.ArgumentParser) -> None:

@@ -20,10 +20,8 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
-import json
 import random
 import sqlite3
-import sys
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -274,18 +272,11 @@ def print_answers(report: dict[str, Any]) -> None:
 
 
 def main(options: AnswersOptions) -> int:
-    from loguru import logger
-
     from edge.bench.household import HouseholdOptions, voice_speech
+    from edge.bench.report import progress_printer, write_json
     from edge.bench.server import setting_env
 
-    logger.remove()
-    logger.add(sys.stderr, level="WARNING")
-    began = time.monotonic()
-
-    def say(line: str) -> None:
-        print(f"[{time.monotonic() - began:7.1f}s] {line}", file=sys.stderr, flush=True)
-
+    say = progress_printer()
     env = setting_env(options.settings)
     spoken = tuple(i.text for i in EN_COMMANDS)
     voiced = asyncio.run(voice_speech(HouseholdOptions(config=options.config), env, spoken))
@@ -300,7 +291,5 @@ def main(options: AnswersOptions) -> int:
 
     report = asyncio.run(go())
     print_answers(report)
-    if options.json_out:
-        Path(options.json_out).write_text(json.dumps(report, ensure_ascii=False, indent=2) + "\n")
-        print(f"JSON written to {options.json_out}")
+    write_json(options.json_out, report)
     return 0

@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import asyncio
 import random
-import sys
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -224,32 +223,17 @@ def household_speech(tts: Any, rate: int, texts: tuple[str, ...] = HOUSEHOLD) ->
 
 
 def main(options: HouseholdOptions) -> int:
-    import json
-
-    from loguru import logger
-
+    from edge.bench.report import progress_printer, write_json
     from edge.bench.server import setting_env
 
-    logger.remove()
-    logger.add(sys.stderr, level="WARNING")
-    started = time.monotonic()
-
-    def say(line: str) -> None:
-        print(f"[{time.monotonic() - started:6.1f}s] {line}", file=sys.stderr, flush=True)
-
+    say = progress_printer()
     env = setting_env(options.settings)
     if options.profile:
         env["EDGE_MODELS_PROFILE"] = options.profile
     speech = asyncio.run(voice_speech(options, env))
     report = asyncio.run(run_household(options, speech, env, say))
     print_household(report)
-    if options.json_out:
-        text = json.dumps(report, ensure_ascii=False, indent=2)
-        if options.json_out == "-":
-            print(text)
-        else:
-            Path(options.json_out).write_text(text + "\n")
-            print(f"\nJSON written to {options.json_out}")
+    write_json(options.json_out, report)
     return 0 if report["delivered"] == report["turns"] else 1
 
 

@@ -3,9 +3,14 @@ table (`edge.bench.latency` measures; this module summarises)."""
 
 from __future__ import annotations
 
+import json
 import os
 import platform
+import sys
+import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -159,3 +164,30 @@ def print_report(report: dict[str, Any]) -> None:
         from edge.bench.household import print_household
 
         print_household(report["household"])
+
+
+def progress_printer() -> Callable[[str], None]:
+    """For the benches that start a server of their own: the library's log down to warnings,
+    and progress lines on stderr stamped with the seconds since the start."""
+    from loguru import logger
+
+    logger.remove()
+    logger.add(sys.stderr, level="WARNING")
+    began = time.monotonic()
+
+    def say(line: str) -> None:
+        print(f"[{time.monotonic() - began:7.1f}s] {line}", file=sys.stderr, flush=True)
+
+    return say
+
+
+def write_json(target: str, figures: Any) -> None:
+    """The figures as JSON to the file `target` (or stdout for "-"); nothing for ""."""
+    if not target:
+        return
+    text = json.dumps(figures, ensure_ascii=False, indent=2)
+    if target == "-":
+        print(text)
+        return
+    Path(target).write_text(text + "\n")
+    print(f"\nJSON written to {target}")

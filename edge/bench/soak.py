@@ -13,9 +13,7 @@ zero: caches and pools fill during the warm-up and then stay.
 from __future__ import annotations
 
 import asyncio
-import json
 import random
-import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -199,19 +197,12 @@ def print_soak(report: dict[str, Any], options: SoakOptions) -> None:
 
 
 def main(options: SoakOptions) -> int:
-    from loguru import logger
-
     from edge.bench.household import HouseholdOptions, voice_speech
+    from edge.bench.report import progress_printer, write_json
     from edge.bench.server import setting_env
     from edge.bench.talk import started_after_a_device
 
-    logger.remove()
-    logger.add(sys.stderr, level="WARNING")
-    began = time.monotonic()
-
-    def say(line: str) -> None:
-        print(f"[{time.monotonic() - began:7.1f}s] {line}", file=sys.stderr, flush=True)
-
+    say = progress_printer()
     env = setting_env(options.settings)
     speech = asyncio.run(voice_speech(HouseholdOptions(config=options.config), env))
 
@@ -227,7 +218,5 @@ def main(options: SoakOptions) -> int:
     report = asyncio.run(go())
     figures = report.to_json()
     print_soak(figures, options)
-    if options.json_out:
-        Path(options.json_out).write_text(json.dumps(figures, indent=2) + "\n")
-        print(f"JSON written to {options.json_out}")
+    write_json(options.json_out, figures)
     return 0 if not report.crash_lines and report.unanswered == 0 else 1

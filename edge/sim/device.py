@@ -64,7 +64,7 @@ class SimDevice:
     frame_ms: int = 60
     features: dict[str, Any] | None = field(default_factory=lambda: {"mcp": True})
     state_delay_s: float = 0.02  # how long the firmware takes to act on `tts start`
-    firmware: str = "2.5.0"  # reported in the config call; sets the queue and `notify`
+    firmware: str = "2.5.0"  # sets the queue and `notify` (give fetch_ota the same version)
     queue_packets: int = 0  # 0: the firmware's own
     clear_queue_on_stop: bool = False
     extra_headers: dict[str, str] = field(default_factory=dict)

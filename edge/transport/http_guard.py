@@ -21,14 +21,14 @@ from loguru import logger
 from edge.faults import EveryMinute, left_out
 
 REFUSAL_LINGER_S = 1.0  # a refused connection is closed at the latest this long after its 503
+_REFUSAL_BODY = b"too many connections from this address\n"
 _REFUSAL = (
     b"HTTP/1.1 503 Service Unavailable\r\n"
     b"Content-Type: text/plain; charset=utf-8\r\n"
-    b"Content-Length: 39\r\n"
+    b"Content-Length: %d\r\n"
     b"Connection: close\r\n"
     b"\r\n"
-    b"too many connections from this address\n"
-)
+) % len(_REFUSAL_BODY) + _REFUSAL_BODY
 
 
 class AddressCap:
