@@ -27,6 +27,7 @@ from edge.commands.intents import (
     Target,
     duration_words,
 )
+from edge.engines.asr import Bias
 from edge.errors import ToolError
 from edge.tools.builtin import local_now
 from edge.tools.registry import Tool, ToolContext, ToolSet
@@ -55,6 +56,10 @@ class Done:
 def match(text: str) -> Command | None:
     """The command `text` is, with confidence; None sends it to the model."""
     return chinese.match(text) or english.match(text)
+
+
+# What speech recognition is steered towards, for a second reading of a short clip.
+ASR_BIAS = Bias(english.ASR_PROMPT, lambda text: match(text) is not None, english.near_command)
 
 
 class CommandRunner:

@@ -6,7 +6,11 @@
 
 from __future__ import annotations
 
+import re
 import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from itertools import pairwise
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -19,8 +23,25 @@ from edge.workers import Worker, usable_threads
 SAMPLE_RATE = 16000
 
 
+@dataclass(frozen=True)
+class Bias:
+    """A second reading of a short clip, steered towards the words of household commands by a
+    Whisper prompt (`prompt`), taken when it is one (`accepts`) and the plain reading is not the
+    same: Whisper tiny.en hears "Unmute." as "A mute." (which mutes), "Dim the screen." as "Then
+    the screen.", "Volume up." as "value up.". The prompt also makes Whisper repeat short
+    phrases ("Light mode. Light mode."), and can turn a near miss into a command ("Like mode." →
+    "Light mode."), so a reading that repeats itself, or whose length differs from the plain
+    one's by more than a word, is not taken. The second reading costs ~60 ms of decoding here,
+    so only a plain reading that `near` finds close to a command (it names a command's object)
+    gets one."""
+
+    prompt: str
+    accepts: Callable[[str], bool]
+    near: Callable[[str], bool]
+
+
 class Recognizer(Protocol):
-    def transcribe(self, samples: np.ndarray) -> str: ...
+    def transcribe(self, samples: np.ndarray, bias: Bias | None = None) -> str: ...
 
 
 class FasterWhisperRecognizer:
@@ -44,6 +65,7 @@ class FasterWhisperRecognizer:
     COMPRESSION_RATIO_LIMIT = 2.4
     LOG_PROB_LIMIT = -1.0
     NO_SPEECH_LIMIT = 0.6
+    BIAS_MAX_FRAMES = 400  # a second, biased reading for clips up to 4 s: commands are short
 
     def __init__(self, model_dir: Path, config: AsrConfig) -> None:
         from faster_whisper import WhisperModel
@@ -66,21 +88,21 @@ class FasterWhisperRecognizer:
         )
         self._prompt = [*self._tokenizer.sot_sequence, self._tokenizer.no_timestamps]
         self._suppress = _suppressed_tokens(self._tokenizer)
+        self._biased_prompts: dict[str, list[int]] = {}
 
-    def transcribe(self, samples: np.ndarray) -> str:
+    def transcribe(self, samples: np.ndarray, bias: Bias | None = None) -> str:
         features = self._model.feature_extractor(samples)
         frames = features.shape[-1]
         if self._short_clips and frames + self.TAIL_FRAMES <= self.WINDOW_FRAMES:
-            text = self._transcribe_short(features)
+            text = self._transcribe_short(features, bias)
             if text is not None:
                 return text
             logger.debug("asr: a doubtful short-window result; reading the full window")
         return self._transcribe_window(samples)
 
-    def _transcribe_short(self, features: np.ndarray) -> str | None:
+    def _transcribe_short(self, features: np.ndarray, bias: Bias | None = None) -> str | None:
         """None when faster-whisper would not trust the result."""
         import ctranslate2
-        from faster_whisper.transcribe import get_compression_ratio
 
         frames = features.shape[-1]
         padding = max(self.TAIL_FRAMES, self.MIN_WINDOW_FRAMES - frames)
@@ -88,12 +110,31 @@ class FasterWhisperRecognizer:
         encoded = self._model.model.encode(
             ctranslate2.StorageView.from_array(np.ascontiguousarray(window)), to_cpu=False
         )
+        plain = self._decode(encoded, self._prompt, frames)
+        if not plain or bias is None or frames > self.BIAS_MAX_FRAMES or not bias.near(plain):
+            return plain
+        biased = self._decode(encoded, self._biased_prompt(bias.prompt), frames)
+        if biased and _takes_biased(plain, biased, bias):
+            logger.debug("asr: {!r} read as the command {!r}", plain, biased)
+            return biased
+        return plain
+
+    def _biased_prompt(self, prompt: str) -> list[int]:
+        if prompt not in self._biased_prompts:
+            words = self._tokenizer.encode(" " + prompt.strip())
+            self._biased_prompts[prompt] = [self._tokenizer.sot_prev, *words, *self._prompt]
+        return self._biased_prompts[prompt]
+
+    def _decode(self, encoded: Any, prompt: list[int], frames: int) -> str | None:
+        """The text after `prompt`: "" for silence, None when faster-whisper would not trust it."""
+        from faster_whisper.transcribe import get_compression_ratio
+
         # Room for fast speech (~4 tokens a second) and then some: a clip that makes Whisper
         # repeat itself stops here instead of at 448 tokens (over a second), and is retried.
-        most = len(self._prompt) + int(self.TOKENS_BASE + self.TOKENS_PER_SECOND * frames / 100)
+        most = len(prompt) + int(self.TOKENS_BASE + self.TOKENS_PER_SECOND * frames / 100)
         result = self._model.model.generate(
             encoded,
-            [self._prompt],
+            [prompt],
             beam_size=1,
             max_length=min(most, self._model.max_length),
             return_scores=True,
@@ -107,7 +148,7 @@ class FasterWhisperRecognizer:
             return ""  # silence or noise, as faster-whisper decides it
         text = str(self._tokenizer.decode(tokens)).strip()
         doubtful = (
-            len(self._prompt) + len(tokens) >= most
+            len(prompt) + len(tokens) >= most
             or get_compression_ratio(text) > self.COMPRESSION_RATIO_LIMIT
             or avg_log_prob < self.LOG_PROB_LIMIT
         )
@@ -123,6 +164,23 @@ class FasterWhisperRecognizer:
             without_timestamps=True,
         )
         return " ".join(seg.text.strip() for seg in segments).strip()
+
+
+def _words(text: str) -> list[str]:
+    return re.findall(r"[a-z0-9']+", text.lower())
+
+
+def _takes_biased(plain: str, biased: str, bias: Bias) -> bool:
+    """The biased reading when it is a command, a different one, of about the same length, and
+    not repeating itself."""
+    said, heard = _words(plain), _words(biased)
+    pairs = list(pairwise(heard))
+    return (
+        heard != said
+        and abs(len(heard) - len(said)) <= 1
+        and len(set(pairs)) == len(pairs)
+        and bias.accepts(biased)
+    )
 
 
 def _suppressed_tokens(tokenizer: Any) -> list[int]:
@@ -175,7 +233,8 @@ class SherpaRecognizer:
         else:
             raise ValueError(f"unknown sherpa-onnx ASR engine {engine!r}")
 
-    def transcribe(self, samples: np.ndarray) -> str:
+    def transcribe(self, samples: np.ndarray, bias: Bias | None = None) -> str:
+        """`bias` is not used: these models take no prompt."""
         stream = self._rec.create_stream()
         stream.accept_waveform(SAMPLE_RATE, samples)
         self._rec.decode_stream(stream)
@@ -196,11 +255,13 @@ class AsrEngine:
         self.recognizer = recognizer
         self.worker = worker
 
-    async def transcribe(self, samples: np.ndarray, *, timeout_s: float | None = None) -> str:
+    async def transcribe(
+        self, samples: np.ndarray, *, timeout_s: float | None = None, bias: Bias | None = None
+    ) -> str:
         if samples.size == 0:
             return ""
         started = time.monotonic()
-        text = await self.worker.run(self.recognizer.transcribe, samples, timeout_s=timeout_s)
+        text = await self.worker.run(self.recognizer.transcribe, samples, bias, timeout_s=timeout_s)
         logger.debug(
             "asr: {:.1f} s of speech in {:.0f} ms (queue included)",
             samples.size / SAMPLE_RATE,

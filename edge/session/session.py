@@ -18,6 +18,7 @@ import numpy as np
 from edge.assistant.history import Conversation
 from edge.audio.opus import OpusDecoder, OpusEncoder
 from edge.commands.intents import AskClock, SetLevel, SetTheme
+from edge.commands.runner import ASR_BIAS
 from edge.commands.runner import match as match_command
 from edge.config import Config
 from edge.errors import OpusError
@@ -308,8 +309,11 @@ class DeviceSession:
 
     async def _transcribe(self, samples: np.ndarray) -> str | None:
         """The text of `samples`, or None (logged) when recognition fails."""
+        bias = ASR_BIAS if self.services.commands is not None else None
         try:
-            return await self.engines.asr.transcribe(samples, timeout_s=self.config.asr.timeout_s)
+            return await self.engines.asr.transcribe(
+                samples, timeout_s=self.config.asr.timeout_s, bias=bias
+            )
         except Exception as exc:
             self.log.error("speech recognition failed: {!r}", exc)
             self.metrics.error("asr")

@@ -215,7 +215,9 @@ class ScriptedAsr:
         self.heard: list[int] = []  # the loud frames of every clip recognised
         self.hold: asyncio.Event | None = None  # set: recognition waits for it
 
-    async def transcribe(self, samples: np.ndarray, *, timeout_s: float | None = None) -> str:
+    async def transcribe(
+        self, samples: np.ndarray, *, timeout_s: float | None = None, bias: object = None
+    ) -> str:
         frames = sum(
             float(np.sqrt(np.mean(samples[i : i + FRAME] ** 2))) > LOUD
             for i in range(0, samples.size, FRAME)
