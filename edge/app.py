@@ -118,7 +118,11 @@ class EdgeServer:
         if memory is not None and config.tools.reminders:
             reminders = ReminderScheduler(memory, self._speak_to)
         tools = config.tools
-        commands = CommandRunner(tools.timezone) if tools.enabled and tools.local_commands else None
+        commands = (
+            CommandRunner(tools.timezone, reminders)
+            if tools.enabled and tools.local_commands
+            else None
+        )
         return Services(
             engines, registry, Metrics(), warmer, memory, reminders, summarizer, commands
         )

@@ -104,6 +104,12 @@ def command_right(
         return bool(after["theme"] == expect.value) and "set_theme" in called
     if expect.what == "remind":
         return any(abs(due - created - float(expect.value or 0)) <= 5 for due, created in reminders)
+    if expect.what == "list reminders":
+        return _says_count(result.answer, before["pending"])
+    if expect.what == "cancel reminders":
+        none = re.search(r"no reminders|没有可以取消", result.answer)
+        done = re.search(rf"Cancelled (?:the|{before['pending']})|已取消", result.answer)
+        return after["pending"] == 0 and bool(done if before["pending"] else none)
     if expect.what == "time":
         return says_the_time(result.answer, _now(after["tz"]))
     if expect.what == "date":
@@ -111,6 +117,15 @@ def command_right(
     if expect.what == "refuse":
         return not result.calls and not reminders and bool(REFUSAL.search(result.answer))
     return False
+
+
+def _says_count(answer: str, count: int) -> bool:
+    """ "You have 2 reminders.", "你有一个提醒。", "You have no reminders or timers." """
+    if count == 0:
+        return bool(re.search(r"no reminders|没有提醒", answer))
+    if count == 1:
+        return bool(re.search(r"one reminder|一个提醒", answer))
+    return bool(re.search(rf"\b{count} reminders|{count}个提醒", answer))
 
 
 _LINKS = {"the", "a", "an", "of", "to", "is", "are", "and", "or", "e", "g"}

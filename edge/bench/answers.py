@@ -75,8 +75,20 @@ def plan(options: AnswersOptions) -> list[list[Item]]:
     return conversations
 
 
-def _state(mcp: SimMcpServer, tz: float) -> dict[str, Any]:
-    return {"volume": mcp.volume, "brightness": mcp.brightness, "theme": mcp.theme, "tz": tz}
+def _state(device: SimDevice, tz: float, db: Path) -> dict[str, Any]:
+    mcp = device.mcp
+    with sqlite3.connect(f"file:{db}?mode=ro", uri=True) as conn:
+        (pending,) = conn.execute(
+            "SELECT COUNT(*) FROM reminders WHERE device_id = ? AND delivered IS NULL AND due > ?",
+            (device.device_id, time.time()),
+        ).fetchone()
+    return {
+        "volume": mcp.volume,
+        "brightness": mcp.brightness,
+        "theme": mcp.theme,
+        "tz": tz,
+        "pending": int(pending),  # reminders still to come
+    }
 
 
 def _new_reminders(db: Path, device_id: str, since: float) -> list[tuple[float, float]]:
@@ -117,7 +129,7 @@ async def one_turn(
     await reminders_heard(device, db)
     mark = len(device.events)
     calls_before = len(device.mcp.calls)
-    before = _state(device.mcp, tz)
+    before = _state(device, tz, db)
     started = time.time()
     spoken = item.text in speech
     await device.listen_start("auto")
@@ -149,7 +161,7 @@ async def one_turn(
     if spoken:
         result.first_audio = device.first_audio_latency(mark)
     if item.kind == "command":
-        result.right = command_right(item, before, _state(device.mcp, tz), result, reminders)
+        result.right = command_right(item, before, _state(device, tz, db), result, reminders)
         if item.expect is not None and item.expect.what == "time":
             result.wrong_time = not result.right
     if item.kind == "fragment":

@@ -11,6 +11,7 @@ from edge.commands.intents import (
     AskClock,
     Command,
     Introduce,
+    ManageReminders,
     SetLevel,
     SetTheme,
     StartTimer,
@@ -71,6 +72,17 @@ _TIMER = [
     re.compile(rf"(?:设|定|设置|开|来)?(?:一)?个?{_DURATION}的?(?:计时器?|定时器?|倒计时|闹钟)"),
     re.compile(rf"(?:倒计时|计时){_DURATION}"),
 ]
+_ZH_KIND = r"(?:提醒|计时器?|定时器?|倒计时|闹钟)"
+_ZH_CANCEL = re.compile(
+    rf"(?:取消|删除|删掉|关掉|停止|清除|清空)(?P<all>所有|全部)?(?:的)?(?:{_ZH_KIND}(?:和|或)?)+|"
+    rf"把(?P<all2>所有|全部)?(?:的)?(?:{_ZH_KIND}(?:和|或)?)+(?P<all3>都|全)?(?:取消|删除|删掉|关掉)(?:掉|了)?"
+)
+_ZH_LIST = re.compile(
+    rf"我?(?:现在)?(?:有|设了|设置了)(?:哪些|什么|几个|多少个?)(?:{_ZH_KIND}(?:和|或)?)+|"
+    rf"(?:现在)?有(?:没有)?(?:什么)?(?:{_ZH_KIND}(?:和|或)?)+吗?|"
+    rf"(?:我的)?(?:{_ZH_KIND}(?:和|或)?)+(?:有哪些|都有什么|还剩多久|还有多久)|"
+    r"(?:还剩|还有)多(?:久|长时间)"
+)
 _SECONDS = {"小时": 3600, "钟头": 3600, "分钟": 60, "分": 60, "秒": 1, "秒钟": 1}
 _SWAP = str.maketrans({"我": "你"})
 
@@ -85,6 +97,7 @@ def match(text: str) -> Command | None:
         return None
     return (
         _clock(sentence)
+        or _reminders(sentence)
         or _introduction(sentence)
         or _timer(sentence)
         or _theme(sentence)
@@ -100,6 +113,15 @@ _NAME = re.compile(
 def _introduction(sentence: str) -> Introduce | None:
     m = _NAME.fullmatch(sentence)
     return Introduce("zh", m["name"]) if m else None
+
+
+def _reminders(sentence: str) -> ManageReminders | None:
+    m = _ZH_CANCEL.fullmatch(sentence)
+    if m:
+        return ManageReminders("zh", "cancel", every=bool(m["all"] or m["all2"] or m["all3"]))
+    if _ZH_LIST.fullmatch(sentence):
+        return ManageReminders("zh", "list")
+    return None
 
 
 def _level(sentence: str) -> SetLevel | None:

@@ -13,6 +13,7 @@ from edge.commands.intents import (
     AskClock,
     Command,
     Introduce,
+    ManageReminders,
     SetLevel,
     SetTheme,
     StartTimer,
@@ -69,6 +70,7 @@ def match(text: str) -> Command | None:
     sentence = " ".join(tokens)
     return (
         _clock(sentence)
+        or _reminders(sentence)
         or _introduction(text)
         or _timer(sentence)
         or _theme(tokens)
@@ -176,6 +178,33 @@ def _clock(sentence: str) -> AskClock | None:
         return AskClock("en", "time")
     if _DATE.match(sentence):
         return AskClock("en", "date")
+    return None
+
+
+_KIND = r"(?:timers?|reminders?|alarms?|countdowns?)"
+_KINDS = rf"{_KIND}(?: (?:and|or) {_KIND})?"
+_WHOSE = r"(?:(?:the|my|this|that|all|all the|all my|all of my|all of the|any) )?"
+_CANCEL = re.compile(
+    rf"^{_POLITE}(?:cancel|delete|remove|clear|stop|turn off) {_WHOSE}{_KINDS}{_END}$"
+)
+_LIST = [
+    re.compile(
+        rf"^{_POLITE}(?:what|which) {_KINDS} (?:do i have|have i (?:got|set)|did i set|"
+        rf"are (?:set|there|on|running|pending|left)){_END}$"
+    ),
+    re.compile(rf"^{_POLITE}(?:list|read|show|tell me) (?:me )?{_WHOSE}{_KINDS}{_END}$"),
+    re.compile(rf"^{_POLITE}(?:do i have|are there|is there) (?:any |a )?{_KINDS}(?: set)?{_END}$"),
+    re.compile(rf"^{_POLITE}how (?:much time|long) is left(?: on {_WHOSE}{_KINDS})?{_END}$"),
+]
+
+
+def _reminders(sentence: str) -> ManageReminders | None:
+    if _CANCEL.match(sentence):
+        plural = re.search(r"\b(?:timer|reminder|alarm|countdown)s\b", sentence)
+        every = " all " in f" {sentence} " or plural is not None
+        return ManageReminders("en", "cancel", every=every)
+    if any(pattern.match(sentence) for pattern in _LIST):
+        return ManageReminders("en", "list")
     return None
 
 

@@ -39,6 +39,17 @@ class StartTimer:
 
 
 @dataclass(frozen=True)
+class ManageReminders:
+    """ "Cancel the timer", "cancel all reminders", "what reminders do I have": the device's
+    pending reminders and timers (one kind to the user), cancelled or read out. `every`: the user
+    named them all ("all", a plural); "cancel the timer" with several pending cancels none."""
+
+    language: Language
+    action: Literal["cancel", "list"]
+    every: bool = False
+
+
+@dataclass(frozen=True)
 class AskClock:
     language: Language
     what: Literal["time", "date"]
@@ -53,7 +64,7 @@ class Introduce:
     name: str
 
 
-Command = SetLevel | SetTheme | StartTimer | AskClock | Introduce
+Command = SetLevel | SetTheme | StartTimer | ManageReminders | AskClock | Introduce
 
 MAX_TIMER_S = 7 * 24 * 3600  # the reminder tool's own limit
 

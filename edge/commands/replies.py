@@ -27,6 +27,30 @@ _TEXT: dict[str, dict[Language, str]] = {
     },
     "reminder at": {"en": "OK, I will remind you at {clock}.", "zh": "好的，{clock}提醒你。"},
     "no reminders": {"en": "I cannot set reminders here.", "zh": "这里不能设置提醒。"},
+    "none pending": {
+        "en": "You have no reminders or timers.",
+        "zh": "你现在没有提醒或计时。",
+    },
+    "pending": {"en": "You have {count} reminders.", "zh": "你有{count}个提醒。"},
+    "one pending": {"en": "You have one reminder.", "zh": "你有一个提醒。"},
+    "pending item": {
+        "en": "In {duration}, at {clock}: {text}.",
+        "zh": "{duration}后，{clock}：{text}。",
+    },
+    "more pending": {"en": "And {count} more.", "zh": "还有{count}个。"},
+    "none to cancel": {
+        "en": "You have no reminders to cancel.",
+        "zh": "你现在没有可以取消的提醒。",
+    },
+    "cancelled one": {
+        "en": "Cancelled the reminder at {clock}.",
+        "zh": "已取消{clock}的提醒。",
+    },
+    "cancelled": {"en": "Cancelled {count} reminders.", "zh": "已取消{count}个提醒。"},
+    "which to cancel": {
+        "en": "You have {count} reminders. Say cancel all reminders to cancel them.",
+        "zh": "你有{count}个提醒。要全部取消，请说取消所有提醒。",
+    },
     "timer done": {"en": "Your {duration} timer is done.", "zh": "{duration}的计时到了。"},
     "reminder": {"en": "Reminder: {text}.", "zh": "提醒：{text}。"},
     "introduced": {"en": "Nice to meet you, {name}.", "zh": "{name}，很高兴认识你。"},

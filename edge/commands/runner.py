@@ -21,6 +21,8 @@ from edge.commands.intents import (
     AskClock,
     Command,
     Introduce,
+    Language,
+    ManageReminders,
     SetLevel,
     SetTheme,
     StartTimer,
@@ -29,12 +31,15 @@ from edge.commands.intents import (
 )
 from edge.engines.asr import Bias
 from edge.errors import ToolError
+from edge.memory.store import Reminder
 from edge.tools.builtin import local_now
 from edge.tools.registry import Tool, ToolContext, ToolSet
+from edge.tools.reminders import ReminderScheduler
 
 STEP = 10  # "louder": how far one step moves a 0-100 level
 UNMUTED_VOLUME = 50  # "unmute" when the volume before muting is not known
 MAX_DEVICES = 256  # volumes remembered for "unmute"
+LISTED = 3  # reminders read out by "what reminders do I have"; the rest are counted
 _NAMES: dict[Target, tuple[str, ...]] = {"volume": ("volume",), "brightness": ("brightness",)}
 _STATUS_KEYS: dict[Target, tuple[str, str]] = {
     "volume": ("audio_speaker", "volume"),
@@ -63,8 +68,9 @@ ASR_BIAS = Bias(english.ASR_PROMPT, lambda text: match(text) is not None, englis
 
 
 class CommandRunner:
-    def __init__(self, timezone: str) -> None:
+    def __init__(self, timezone: str, reminders: ReminderScheduler | None = None) -> None:
         self.timezone = timezone
+        self.reminders = reminders  # for cancelling and listing them
         self._volume_before_mute: dict[str, int] = {}  # by device, for "unmute"
 
     def can_run(self, command: Command, tools: ToolSet) -> bool:
@@ -85,6 +91,8 @@ class CommandRunner:
             return await self._level(command, tools, context)
         if isinstance(command, SetTheme):
             return await self._theme(command, tools, context)
+        if isinstance(command, ManageReminders):
+            return await self._manage(command, tools, context)
         return await self._timer(command, tools, context)
 
     async def _level(self, command: SetLevel, tools: ToolSet, context: ToolContext) -> Done:
@@ -140,6 +148,52 @@ class CommandRunner:
             return Done(replies.say("reminder at", lang, clock=command.clock), tool.name)
         key = "reminder set" if command.text else "timer set"
         return Done(replies.say(key, lang, duration=length), tool.name)
+
+    async def _manage(self, command: ManageReminders, tools: ToolSet, context: ToolContext) -> Done:
+        """Read out, or cancel, what is still to come. "Cancel the timer" with several pending
+        cancels none: which one was meant is not known."""
+        lang, scheduler = command.language, self.reminders
+        tool = tools.find("set_reminder")
+        if scheduler is None or tool is None or tool.source != "builtin":
+            return Done(replies.say("no reminders", lang))
+        upcoming = await scheduler.upcoming(context.device_id)
+        if command.action == "list":
+            return Done(self._listed(upcoming, lang))
+        if not upcoming:
+            return Done(replies.say("none to cancel", lang))
+        if len(upcoming) > 1 and not command.every:
+            return Done(replies.say("which to cancel", lang, count=len(upcoming)))
+        cancelled = await scheduler.cancel(context.device_id, upcoming)
+        if cancelled == 0:  # spoken or cancelled meanwhile
+            return Done(replies.say("none to cancel", lang))
+        if len(upcoming) == 1:
+            clock = f"{self._local(upcoming[0].due):%H:%M}"
+            return Done(replies.say("cancelled one", lang, clock=clock), "reminders")
+        return Done(replies.say("cancelled", lang, count=cancelled), "reminders")
+
+    def _listed(self, upcoming: list[Reminder], lang: Language) -> str:
+        if not upcoming:
+            return replies.say("none pending", lang)
+        count = len(upcoming)
+        said = [replies.say("one pending" if count == 1 else "pending", lang, count=count)]
+        now = local_now(self.timezone)
+        for reminder in upcoming[:LISTED]:
+            due = self._local(reminder.due)
+            seconds = max(1, round((due - now).total_seconds()))
+            if seconds >= 60:
+                seconds = max(60, round(seconds / 60) * 60)  # "in 4 minutes", not seconds
+            duration = duration_words(seconds, lang)
+            text = reminder.text.strip().rstrip(".。")
+            clock = f"{due:%H:%M}"
+            said.append(
+                replies.say("pending item", lang, duration=duration, clock=clock, text=text)
+            )
+        if count > LISTED:
+            said.append(replies.say("more pending", lang, count=count - LISTED))
+        return ("" if lang == "zh" else " ").join(said)
+
+    def _local(self, moment: float) -> dt.datetime:
+        return dt.datetime.fromtimestamp(moment, local_now(self.timezone).tzinfo)
 
 
 def _device_tools(tools: ToolSet) -> list[Tool]:

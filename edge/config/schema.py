@@ -145,6 +145,11 @@ class VadConfig(Section):
     # "what time is it" is answered ~300 ms sooner. A command cut short ("set the volume to")
     # is not a command, and waits for the hang-over as before.
     command_ends_turn: bool = True
+    # ... and a timer or reminder command (or a question about them) ends it once the pause is
+    # this long, not end_silence_ms: ~400 ms sooner. Longer than the pause that ends the other
+    # commands, as people go on after these more often ("remind me in ten minutes … to call
+    # Bob"); a pause inside the reminder's words longer than this cuts its text short.
+    timer_end_silence_ms: int = Field(default=300, ge=0)
     min_speech_ms: int = 250
     max_utterance_s: float = Field(default=20.0, gt=1.0)
     # Fallback: a listening turn with speech whose device stopped sending audio ends after this.

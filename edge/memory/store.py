@@ -136,6 +136,10 @@ class MemoryStore:
     async def pending_reminders(self, device_id: str | None = None) -> list[Reminder]:
         return await self.worker.run(self.pending_reminders_now, device_id)
 
+    async def cancel_reminders(self, device_id: str, reminder_ids: list[int]) -> int:
+        """Removes those of the device's reminders still to be spoken; how many."""
+        return await self.worker.run(self._cancel_reminders, device_id, reminder_ids)
+
     async def mark_delivered(self, reminder_id: int) -> None:
         await self.worker.run(self._mark_delivered, reminder_id)
 
@@ -242,6 +246,18 @@ class MemoryStore:
             args = (device_id,)
         rows = self._db.execute(query + " ORDER BY due", args).fetchall()
         return [Reminder(r[0], r[1], r[2], r[3]) for r in rows]
+
+    def _cancel_reminders(self, device_id: str, reminder_ids: list[int]) -> int:
+        if not reminder_ids:
+            return 0
+        marks = ",".join("?" * len(reminder_ids))
+        with self._transaction():
+            cursor = self._db.execute(
+                f"DELETE FROM reminders WHERE device_id = ? AND delivered IS NULL "
+                f"AND id IN ({marks})",
+                (device_id, *reminder_ids),
+            )
+        return cursor.rowcount
 
     def _mark_delivered(self, reminder_id: int) -> None:
         with self._transaction():

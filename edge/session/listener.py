@@ -54,6 +54,7 @@ class EarlyTurn:
     held: asyncio.Task[bool] | None = None  # an answer begun meanwhile (the session's)
     confirmed: asyncio.Event = field(default_factory=asyncio.Event)
     timings: TurnTimings = field(default_factory=TurnTimings)
+    at: float = field(default_factory=time.monotonic)  # when the pause was seen
 
 
 @dataclass(eq=False)
@@ -86,10 +87,11 @@ class Listener:
         metrics: Metrics,
         faults: FaultLog,
         log: Any,
-        complete: Callable[[str], bool] | None = None,
+        complete: Callable[[str], float | None] | None = None,
     ) -> None:
-        """`complete(text)`: the text is a whole request on its own (a household command); heard
-        at the user's first pause, it ends the utterance there instead of after the hang-over."""
+        """`complete(text)`: the seconds of silence after which the text, heard at the user's
+        first pause, ends the utterance as a whole request on its own (a household command)
+        instead of after the hang-over; None when it is not one."""
         self.vad = vad
         self.config = config
         self.turn = turn  # read only: the session makes the transitions
@@ -219,13 +221,22 @@ class Listener:
 
     async def _watch_pause(self, early: EarlyTurn) -> None:
         """Once the pause's text is known: a complete command ends the utterance (a semantic
-        end of turn); anything else waits for the hang-over as before."""
+        end of turn), at once or once the pause is as long as its kind needs; anything else
+        waits for the hang-over as before."""
         await asyncio.wait([early.text])  # never raises: the text may be dropped meanwhile
         if early.text.cancelled() or self.early is not early:
             return  # the user spoke on (that drops the pause), or the turn ended meanwhile
         text = early.text.result()
-        if text and self._complete is not None and self._complete(text):
-            self._enqueue(_CompleteAtPause(early))
+        silence = self._complete(text) if text and self._complete is not None else None
+        if silence is None:
+            return
+        # The pause was `early_asr_ms` long when it was seen.
+        wait = silence - self.config.early_asr_ms / 1000 - (time.monotonic() - early.at)
+        if wait > 0:
+            await asyncio.sleep(wait)
+            if self.early is not early:
+                return  # the user spoke on, or the turn ended meanwhile
+        self._enqueue(_CompleteAtPause(early))
 
     async def _end_at_pause(self, early: EarlyTurn) -> Heard:
         if self.early is not early or self._detector is None or not self.turn.hears_user:

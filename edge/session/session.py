@@ -17,7 +17,7 @@ import numpy as np
 
 from edge.assistant.history import Conversation
 from edge.audio.opus import OpusDecoder, OpusEncoder
-from edge.commands.intents import AskClock, SetLevel, SetTheme
+from edge.commands.intents import AskClock, ManageReminders, SetLevel, SetTheme, StartTimer
 from edge.commands.runner import ASR_BIAS
 from edge.commands.runner import match as match_command
 from edge.config import Config
@@ -294,11 +294,17 @@ class DeviceSession:
             utterance.early.timings.end_of_speech = utterance.timings.end_of_speech
         self._start_reply(self.runner.answer_utterance(utterance))
 
-    def _completes_turn(self, text: str) -> bool:
-        """Heard at a pause, a short command that nothing could extend ends the utterance;
-        timers and introductions often go on ("remind me in ten minutes … to call Bob")."""
+    def _completes_turn(self, text: str) -> float | None:
+        """Heard at a pause, a short command that nothing could extend ends the utterance at
+        once; a timer, a reminder or a question about them when the pause has lasted
+        `vad.timer_end_silence_ms`, as people go on after them more often ("remind me in ten
+        minutes … to call Bob"); an introduction never does ("my name is Alice … and I …")."""
         command = match_command(text) if self.services.commands is not None else None
-        return isinstance(command, SetLevel | SetTheme | AskClock)
+        if isinstance(command, SetLevel | SetTheme | AskClock):
+            return 0.0
+        if isinstance(command, StartTimer | ManageReminders):
+            return self.config.vad.timer_end_silence_ms / 1000
+        return None
 
     def _maybe_hold_answer(self, early: EarlyTurn) -> None:
         """The user paused: when the model is free, answer the speech so far at once, holding

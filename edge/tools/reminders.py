@@ -33,6 +33,18 @@ class ReminderScheduler:
         self._changed.set()
         return due
 
+    async def upcoming(self, device_id: str) -> list[Reminder]:
+        """The device's reminders not yet due, soonest first (one being spoken is not)."""
+        now = time.time()
+        pending = await self.store.pending_reminders(device_id)
+        return [r for r in pending if r.due > now and r.id not in self._delivering]
+
+    async def cancel(self, device_id: str, reminders: list[Reminder]) -> int:
+        """Cancels those of `reminders` still to be spoken; how many were."""
+        cancelled = await self.store.cancel_reminders(device_id, [r.id for r in reminders])
+        self._changed.set()
+        return cancelled
+
     async def run(self) -> None:
         """The scheduler's loop; cancel it to stop (deliveries in progress are cancelled too)."""
         try:

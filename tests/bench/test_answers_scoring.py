@@ -54,7 +54,7 @@ def _result(answer: str = "", calls: list | None = None) -> Result:
 
 
 def test_a_command_is_right_by_what_it_left_behind() -> None:
-    state = {"volume": 70, "brightness": 80, "theme": "light", "tz": 0.0}
+    state = {"volume": 70, "brightness": 80, "theme": "light", "tz": 0.0, "pending": 2}
     louder = Item("Louder.", "command", expect=Expect("volume", "+"))
     assert command_right(louder, state, {**state, "volume": 80}, _result(), [])
     assert not command_right(louder, state, state, _result(), [])
@@ -67,6 +67,14 @@ def test_a_command_is_right_by_what_it_left_behind() -> None:
     refuse = Item("Mute.", "command", expect=Expect("refuse"))
     assert command_right(refuse, state, state, _result("This device has no volume control."), [])
     assert not command_right(refuse, state, state, _result("Done.", [["x", {}]]), [])
+    listed = Item("What reminders do I have?", "command", expect=Expect("list reminders"))
+    assert command_right(listed, state, state, _result("You have 2 reminders. In 4 minutes…"), [])
+    assert not command_right(listed, state, state, _result("You have 3 reminders."), [])
+    cancel = Item("Cancel all reminders.", "command", expect=Expect("cancel reminders"))
+    gone = {**state, "pending": 0}
+    assert command_right(cancel, state, gone, _result("Cancelled 2 reminders."), [])
+    assert not command_right(cancel, state, state, _result("Cancelled 2 reminders."), [])
+    assert command_right(cancel, gone, gone, _result("You have no reminders to cancel."), [])
 
 
 def test_a_summary_sentence_with_words_the_user_never_said_is_invented(tmp_path: Path) -> None:

@@ -10,7 +10,7 @@ from pathlib import Path
 
 from loguru import logger
 
-from edge.commands.intents import AskClock, SetLevel, SetTheme, StartTimer
+from edge.commands.intents import AskClock, ManageReminders, SetLevel, SetTheme, StartTimer
 from edge.commands.runner import CommandRunner, match
 from edge.memory.store import MemoryStore
 from edge.sim.mcp_tools import McpLoopback, SimMcpServer
@@ -154,3 +154,51 @@ async def test_iot_style_tools_are_found_by_name_and_schema() -> None:
     assert command is not None
     done = await CommandRunner("").run(command, ToolSet([tool]), CONTEXT)
     assert done is not None and done.spoken == "音量已调到7。" and calls == [{"volume": 7}]
+
+
+async def test_reminders_are_read_out_and_cancelled_on_request() -> None:
+    scheduler = reminders()
+    tools = ToolSet(builtin_tools("", scheduler, 5.0))
+    runner = CommandRunner("", scheduler)
+    listed, cancel = ManageReminders("en", "list"), ManageReminders("en", "cancel")
+    done = await runner.run(listed, tools, CONTEXT)
+    assert done.spoken == "You have no reminders or timers." and not done.tool
+    done = await runner.run(cancel, tools, CONTEXT)
+    assert done.spoken == "You have no reminders to cancel." and not done.tool
+
+    await runner.run(StartTimer("en", 240, "check the tea"), tools, CONTEXT)
+    await runner.run(StartTimer("en", 600), tools, CONTEXT)
+    other = ToolContext("aa:bb:cc:00:00:02")  # another device's timer is not this one's
+    await runner.run(StartTimer("en", 60), tools, other)
+    done = await runner.run(listed, tools, CONTEXT)
+    first, second = (
+        dt.datetime.fromtimestamp(r.due, local_now("").tzinfo)
+        for r in await scheduler.upcoming(CONTEXT.device_id)
+    )
+    assert done.spoken == (
+        f"You have 2 reminders. In 4 minutes, at {first:%H:%M}: Reminder: check the tea. "
+        f"In 10 minutes, at {second:%H:%M}: Your 10 minutes timer is done."
+    )
+    zh = await runner.run(ManageReminders("zh", "list"), tools, CONTEXT)
+    assert zh.spoken.startswith("你有2个提醒。4分钟后，")
+
+    # "Cancel the timer" with two pending: which one is not known, so neither is cancelled.
+    done = await runner.run(cancel, tools, CONTEXT)
+    assert done.spoken.startswith("You have 2 reminders. Say cancel all") and not done.tool
+    assert len(await scheduler.upcoming(CONTEXT.device_id)) == 2
+    done = await runner.run(ManageReminders("en", "cancel", every=True), tools, CONTEXT)
+    assert done.spoken == "Cancelled 2 reminders." and done.tool == "reminders"
+    assert await scheduler.upcoming(CONTEXT.device_id) == []
+    [kept] = await scheduler.upcoming(other.device_id)
+
+    # One pending: "cancel the timer" cancels it, and says which.
+    done = await runner.run(cancel, tools, other)
+    due = dt.datetime.fromtimestamp(kept.due, local_now("").tzinfo)
+    assert done.spoken == f"Cancelled the reminder at {due:%H:%M}."
+    assert await scheduler.store.pending_reminders() == []
+
+
+async def test_without_reminders_listing_them_is_refused_honestly() -> None:
+    tools = ToolSet(builtin_tools("", None, 5.0))
+    done = await CommandRunner("").run(ManageReminders("zh", "cancel"), tools, CONTEXT)
+    assert done.spoken == "这里不能设置提醒。" and not done.tool

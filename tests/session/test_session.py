@@ -211,22 +211,34 @@ async def test_a_household_command_is_carried_out_without_the_model() -> None:
 
 
 async def test_a_complete_command_at_the_first_pause_ends_the_utterance_there() -> None:
-    rig = make_rig(echo, texts={10: "what time is it", 4: "remind me in ten minutes"})
+    texts = {
+        10: "what time is it",
+        4: "remind me in ten minutes",
+        8: "remind me in ten minutes to call Bob",
+    }
+    rig = make_rig(echo, texts=texts)
     rig.start()
     rig.listen()
     rig.say(10, quiet=3)  # the first pause only (the hang-over would take 6 quiet frames)
     await rig.reply_done()
     assert rig.link.messages()[0] == Stt("what time is it")
     assert _metric(rig, "edge_semantic_ends_total") == 1 and rig.llm.prompts == []
-    # A command that often goes on ("… to call Bob") waits for the hang-over as before.
+    # A command that often goes on waits a little longer (`timer_end_silence_ms`): the user
+    # who speaks on meanwhile is heard to the end.
     rig.listen()
     after = len(rig.link.sent)
     rig.say(4, quiet=3)
-    await asyncio.sleep(0.3)
-    assert rig.link.kinds(after) == []
-    rig.say(0, quiet=3)
+    rig.say(4, quiet=8)
     await rig.reply_done(after=after)
+    assert rig.link.messages(after)[0] == Stt("remind me in ten minutes to call Bob")
     assert _metric(rig, "edge_semantic_ends_total") == 1
+    # ... and when nothing follows, that longer pause ends it, before the hang-over.
+    rig.listen()
+    after = len(rig.link.sent)
+    rig.say(4, quiet=3)
+    await rig.reply_done(after=after)
+    assert rig.link.messages(after)[0] == Stt("remind me in ten minutes")
+    assert _metric(rig, "edge_semantic_ends_total") == 2
     await rig.stop()
 
 
