@@ -184,6 +184,9 @@ class LlmConfig(Section):
     model_path: str = ""  # empty: the embedded Qwen2.5-Coder-0.5B-Instruct, assembled once
     context_tokens: int = Field(default=2048, ge=512)
     threads: int = Field(default=2, ge=1)
+    # Fewer threads while other processes keep the cores busy, `threads` again when they stop
+    # (edge/engines/llm/contention.py): llama.cpp's threads spin-wait for each other.
+    adapt_threads: bool = True
     max_tokens: int = Field(default=160, ge=8)
     temperature: float = 0.4
     system_prompt: str = DEFAULT_SYSTEM_PROMPT

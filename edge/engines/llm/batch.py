@@ -22,6 +22,7 @@ from typing import Any
 
 from loguru import logger
 
+from edge.engines.llm.contention import ThreadGovernor
 from edge.engines.llm.kv_cache import KvCache
 from edge.engines.llm.request import Request
 from edge.engines.llm.sampling import TokenPieces, make_sampler
@@ -48,7 +49,7 @@ class DecodeLoop:
         llama: Any,
         n_seq: int,
         n_ctx: int,
-        threads: int,
+        threads: ThreadGovernor,
         states_budget: int,
         waiting: Callable[[], int],
         cpu: CpuTurns,
@@ -63,7 +64,9 @@ class DecodeLoop:
         params.n_batch = params.n_ubatch = BATCH_TOKENS
         params.n_seq_max = n_seq
         params.kv_unified = True  # the shared prefix is stored once for every sequence
-        params.n_threads = params.n_threads_batch = threads
+        params.n_threads = params.n_threads_batch = threads.current
+        self._threads = threads  # the count follows how busy other processes keep the cores
+        self._applied = threads.current
         self.context = _internals.LlamaContext(model=self.model, params=params, verbose=False)
         self.ctx = self.context.ctx
         self._batch = llama_cpp.llama_batch_init(BATCH_TOKENS, 0, 1)
@@ -229,6 +232,10 @@ class DecodeLoop:
                 batch.n_seq_id[i] = 1
                 batch.seq_id[i][0] = request.seq
                 batch.logits[i] = logits
+            threads = self._threads.threads()
+            if threads != self._applied:
+                lib.llama_set_n_threads(self.ctx, threads, threads)
+                self._applied = threads
             with self._cpu.turn(engine="llm"):
                 result = lib.llama_decode(self.ctx, batch)
             self.cache.moved_unrotated = False  # every decode first applies pending moves

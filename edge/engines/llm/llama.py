@@ -31,6 +31,7 @@ from loguru import logger
 from edge.config import LlmConfig
 from edge.engines.llm.base import Message, PauseRule, Progress, ToolSpec, greeting_prompt
 from edge.engines.llm.batch import DecodeLoop
+from edge.engines.llm.contention import ThreadGovernor, read_sample
 from edge.engines.llm.places import Places
 from edge.engines.llm.request import Request, next_piece
 from edge.engines.llm.sampling import StopFilter
@@ -82,7 +83,10 @@ class LlmEngine:
             self._llama,
             n_seq=self.sequences,
             n_ctx=cells,
-            threads=usable_threads(config.threads),
+            threads=ThreadGovernor(
+                usable_threads(config.threads),
+                read_sample if config.adapt_threads else lambda _cores: None,
+            ),
             states_budget=config.prompt_cache_mb * 2**20,
             waiting=lambda: self.waiting,
             cpu=cpu or CpuTurns(),
