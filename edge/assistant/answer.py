@@ -19,7 +19,7 @@ from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from edge.assistant.fixed_texts import TOOL_FAILED, TOOL_TIMEOUT
+from edge.assistant.fixed_texts import TOOL_FAILED, TOOL_TIMEOUT, in_language
 from edge.assistant.honesty import CLOCK_ECHO, HonestyCheck, neutral
 from edge.assistant.prompt import CLOCK_PREFIX
 from edge.assistant.relevance import asked_for
@@ -174,7 +174,8 @@ class AnswerWriter:
                 continue
             if record.error is not None:
                 self.answer.unfit = "a tool failed"
-                yield self._said(TOOL_TIMEOUT if record.timed_out else TOOL_FAILED)
+                failed = TOOL_TIMEOUT if record.timed_out else TOOL_FAILED
+                yield self._said(in_language(failed, self._user_text))
                 return
             if tool.terminal or self.context.end_conversation:
                 self.answer.end_conversation = True

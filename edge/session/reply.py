@@ -53,6 +53,7 @@ class ReplySpeaker:
         ready: Callable[[], Awaitable[None]] | None = None,
         fixed: bool = False,
         spoken: list[str] | None = None,
+        apology: str = APOLOGY,
     ) -> str:
         """Speak streamed text; return what was actually spoken (sentence texts, joined).
 
@@ -64,15 +65,16 @@ class ReplySpeaker:
         (a model held up by other devices no longer leaves a device speaking nothing). `fixed`
         text (not the model's: greeting, farewell) is spoken from pre-rendered packets.
         `spoken` collects each sentence once it has been sent, so a caller whose reply is cut
-        short (abort, barge-in) still knows what the device played."""
+        short (abort, barge-in) still knows what the device played. `apology` is said when the
+        model fails or says nothing (in the user's language)."""
         spoken = [] if spoken is None else spoken
         sentences: asyncio.Queue[object] = asyncio.Queue(maxsize=8)
         audio: asyncio.Queue[object] = asyncio.Queue(maxsize=2)  # backpressure on synthesis
         written = asyncio.Event()
         async with asyncio.TaskGroup() as group:
             stages = [
-                group.create_task(self._write(pieces, sentences, timings, written)),
-                group.create_task(self._synthesize(sentences, audio, timings, fixed)),
+                group.create_task(self._write(pieces, sentences, timings, written, apology)),
+                group.create_task(self._synthesize(sentences, audio, timings, fixed, apology)),
             ]
             if ready is not None:
                 await ready()
@@ -110,6 +112,7 @@ class ReplySpeaker:
         out: asyncio.Queue[object],
         timings: TurnTimings,
         written: asyncio.Event,
+        apology: str,
     ) -> None:
         """Cut the text into sentences for synthesis; `written` is set once the first is
         there (or there will be none)."""
@@ -138,11 +141,11 @@ class ReplySpeaker:
             self.log.error("language model failed mid-reply: {!r}", exc)
             self.on_error("llm")
             if not produced:
-                await put(APOLOGY)
+                await put(apology)
         else:
             if not produced:
                 self.log.warning("language model produced no speakable text")
-                await put(APOLOGY)
+                await put(apology)
         finally:
             await out.put(_END)
             written.set()
@@ -153,11 +156,12 @@ class ReplySpeaker:
         out: asyncio.Queue[object],
         timings: TurnTimings,
         fixed: bool,
+        apology: str,
     ) -> None:
         while (sentence := await sentences.get()) is not _END:
             assert isinstance(sentence, str)
             try:
-                if fixed or sentence == APOLOGY:
+                if fixed or sentence == apology:
                     packets = await self.tts.phrase_packets(
                         sentence, self.encoder.sample_rate, self.audio.frame_duration_ms
                     )

@@ -17,6 +17,7 @@ from typing import Any
 import numpy as np
 
 from edge.assistant.answer import AnswerWriter
+from edge.assistant.fixed_texts import APOLOGY, in_language
 from edge.assistant.history import Conversation, SpokenTurn
 from edge.assistant.prompt import PromptBuilder
 from edge.commands.runner import CommandRunner
@@ -185,7 +186,12 @@ class TurnRunner:
         said: list[str] = []
         try:
             reply = await self.speaker.speak(
-                pieces(), timings, self.turn.speaking_started, ready=gate.open, spoken=said
+                pieces(),
+                timings,
+                self.turn.speaking_started,
+                ready=gate.open,
+                spoken=said,
+                apology=in_language(APOLOGY, text),
             )
         finally:
             played = " ".join(said)

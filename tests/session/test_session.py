@@ -9,7 +9,7 @@ import asyncio
 import json
 from typing import Any
 
-from edge.assistant.fixed_texts import APOLOGY
+from edge.assistant.fixed_texts import APOLOGY, in_language
 from edge.assistant.honesty import UNCLEAR
 from edge.engines.llm import Message
 from edge.protocol.messages import LlmEmotion, Notify, Stt, TtsSentence, TtsStart, TtsStop
@@ -412,13 +412,20 @@ async def test_a_failing_model_gets_the_apology_in_a_whole_bracket() -> None:
     def broken(_messages: list[Message]) -> str:
         raise RuntimeError("the model fell over")
 
-    rig = make_rig(broken, texts={10: "hello"})
+    rig = make_rig(broken, texts={10: "hello", 6: "讲个故事"})
     rig.start()
     rig.listen()
     rig.say(10, quiet=8)
     await rig.reply_done()
     assert rig.link.kinds() == BRACKET
     assert rig.link.messages()[3] == TtsSentence(APOLOGY)
+    # In the language the user spoke.
+    rig.listen()
+    after = len(rig.link.sent)
+    rig.say(6, quiet=8)
+    await rig.reply_done(after=after)
+    assert rig.link.messages(after)[3] == TtsSentence(in_language(APOLOGY, "讲个故事"))
+    assert in_language(APOLOGY, "讲个故事") == "抱歉，我刚才没能想出回答。"
     await rig.stop()
 
 
