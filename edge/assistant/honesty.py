@@ -94,6 +94,15 @@ class HonestyCheck:
         for tool in tools.tools:
             for run in _runs(tool.description, RECITED_WORDS):
                 self._recited.setdefault(run, set()).add(tool.name.lower())
+        # Short spoken forms ("set reminder", "end conversation", "get device status"): ordinary
+        # words alone, but two of them, or one of three words, are a list of the tools ("I can
+        # set a timer or reminder, end the conversation, or get device status.").
+        self._short: set[str] = set()
+        for tool in tools.tools:
+            last = re.split(r"[.]", tool.name)[-1]
+            short = " ".join(w for w in _spaced(last).split() if w not in _SMALL_WORDS)
+            if len(short.split()) >= 2:
+                self._short.add(short)
         words = sorted(names, key=len, reverse=True)
         self._names = (
             re.compile(
@@ -117,6 +126,8 @@ class HonestyCheck:
             self._names.search(sentence) or self._names.search(_spaced(sentence))
         ):
             return "names a tool"
+        if self._lists_tools(sentence):
+            return "lists its tools"
         ran = {name.lower() for name in succeeded}
         for run in _runs(sentence, RECITED_WORDS):
             if run in self._recited and not self._recited[run] & ran:
@@ -124,6 +135,11 @@ class HonestyCheck:
         if _CLAIM.search(sentence) and not _backed(sentence, sorted(ran)):
             return "claims an action no tool took"
         return None
+
+    def _lists_tools(self, sentence: str) -> bool:
+        plain = " " + " ".join(w for w in _spaced(sentence).split() if w not in _SMALL_WORDS) + " "
+        named = [short for short in self._short if f" {short} " in plain]
+        return len(named) >= 2 or any(len(short.split()) >= 3 for short in named)
 
 
 def _restates(sentence: str, clock: str) -> bool:

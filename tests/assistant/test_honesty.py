@@ -43,6 +43,8 @@ MACHINERY = [
     'To set a timer or reminder after 5 minutes, the text "I am Alice" is spoken to the user.',
     '({"name": "set reminder", "arguments": {"minutes": 15}}',
     "You can ask questions about the current condition,",  # "What can you do?" (bench answers)
+    # `edge bench answers`: "Okay so." (a list of the tools, by their short names).
+    "I can set a timer or reminder, end the conversation, or get device status.",
 ]
 HONEST = [
     "The capital of France is Paris.",
@@ -54,6 +56,7 @@ HONEST = [
     "The volume is now 70.",  # a status read with the status tool, not a claim
     "The knight used his favourite tool to open the gate.",
     "巴黎是法国的首都。",
+    "Let's end the conversation here.",  # one short tool name is ordinary words
 ]
 CLAIMS = [
     "I set the volume to 30 for the reminder.",
@@ -73,6 +76,7 @@ def test_talk_about_tools_is_never_spoken(sentence: str) -> None:
         "speaks of its tools",
         "names a tool",
         "recites a tool's description",
+        "lists its tools",
     )
 
 
