@@ -37,6 +37,14 @@ SPEECH_ONLY = "root ::= [^{<\\[`\\n ] [^\\n]*"
 _NAME = re.compile(r'"(?:name|tool)"\s*:\s*"([^"]+)"')
 _TAG = "<tool_call>"
 _CLOCK_TIME = re.compile(r"\b\d{1,2}[:.]\d{2}\b|\b\d{1,2} ?[ap]\.?m\b|\d+点\d*分?", re.I)
+# A stock refusal ("I'm sorry, but I can't assist with that."): in the history, the 0.5B model
+# gives it again to whatever comes next ("Tell me a joke." → refusal, "What about." → refusal).
+_REFUSAL = re.compile(
+    r"^(?:i'?m sorry|i am sorry|sorry|i apologi[sz]e)\b.{0,40}?"
+    r"\b(?:can'?t|cannot|unable|not able)\b"
+    r"|^(?:抱歉|对不起).{0,12}?(?:不能|无法|没法|做不到)",
+    re.IGNORECASE,
+)
 
 
 @dataclass
@@ -72,11 +80,12 @@ class Answer:
     # It states a clock time: kept out of the history too, or the model copies it into later
     # answers ("12:00 PM" three conversations in a row); the prompt's clock is the only source.
     states_time: bool = False
+    refuses: bool = False  # a stock refusal: kept out too, or it is copied (`_REFUSAL`)
 
     @property
     def example(self) -> bool:
         """Whether this answer may go back into the prompt as part of the history."""
-        return not self.unfit and not self.states_time
+        return not self.unfit and not self.states_time and not self.refuses
 
     def tool_calls_json(self) -> list[dict[str, Any]]:
         return [call.to_json() for call in self.tool_calls]
@@ -211,6 +220,9 @@ class AnswerWriter:
     def _said(self, sentence: str) -> str:
         """`sentence` added to the answer, as it is yielded: a space after it, so the speaker
         cuts a first clause ("Well, ") at once."""
+        self.answer.refuses = self.answer.refuses or (
+            not self.answer.text and _REFUSAL.search(sentence.strip()) is not None
+        )
         self.answer.text = f"{self.answer.text} {sentence}".strip()
         self.answer.states_time = self.answer.states_time or bool(_CLOCK_TIME.search(sentence))
         return sentence + " "

@@ -303,6 +303,26 @@ async def test_an_answer_stating_a_time_is_not_kept_as_an_example() -> None:
     await rig.stop()
 
 
+async def test_a_stock_refusal_is_said_but_not_kept_as_an_example() -> None:
+    def refusing(messages: list[Message]) -> str:
+        if "joke" in last_user_text(messages):
+            return "I'm sorry, but I can't assist with that."
+        return "Here is one."
+
+    rig = make_rig(refusing, texts={10: "tell me a joke", 6: "what about"})
+    rig.start()
+    rig.listen()
+    rig.say(10, quiet=8)
+    await rig.reply_done()
+    assert rig.tts.said == ["I'm sorry, but I can't assist with that."]
+    rig.listen()
+    rig.say(6, quiet=8)
+    await rig.reply_done(after=len(rig.link.sent))
+    # The 0.5B model gave the refusal again to the next words when it was in the history.
+    assert "assist with that" not in str(rig.llm.prompts[-1])
+    await rig.stop()
+
+
 async def test_tool_talk_is_never_spoken_nor_kept_as_an_example() -> None:
     def talk(messages: list[Message]) -> str:
         if "timer" in last_user_text(messages):
@@ -419,7 +439,9 @@ async def test_a_failing_model_gets_the_apology_in_a_whole_bracket() -> None:
     await rig.reply_done()
     assert rig.link.kinds() == BRACKET
     assert rig.link.messages()[3] == TtsSentence(APOLOGY)
-    # In the language the user spoke.
+    # In the language the user spoke (once the failed turn is stored and over: the device's
+    # `listen start` before then only notes the mode).
+    await rig.until(lambda: not rig.session.turn.busy)
     rig.listen()
     after = len(rig.link.sent)
     rig.say(6, quiet=8)
