@@ -184,6 +184,8 @@ def print_household(report: dict[str, Any]) -> None:
         f"server memory after: {report.get('rss_mb_end') or 0:.0f} MB RSS "
         f"({', '.join(f'{k} {v:.0f} MB' for k, v in report.get('rss_parts_mb_end', {}).items())})"
     )
+    if report.get("restart_ready_s") is not None:
+        print(f"restart with the saved state → ready: {report['restart_ready_s']:.1f} s")
 
 
 async def run_household(
@@ -206,6 +208,7 @@ async def run_household(
         turns, held = await drive(server, plans, say)
         report = figures(turns, held, options)
         report["seconds"] = time.monotonic() - started
+        report["restart_ready_s"] = server.ready_s  # a restart, with the saved state
         report["rss_mb_end"] = server.rss_mb()
         report["rss_parts_mb_end"] = server.rss_parts_mb()
         return report

@@ -83,6 +83,7 @@ class ServerUnderTest:
         self.log = log
         self.process: psutil.Process | None = None
         self.ws_url = ""
+        self.ready_s: float | None = None  # from the process's start to ready (/health)
 
     @property
     def ota_url(self) -> str:
@@ -122,9 +123,11 @@ class ServerUnderTest:
             env_name("server", "max_sessions_per_address"): "0",
         }
         environment = {**defaults, **os.environ, **env}
+        started = time.monotonic()
         proc = _spawn(command, log, environment, cpus)
         server = cls(f"http://127.0.0.1:{http_port}", proc, log)
         await server.wait_ready(timeout_s)
+        server.ready_s = time.monotonic() - started
         return server
 
     @classmethod
