@@ -158,20 +158,24 @@ def _words(text: str, shortest: int = 4) -> list[str]:
 
 # Characters a Chinese summary sentence adds around what the user said ("用户叫小明。").
 _CJK_FRAME = set("用户他她它们的了是也和在叫喜欢住有")
+_CJK = re.compile(r"[\u3400-\u9fff]")
 
 
 def _grounded(summary: str, sources: str) -> bool:
     """Every word of the summary sentence that says something (every name, number and content
     word) was said by the user. Half of them was the rule once, and "Sam is a 25-year-old from
-    France." got in because the user had asked about France (`edge bench answers`)."""
-    cjk = re.findall(r"[\u3400-\u9fff]", summary)
-    if cjk:  # no spaces between words: compare characters
-        seen = set(re.findall(r"[\u3400-\u9fff]", sources)) | _CJK_FRAME
-        return all(ch in seen for ch in cjk)
+    France." got in because the user had asked about France (`edge bench answers`). A sentence
+    in both scripts is checked in both: "The user's name is小明, family is unknown, likes to play
+    music…" got in when only its Chinese characters were."""
+    cjk = _CJK.findall(summary)
+    seen = set(_CJK.findall(sources)) | _CJK_FRAME
+    if not all(ch in seen for ch in cjk):  # no spaces between words: compare characters
+        return False
+    latin, sources = _CJK.sub(" ", summary), _CJK.sub(" ", sources)  # the words around them
     known = set(_words(sources, 2)) | set(re.findall(r"\d+", sources))
-    content = [w for w in _words(summary, 3) if w not in _STOPWORDS]  # "Sam" counts too
-    content += re.findall(r"\d+", summary)
-    if not content:
+    content = [w for w in _words(latin, 3) if w not in _STOPWORDS]  # "Sam" counts too
+    content += re.findall(r"\d+", latin)
+    if not content and not cjk:
         return False
     return all(w in known for w in content)
 

@@ -25,6 +25,14 @@ def test_only_what_was_said_is_kept(summary: str, kept: bool) -> None:
 def test_chinese_is_compared_by_characters() -> None:
     assert _grounded("用户叫小明，喜欢喝茶。", "我叫小明，我喜欢喝茶")
     assert not _grounded("用户住在北京。", "我叫小明")
+    # Both scripts in one sentence: each is checked (`edge bench answers` kept this one when
+    # only its Chinese characters were).
+    said = "我叫小明 Play some music. How do I boil an egg?"
+    invented = (
+        "The user's name is小明, family is unknown, likes to play music, plans to boil an egg."
+    )
+    assert not _grounded(invented, said)
+    assert _grounded("The user's name is 小明 and likes music.", said)
 
 
 @pytest.mark.parametrize(
