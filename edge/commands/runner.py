@@ -64,7 +64,7 @@ def match(text: str) -> Command | None:
 
 
 # What speech recognition is steered towards, for a second reading of a short clip.
-ASR_BIAS = Bias(english.ASR_PROMPT, lambda text: match(text) is not None, english.near_command)
+ASR_BIAS = Bias(english.ASR_PROMPT, match, english.near_command)
 
 
 class CommandRunner:
