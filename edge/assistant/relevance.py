@@ -4,7 +4,9 @@ The 0.5B model calls tools for statements: "My name is Alice." set a 30-minute r
 time to wake up!" and read the device's status aloud. A call to a tool of a known kind (the
 server's reminders and conversation end, the firmware's volume, brightness, theme and status)
 runs only when the user's words are about that kind; otherwise the model answers in words
-without tools. Tools of unknown kinds (external MCP servers, IoT things) are not judged.
+without tools. Tools of unknown kinds (external MCP servers, IoT things) are not judged. Words
+that only name what a level tool sets ("音量", "The volume.") do not say to what: the model set
+the volume to 50 for "音量" (`edge bench answers`), so such a call does not run either.
 """
 
 from __future__ import annotations
@@ -58,12 +60,23 @@ _KINDS: list[tuple[re.Pattern[str], re.Pattern[str]]] = [
 ]
 
 
+_LEVEL_TOOL = re.compile(r"volume|brightness|backlight")
+_ONLY_NAMED = re.compile(
+    r"^[\W_]*(?:(?:the|my|your)\s+)?(?:volume|sound|speaker|brightness|screen|display|"
+    r"音量|声音|亮度|屏幕)[\W_]*$",
+    re.I,
+)
+
+
 def asked_for(tool: Tool, user_text: str) -> bool:
-    """False when `tool` is of a known kind and `user_text` says nothing about it."""
+    """False when `tool` is of a known kind and `user_text` says nothing about it, or, for a
+    level tool, only names what it sets."""
     name = tool.name.lower()
     if tool.source not in ("builtin", "device", "iot"):
         return True
     for kind, request in _KINDS:
         if kind.search(name):
+            if _LEVEL_TOOL.search(name) and _ONLY_NAMED.match(user_text):
+                return False
             return bool(request.search(user_text))
     return True

@@ -33,6 +33,8 @@ REMINDER = Tool("set_reminder", "", {}, _nothing)
         (DEVICE["self.screen.set_brightness"], "The screen is too bright."),
         (DEVICE["self.screen.set_theme"], "Switch to night mode."),
         (DEVICE["self.get_device_status"], "How much battery is left?"),
+        (DEVICE["self.get_device_status"], "Volume?"),  # a status read needs no level
+        (DEVICE["self.audio_speaker.set_volume"], "Volume 30."),
         (BUILTIN["end_conversation"], "That's all, thanks."),
         (Tool("add", "", {}, _nothing, source="mcp:calc"), "What is two plus two?"),
     ],
@@ -49,6 +51,10 @@ def test_a_request_for_the_tool_lets_its_call_run(tool: Tool, text: str) -> None
         (DEVICE["self.audio_speaker.set_volume"], "Tell me a joke."),
         (DEVICE["self.screen.set_theme"], "What is the capital of France?"),
         (BUILTIN["end_conversation"], "Who wrote Hamlet?"),
+        # Only the level's name: to what? (`edge bench answers`: "音量" set the volume to 50)
+        (DEVICE["self.audio_speaker.set_volume"], "音量"),
+        (DEVICE["self.audio_speaker.set_volume"], "The volume."),
+        (DEVICE["self.screen.set_brightness"], "Screen?"),
     ],
 )
 def test_a_call_the_user_did_not_ask_for_does_not_run(tool: Tool, text: str) -> None:
