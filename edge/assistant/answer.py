@@ -37,12 +37,13 @@ SPEECH_ONLY = "root ::= [^{<\\[`\\n ] [^\\n]*"
 _NAME = re.compile(r'"(?:name|tool)"\s*:\s*"([^"]+)"')
 _TAG = "<tool_call>"
 _CLOCK_TIME = re.compile(r"\b\d{1,2}[:.]\d{2}\b|\b\d{1,2} ?[ap]\.?m\b|\d+点\d*分?", re.I)
-# A stock refusal ("I'm sorry, but I can't assist with that."): in the history, the 0.5B model
-# gives it again to whatever comes next ("Tell me a joke." → refusal, "What about." → refusal).
+# A stock refusal ("I'm sorry, but I can't assist with that.", "I'm sorry, but I don't know
+# what you're asking."): in the history, the 0.5B model gives it again to whatever comes next
+# ("Tell me a joke." → refusal, "What about." → refusal; five turns in a row in one run).
 _REFUSAL = re.compile(
     r"^(?:i'?m sorry|i am sorry|sorry|i apologi[sz]e)\b.{0,40}?"
-    r"\b(?:can'?t|cannot|unable|not able)\b"
-    r"|^(?:抱歉|对不起).{0,12}?(?:不能|无法|没法|做不到)",
+    r"\b(?:can'?t|cannot|unable|not able|(?:don'?t|do not) (?:know|understand)|not sure)\b"
+    r"|^(?:抱歉|对不起).{0,12}?(?:不能|无法|没法|做不到|不知道|不明白|不清楚)",
     re.IGNORECASE,
 )
 

@@ -38,7 +38,11 @@ _CLAIM = re.compile(
     r"raised|increased|decreased|started|cancell?ed)\b"
     r"|\bi(?:'ll| will) remind you\b|\b(?:reminder|timer|alarm) (?:is |has been )?set\b"
     r"|已经?(?:把|将|为你|帮你|给你)|已(?:调|设|切换|静音|打开|关闭)|(?:设置|调|设)好了"
-    r"|(?:设置|调整|调节|切换|打开|关闭)成功",
+    r"|(?:设置|调整|调节|切换|打开|关闭)成功"
+    # A device's new state, said as if it were done ("打开客厅的灯" → "The light is on.").
+    r"|\b(?:the |your )?(?:\w+ )?(?:lights?|lamps?|tv|television|heater|fan|door|"
+    r"air conditioner|music) (?:is|are) (?:now )?(?:on|off|open|closed|locked|unlocked|playing)\b"
+    r"|灯(?:已经?)?(?:打开|开|关|关闭)了",
     re.IGNORECASE,
 )
 # What a claim is about, and a word the name of the tool that does it holds.

@@ -168,3 +168,19 @@ def test_the_clock_comes_after_everything_that_stays_the_same() -> None:
     # The read-ahead reads the clock too: it is part of the prompt before the user's words.
     ahead, _tools = builder.ahead(history, "The user is Ann.")
     assert ahead == prompt[:-1]
+
+
+@pytest.mark.parametrize(
+    ("first", "refuses"),
+    [
+        ("I'm sorry, but I can't assist with that.", True),
+        ("I'm sorry, but I don't know what you're asking.", True),  # five turns in a row once
+        ("抱歉，我不知道。", True),
+        ("I'm sorry to hear that.", False),
+        ("A spider has eight legs.", False),
+    ],
+)
+def test_a_stock_refusal_is_no_example_for_the_history(first: str, refuses: bool) -> None:
+    from edge.assistant.answer import _REFUSAL
+
+    assert (_REFUSAL.search(first) is not None) is refuses

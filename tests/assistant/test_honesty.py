@@ -57,6 +57,7 @@ HONEST = [
     "The knight used his favourite tool to open the gate.",
     "巴黎是法国的首都。",
     "Let's end the conversation here.",  # one short tool name is ordinary words
+    "The light is a beautiful color.",
 ]
 CLAIMS = [
     "I set the volume to 30 for the reminder.",
@@ -67,6 +68,8 @@ CLAIMS = [
     "I have switched the screen to dark mode.",
     "我已经把音量调到30了。",
     "音量设置成功。",  # `edge bench answers`: the fragment "音量"
+    "The light is on.",  # `edge bench answers`: "打开客厅的灯", no tool for lights
+    "客厅的灯已经打开了。",
 ]
 
 
