@@ -240,3 +240,38 @@ def test_a_grammar_that_does_not_parse_fails_its_request_only(
     assert isinstance(failed, ValueError), failed
     assert "Paris" in after
     assert not llm.busy  # its place and its sequence were given back
+
+
+def test_a_q8_attention_cache_answers_and_keeps_its_saved_states_apart(
+    harness: ServerThread, llm: Any, tmp_path: Path
+) -> None:
+    """`llm.kv_cache_type = "q8_0"` (half the memory of the cells and of every saved prompt
+    state) answers as the f16 cache does, and its states on disk are in a folder of their own:
+    a state of one type does not load into the other."""
+    import llama_cpp
+
+    from edge.engines.llm.llama import LlmEngine
+    from edge.engines.llm.state_files import model_fingerprint
+
+    path = Path(llm._llama.model_path)
+    quantized = LlmEngine(
+        path,
+        llm.config.replace(kv_cache_type="q8_0", context_tokens=512, parallel=1, temperature=0.0),
+        state_dir=tmp_path,
+    )
+
+    async def ask() -> str:
+        out = ""
+        async for piece in quantized.stream(
+            _prompt("What is the capital of France?"), max_tokens=20
+        ):
+            out += piece
+        return out
+
+    try:
+        assert "Paris" in harness.call(ask())
+        assert quantized._disk is not None
+        f16 = model_fingerprint(path, f"{llama_cpp.__version__}/f16")
+        assert quantized._disk.files.folder.name != f16
+    finally:
+        quantized.close()

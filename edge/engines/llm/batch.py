@@ -53,6 +53,7 @@ class DecodeLoop:
         states_budget: int,
         waiting: Callable[[], int],
         cpu: CpuTurns,
+        kv_type: str = "f16",
     ) -> None:
         import llama_cpp
         from llama_cpp import _internals
@@ -65,6 +66,9 @@ class DecodeLoop:
         params.n_seq_max = n_seq
         params.kv_unified = True  # the shared prefix is stored once for every sequence
         params.n_threads = params.n_threads_batch = threads.current
+        if kv_type == "q8_0":
+            params.type_k = params.type_v = llama_cpp.GGML_TYPE_Q8_0
+            params.flash_attn_type = llama_cpp.LLAMA_FLASH_ATTN_TYPE_ENABLED
         self._threads = threads  # the count follows how busy other processes keep the cores
         self._applied = threads.current
         self.context = _internals.LlamaContext(model=self.model, params=params, verbose=False)

@@ -90,12 +90,15 @@ class LlmEngine:
             states_budget=config.prompt_cache_mb * 2**20,
             waiting=lambda: self.waiting,
             cpu=cpu or CpuTurns(),
+            kv_type=config.kv_cache_type,
         )
         self.states = self._loop.states
         self._disk: DiskStates | None = None
         self._own_io: Worker | None = None
         if state_dir is not None and config.saved_states_mb > 0:
-            fingerprint = model_fingerprint(model_path, str(llama_cpp.__version__))
+            # States of one cache type do not load into the other.
+            engine = f"{llama_cpp.__version__}/{config.kv_cache_type}"
+            fingerprint = model_fingerprint(model_path, engine)
             files = StateFiles(state_dir / STATES_FOLDER, fingerprint, config.saved_states_mb << 20)
             if io is None:
                 io = self._own_io = Worker("llm-states", threads=1)
