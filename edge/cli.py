@@ -97,6 +97,11 @@ def _parser() -> argparse.ArgumentParser:
     tools = bench_sub.add_parser("tools", help="tool-call accuracy on spoken-style requests")
     tools.add_argument("--model", type=Path, help="GGUF file (default: the embedded model)")
     tools.add_argument("--mode", choices=["template", "grammar"], default="template")
+    tools.add_argument(
+        "--commands",
+        action="store_true",
+        help="household commands first, as a session answers (default: the model alone)",
+    )
     tools.add_argument("--json", action="store_true", help="print JSON instead of text")
     return parser
 
@@ -259,7 +264,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.command == "bench" and args.bench == "tools":
         from edge.bench import tool_calls
 
-        return tool_calls.main(args.model, args.mode, args.json)
+        return tool_calls.main(args.model, args.mode, args.json, args.commands)
     if args.command == "bench" and args.bench == "household":
         return _bench_household(args)
     if args.command == "bench" and args.bench == "fuzz":

@@ -2,7 +2,9 @@
 
 Each prompt goes through the real answer path (`AnswerWriter`: prompt, streaming, tolerant
 parsing, argument validation, one repair, the tool, the spoken answer) with the built-in tools and
-the firmware's common device tools served by the simulated device's MCP server. A prompt scores
+the firmware's common device tools served by the simulated device's MCP server; with `--commands`,
+the household command layer first, as a session answers (a command is scored by the tool it
+called and how). A prompt scores
 when the first tool called is the expected one with the expected arguments, or when no tool is
 called for a request that needs none. A question about the time or date scores when it is
 answered, without a tool, from the clock the prompt carries (with the right time). Prints one
@@ -14,6 +16,7 @@ from __future__ import annotations
 import asyncio
 import datetime as dt
 import json
+import re
 import statistics
 import tempfile
 import time
@@ -42,16 +45,28 @@ def _delay(args: dict[str, Any]) -> float:
 
 
 def says_now(pattern: str, timezone: str = "") -> Callable[[str], bool]:
-    """The answer states the local time in `pattern` (strftime), now or a minute ago."""
+    """The answer states the local time in `pattern` (strftime), now or a minute ago; a clock
+    time may also be said on the 12-hour clock with its half of the day ("2:56 PM", "下午2:56")."""
 
     def check(answer: str) -> bool:
         from edge.tools.builtin import local_now
 
         now = local_now(timezone)
         moments = (now, now - dt.timedelta(minutes=1))
-        return any(moment.strftime(pattern) in answer for moment in moments)
+        if any(moment.strftime(pattern) in answer for moment in moments):
+            return True
+        return "%H:%M" in pattern and any(_twelve_hour(moment, answer) for moment in moments)
 
     return check
+
+
+def _twelve_hour(moment: dt.datetime, answer: str) -> bool:
+    """ "2:56 PM", "下午2:56"; also the Chinese 24-hour form "14点56分"."""
+    if f"{moment.hour}点{moment.minute}分" in answer:
+        return True
+    clock = f"{moment.hour % 12 or 12}:{moment.minute:02d}"
+    half = r"p\.?m\.?|下午|晚上|傍晚" if moment.hour >= 12 else r"a\.?m\.?|上午|早上|凌晨"
+    return bool(re.search(rf"(?:{half})\s*{clock}(?!\d)|(?<!\d){clock}\s*(?:{half})", answer, re.I))
 
 
 VOLUME = "self.audio_speaker.set_volume"
@@ -94,9 +109,23 @@ CASES = [
 ]
 
 
-async def run(model: Path | None, mode: str, quiet: bool = True) -> dict[str, Any]:
+def _recorded(tool: Any, calls: list[tuple[str, dict[str, Any]]]) -> Any:
+    """`tool`, noting each call the command layer makes to it."""
+    import dataclasses
+
+    async def handler(arguments: dict[str, Any], context: Any) -> str:
+        calls.append((tool.name, dict(arguments)))
+        return str(await tool.handler(arguments, context))
+
+    return dataclasses.replace(tool, handler=handler)
+
+
+async def run(
+    model: Path | None, mode: str, quiet: bool = True, commands: bool = False
+) -> dict[str, Any]:
     from edge.assistant.answer import AnswerWriter
     from edge.assistant.prompt import PromptBuilder
+    from edge.commands.runner import CommandRunner, match
     from edge.config import Config, with_overrides
     from edge.engines.llm.llama import LlmEngine
     from edge.memory.store import MemoryStore
@@ -122,20 +151,34 @@ async def run(model: Path | None, mode: str, quiet: bool = True) -> dict[str, An
     client = McpLoopback(SimMcpServer(), log=logger).client
     await client.start()
     tools = ToolSet([*builtin_tools("", reminders, 8.0), *client.tools])
+    command_calls: list[tuple[str, dict[str, Any]]] = []
+    recording = ToolSet([_recorded(tool, command_calls) for tool in tools.tools])
+    runner = CommandRunner("", reminders)
     if mode == "template":
         await llm.warm_up(tools=tools.specs())
     log = logger.bind(device="bench")
     rows = []
     try:
         for case in CASES:
-            writer = AnswerWriter(llm, config, tools, ToolContext("bench"), log)
-            messages = PromptBuilder(config, tools).messages(case.prompt, [], "")
             started = time.monotonic()
-            spoken = "".join([p async for p in writer.pieces(messages)])
+            command = match(case.prompt) if commands else None
+            repairs = 0
+            if command is not None and runner.can_run(command, recording):
+                command_calls.clear()
+                done = await runner.run(command, recording, ToolContext("bench"))
+                spoken = done.spoken
+                # "Louder" reads the status first: the call that changes something counts.
+                changing = [c for c in command_calls if "status" not in c[0]]
+                called, arguments = changing[-1] if changing else (None, {})
+            else:
+                writer = AnswerWriter(llm, config, tools, ToolContext("bench"), log)
+                messages = PromptBuilder(config, tools).messages(case.prompt, [], "")
+                spoken = "".join([p async for p in writer.pieces(messages)])
+                calls = writer.answer.tool_calls
+                called = calls[0].name if calls else None
+                arguments = calls[0].arguments if calls else {}
+                repairs = writer.answer.repairs
             seconds = time.monotonic() - started
-            calls = writer.answer.tool_calls
-            called = calls[0].name if calls else None
-            arguments = calls[0].arguments if calls else {}
             ok = called == case.tool and (case.tool is None or case.check(arguments))
             if case.answered is not None:
                 ok = called is None and case.answered(spoken)
@@ -147,7 +190,8 @@ async def run(model: Path | None, mode: str, quiet: bool = True) -> dict[str, An
                     "called": called,
                     "arguments": arguments,
                     "ok": ok,
-                    "repairs": writer.answer.repairs,
+                    "repairs": repairs,
+                    "command": command is not None,
                     "seconds": round(seconds, 2),
                     "answer": spoken,
                 }
@@ -182,14 +226,15 @@ def _summary(model: str, mode: str, rows: list[dict[str, Any]]) -> dict[str, Any
     }
 
 
-def main(model: Path | None, mode: str, as_json: bool) -> int:
+def main(model: Path | None, mode: str, as_json: bool, commands: bool = False) -> int:
     logger.remove()
-    result = asyncio.run(run(model, mode, quiet=as_json))
+    result = asyncio.run(run(model, mode, quiet=as_json, commands=commands))
     if as_json:
         print(json.dumps(result, ensure_ascii=False, indent=2))
     else:
         print(
-            f"\n{result['model']} mode={mode}: {result['all']} correct "
+            f"\n{result['model']} mode={mode}{' with the command layer' if commands else ''}: "
+            f"{result['all']} correct "
             f"(English {result['english']}, Chinese {result['chinese']}; needing a tool "
             f"{result['tool_needed']}, needing none {result['no_tool_needed']}); "
             f"{result['repairs']} repairs; median {result['median_seconds']:.1f} s per prompt"
