@@ -85,6 +85,10 @@ def plan(options: HouseholdOptions, speech: list[Utterance]) -> list[list[Planne
     return plans
 
 
+def device_name(index: int) -> str:
+    return f"b0:05:e0:00:00:{index:02x}"
+
+
 async def drive(
     server: ServerUnderTest, plans: list[list[Planned]], say: Callable[[str], None]
 ) -> tuple[list[Turn], int]:
@@ -94,7 +98,7 @@ async def drive(
 
     async def device(index: int, conversations: list[Planned]) -> None:
         nonlocal held
-        device_id = f"b0:05:e0:00:00:{index:02x}"
+        device_id = device_name(index)
         for planned in conversations:
             await asyncio.sleep(planned.delay_s)
             sim = await connect(server, device_id)
@@ -185,7 +189,10 @@ def print_household(report: dict[str, Any]) -> None:
         f"({', '.join(f'{k} {v:.0f} MB' for k, v in report.get('rss_parts_mb_end', {}).items())})"
     )
     if report.get("restart_ready_s") is not None:
-        print(f"restart with the saved state → ready: {report['restart_ready_s']:.1f} s")
+        print(
+            f"restart with the saved states → ready: {report['restart_ready_s']:.1f} s; a "
+            f"returning device's first turn: {ms(report.get('first_turn_after_restart_s'))}"
+        )
 
 
 async def run_household(
@@ -208,9 +215,20 @@ async def run_household(
         turns, held = await drive(server, plans, say)
         report = figures(turns, held, options)
         report["seconds"] = time.monotonic() - started
-        report["restart_ready_s"] = server.ready_s  # a restart, with the saved state
         report["rss_mb_end"] = server.rss_mb()
         report["rss_parts_mb_end"] = server.rss_parts_mb()
+        server.stop()
+        say("restarting edge serve: a device comes back")
+        server = await ServerUnderTest.start(
+            options.config, env, workdir=server.workdir, cpus=options.cpus, summaries=True
+        )
+        report["restart_ready_s"] = server.ready_s  # with the saved states
+        returning = await connect(server, device_name(0))
+        try:
+            turn = await measured_turn(server, returning, plans[0][0].said[0])
+        finally:
+            await returning.drop()
+        report["first_turn_after_restart_s"] = turn.first_audio
         return report
     finally:
         if neighbour is not None:

@@ -84,6 +84,7 @@ class ServerUnderTest:
         self.process: psutil.Process | None = None
         self.ws_url = ""
         self.ready_s: float | None = None  # from the process's start to ready (/health)
+        self.workdir = log.parent if log is not None else None  # its state, for a restart
 
     @property
     def ota_url(self) -> str:

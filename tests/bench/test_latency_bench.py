@@ -56,3 +56,5 @@ def test_bench_reports_every_figure(tmp_path: Path) -> None:
     assert home["turns"] >= 2 and home["delivered"] == home["turns"]
     assert home["first_audio"]["n"] >= 1 and home["speaking_before_first_frame"]["n"] >= 1
     assert "llm" in home["cpu_wait_worst_per_turn"]
+    # Then a restart with the saved states, and a device coming back.
+    assert home["restart_ready_s"] > 0 and home["first_turn_after_restart_s"] > 0
