@@ -27,6 +27,9 @@ _MACHINERY = re.compile(
     r"|\b(?:json|system prompt|my instructions|tool calls?|function calls?)"
     r"|<tool_call>|\{\s*\"(?:name|arguments|function|tool)\"\s*:"  # a call written as speech
     r"|\b(?:functions?|tools?) (?:called|named)\b"
+    # The reminder tool's "the text is spoken to the user", framing an answer ("How far away is
+    # the moon?" → 'The text to be spoken is "The moon is…"', `edge bench answers`).
+    r"|\bthe text (?:to be |is |will be )?spoken\b"
     r"|调用|函数|工具",
     re.IGNORECASE,
 )
