@@ -17,7 +17,10 @@ from edge.sim.mcp_tools import COMMON_TOOLS, USER_ONLY_TOOLS
 
 TOOL_TALK = re.compile(
     r"\b(functions?|tools?|json|api|parameters?|arguments?|instructions?)\b|[{}]|\w+_\w+"
-    r"|\bself\.|函数|工具|参数|指令",
+    r"|\bself\.|函数|工具|参数|指令"
+    # Machinery framing an answer: 'The text to be spoken is "The sky is blue."' (a whole run
+    # of them once, copied from the history, and none counted).
+    r"|\b(?:text|words?|message|response|output) (?:to be |is |will be )?(?:spoken|said)\b",
     re.IGNORECASE,
 )
 CLAIM = re.compile(

@@ -45,6 +45,8 @@ def test_tool_talk_and_claims_are_found() -> None:
     assert talks_about_tools("You can ask questions about the current condition,")
     assert talks_about_tools("I will call the set_volume function.")
     assert not talks_about_tools("The capital of France is Paris.")
+    assert talks_about_tools('The text to be spoken is "The sky is blue."')
+    assert not talks_about_tools("He spoke softly.")
     assert CLAIM.search("I've set the volume to 30.") and CLAIM.search("音量设置成功。")
     assert not CLAIM.search("The sky is blue.")
 
