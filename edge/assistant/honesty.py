@@ -144,7 +144,8 @@ class HonestyCheck:
         return None
 
     def _lists_tools(self, sentence: str) -> bool:
-        plain = " " + " ".join(w for w in _spaced(sentence).split() if w not in _SMALL_WORDS) + " "
+        words = re.findall(r"[^\W_]+", sentence.lower())  # punctuation and "_" apart
+        plain = " " + " ".join(w for w in words if w not in _SMALL_WORDS) + " "
         named = [short for short in self._short if f" {short} " in plain]
         return len(named) >= 2 or any(len(short.split()) >= 3 for short in named)
 

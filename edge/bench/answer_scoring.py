@@ -144,8 +144,31 @@ def _shingles(text: str, n: int = 4) -> set[tuple[str, ...]]:
 DESCRIPTIONS = set().union(*(_shingles(t["description"]) for t in COMMON_TOOLS + USER_ONLY_TOOLS))
 
 
+# The tools' names as words ("get device status", "end conversation", "set volume"): two in
+# one answer are a list of the tools ("I can set reminders, end the conversation, get device
+# status, set volume…").
+SPOKEN_NAMES = {
+    re.sub(r"[_.]+", " ", name.rsplit(".", 1)[-1]).lower()
+    for name in [
+        *(t["name"] for t in COMMON_TOOLS + USER_ONLY_TOOLS),
+        "set_reminder",
+        "end_conversation",
+    ]
+}
+
+
+def _names_tools(answer: str) -> bool:
+    words = " " + " ".join(w for w in re.findall(r"[a-z]+", answer.lower()) if w != "the") + " "
+    named = [n for n in SPOKEN_NAMES if len(n.split()) >= 2 and re.search(rf" {n}s? ", words)]
+    return len(named) >= 2
+
+
 def talks_about_tools(answer: str) -> bool:
-    return bool(TOOL_TALK.search(answer)) or bool(_shingles(answer) & DESCRIPTIONS)
+    return (
+        bool(TOOL_TALK.search(answer))
+        or bool(_shingles(answer) & DESCRIPTIONS)
+        or _names_tools(answer)
+    )
 
 
 def invented_facts(db: Path, device_id: str) -> tuple[str, list[str]]:

@@ -45,6 +45,7 @@ MACHINERY = [
     "You can ask questions about the current condition,",  # "What can you do?" (bench answers)
     # `edge bench answers`: "Okay so." (a list of the tools, by their short names).
     "I can set a timer or reminder, end the conversation, or get device status.",
+    "I can set reminders, end the conversation, get device status, set volume, set brightness,",
     'The text to be spoken is "The moon is approximately 384,400 kilometers away."',
 ]
 HONEST = [

@@ -47,6 +47,11 @@ def test_tool_talk_and_claims_are_found() -> None:
     assert not talks_about_tools("The capital of France is Paris.")
     assert talks_about_tools('The text to be spoken is "The sky is blue."')
     assert not talks_about_tools("He spoke softly.")
+    listed = (
+        "I can set reminders, end the conversation, get device status, set volume, set brightness"
+    )
+    assert talks_about_tools(listed)
+    assert not talks_about_tools("Let's end the conversation here.")
     assert CLAIM.search("I've set the volume to 30.") and CLAIM.search("音量设置成功。")
     assert not CLAIM.search("The sky is blue.")
 
