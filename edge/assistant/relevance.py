@@ -5,8 +5,9 @@ time to wake up!" and read the device's status aloud. A call to a tool of a know
 server's reminders and conversation end, the firmware's volume, brightness, theme and status)
 runs only when the user's words are about that kind; otherwise the model answers in words
 without tools. Tools of unknown kinds (external MCP servers, IoT things) are not judged. Words
-that only name what a level tool sets ("音量", "The volume.") do not say to what: the model set
-the volume to 50 for "音量" (`edge bench answers`), so such a call does not run either.
+that only name what a level or reminder tool sets ("音量", "The volume.", "提醒") do not say to
+what or when: the model set the volume to 50 for "音量", and a reminder "Hey, how are you?" for
+"提醒" (`edge bench answers`), so such a call does not run either.
 """
 
 from __future__ import annotations
@@ -60,23 +61,23 @@ _KINDS: list[tuple[re.Pattern[str], re.Pattern[str]]] = [
 ]
 
 
-_LEVEL_TOOL = re.compile(r"volume|brightness|backlight")
+_NAMED_ONLY_TOOL = re.compile(r"volume|brightness|backlight|reminder|timer|alarm")
 _ONLY_NAMED = re.compile(
-    r"^[\W_]*(?:(?:the|my|your)\s+)?(?:volume|sound|speaker|brightness|screen|display|"
-    r"音量|声音|亮度|屏幕)[\W_]*$",
+    r"^[\W_]*(?:(?:the|my|your|a)\s+)?(?:volume|sound|speaker|brightness|screen|display|"
+    r"remind(?:er)?|timer|alarm|音量|声音|亮度|屏幕|提醒|计时|闹钟)[\W_]*$",
     re.I,
 )
 
 
 def asked_for(tool: Tool, user_text: str) -> bool:
     """False when `tool` is of a known kind and `user_text` says nothing about it, or, for a
-    level tool, only names what it sets."""
+    level or reminder tool, only names what it sets ("音量", "提醒": to what? when?)."""
     name = tool.name.lower()
     if tool.source not in ("builtin", "device", "iot"):
         return True
     for kind, request in _KINDS:
         if kind.search(name):
-            if _LEVEL_TOOL.search(name) and _ONLY_NAMED.match(user_text):
+            if _NAMED_ONLY_TOOL.search(name) and _ONLY_NAMED.match(user_text):
                 return False
             return bool(request.search(user_text))
     return True

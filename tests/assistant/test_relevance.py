@@ -55,6 +55,8 @@ def test_a_request_for_the_tool_lets_its_call_run(tool: Tool, text: str) -> None
         (DEVICE["self.audio_speaker.set_volume"], "音量"),
         (DEVICE["self.audio_speaker.set_volume"], "The volume."),
         (DEVICE["self.screen.set_brightness"], "Screen?"),
+        (REMINDER, "提醒"),  # a reminder "Hey, how are you?" was set for it
+        (REMINDER, "Remind."),
     ],
 )
 def test_a_call_the_user_did_not_ask_for_does_not_run(tool: Tool, text: str) -> None:
