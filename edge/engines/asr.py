@@ -135,7 +135,7 @@ class FasterWhisperRecognizer:
 
     def _commands_read(self, encoded: Any, prompt: list[int], frames: int, bias: Bias) -> list[str]:
         """The beam's hypotheses that are commands, best first, within the margin."""
-        most = len(prompt) + int(self.TOKENS_BASE + self.TOKENS_PER_SECOND * frames / 100)
+        most = self._most_tokens(prompt, frames)
         result = self._model.model.generate(
             encoded,
             [prompt],
@@ -162,14 +162,17 @@ class FasterWhisperRecognizer:
             self._biased_prompts[prompt] = [self._tokenizer.sot_prev, *words, *self._prompt]
         return self._biased_prompts[prompt]
 
+    def _most_tokens(self, prompt: list[int], frames: int) -> int:
+        """Room for fast speech (~4 tokens a second) and then some: a clip that makes Whisper
+        repeat itself stops here instead of at 448 tokens (over a second), and is retried."""
+        return len(prompt) + int(self.TOKENS_BASE + self.TOKENS_PER_SECOND * frames / 100)
+
     def _decode(self, encoded: Any, prompt: list[int], frames: int) -> tuple[str, float] | None:
         """The text after `prompt` and its mean log-probability per token: "" for silence, None
         when faster-whisper would not trust it."""
         from faster_whisper.transcribe import get_compression_ratio
 
-        # Room for fast speech (~4 tokens a second) and then some: a clip that makes Whisper
-        # repeat itself stops here instead of at 448 tokens (over a second), and is retried.
-        most = len(prompt) + int(self.TOKENS_BASE + self.TOKENS_PER_SECOND * frames / 100)
+        most = self._most_tokens(prompt, frames)
         result = self._model.model.generate(
             encoded,
             [prompt],
