@@ -236,6 +236,9 @@ class TtsConfig(Section):
     voice_model: str = ""  # empty: the embedded piper voice (en_US joe medium)
     length_scale: float = 1.0
     timeout_s: Positive = 30.0
+    # onnxruntime's memory arena for the voice: a little faster, but it keeps the peak of the
+    # longest sentence ever spoken (+300 MB after 150-character sentences). See engines/tts.py.
+    memory_arena: bool = False
 
     @field_validator("voice_model")
     @classmethod
