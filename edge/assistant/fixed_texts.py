@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import re
 
+from edge.commands.replies import LEADS
 from edge.config import Config
 from edge.sentences import phrase_sentences
 
@@ -28,5 +29,6 @@ def in_language(text: str, heard: str) -> str:
 
 
 def prerendered(config: Config) -> list[str]:
-    """The sentences worth rendering before the first device asks: greeting, farewell, apology."""
-    return phrase_sentences(config.session.greeting, config.session.farewell, APOLOGY)
+    """The sentences worth rendering before the first device asks: greeting, farewell, apology,
+    and the lead words of the command layer's confirmations."""
+    return phrase_sentences(config.session.greeting, config.session.farewell, APOLOGY, *LEADS)

@@ -79,6 +79,11 @@ class TtsEngine:
         """Opus packets for one sentence. The encoder belongs to the caller's stream."""
         return await self.worker.run(self._packets, text, encoder)
 
+    def rendered(self, sentence: str, sample_rate: int, frame_ms: int) -> list[bytes] | None:
+        """A fixed sentence's packets if they are rendered already (any reply may begin with
+        one: the command layer's "OK.")."""
+        return self._phrases.get((sentence, sample_rate, frame_ms))
+
     async def phrase_packets(self, sentence: str, sample_rate: int, frame_ms: int) -> list[bytes]:
         """Opus packets of a fixed sentence, rendered on first use (or by `prerender`) and kept.
         Encoded by an encoder of their own: a device's decoder takes packets from any encoder."""

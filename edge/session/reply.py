@@ -166,7 +166,10 @@ class ReplySpeaker:
                         sentence, self.encoder.sample_rate, self.audio.frame_duration_ms
                     )
                 else:
-                    packets = await self.tts.packets(sentence, self.encoder)
+                    rate, frame_ms = self.encoder.sample_rate, self.audio.frame_duration_ms
+                    packets = self.tts.rendered(sentence, rate, frame_ms) or (
+                        await self.tts.packets(sentence, self.encoder)
+                    )
             except Exception as exc:
                 self.log.error("speech synthesis failed for {!r}: {!r}", sentence[:60], exc)
                 self.on_error("tts")

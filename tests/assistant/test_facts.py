@@ -76,7 +76,7 @@ async def test_the_summary_never_keeps_times_jokes_or_the_assistants_words(
         [
             ("What time is it?", "The current time is 12:00 PM."),
             ("Tell me a joke.", "Why did the tomato turn red? It saw the salad dressing!"),
-            ("Remind me in ten minutes to stir.", "OK, I will remind you in 10 minutes."),
+            ("Remind me in ten minutes to stir.", "OK. I will remind you in 10 minutes."),
         ],
     )
     assert await summarizer.summarize("aa:bb:cc:00:00:01") == ""

@@ -106,9 +106,9 @@ async def test_timers_and_reminders_are_stored_with_the_server_reminder_tool() -
     runner = CommandRunner("")
     before = time.time()
     done = await runner.run(StartTimer("en", 120, "check the oven"), tools, CONTEXT)
-    assert done is not None and done.spoken == "OK, I will remind you in 2 minutes."
+    assert done is not None and done.spoken == "OK. I will remind you in 2 minutes."
     done = await runner.run(StartTimer("zh", 600), tools, CONTEXT)
-    assert done is not None and done.spoken == "好的，10分钟后提醒你。"
+    assert done is not None and done.spoken == "好的。10分钟后提醒你。"
     stored = await scheduler.store.pending_reminders(CONTEXT.device_id)
     assert [r.text for r in stored] == ["Reminder: check the oven.", "10分钟的计时到了。"]
     assert [round(r.due - before) for r in stored] == [120, 600]
@@ -119,7 +119,7 @@ async def test_a_reminder_at_a_clock_time_is_due_then() -> None:
     tools = ToolSet(builtin_tools("", scheduler, 5.0))
     at = (local_now("") + dt.timedelta(hours=2)).strftime("%H:%M")
     done = await CommandRunner("").run(StartTimer("en", 0, "leave", at), tools, CONTEXT)
-    assert done is not None and done.spoken == f"OK, I will remind you at {at}."
+    assert done is not None and done.spoken == f"OK. I will remind you at {at}."
     [reminder] = await scheduler.store.pending_reminders(CONTEXT.device_id)
     assert 7080 <= reminder.due - time.time() <= 7200
 

@@ -334,6 +334,9 @@ class ScriptedTts:
     async def phrase_packets(self, sentence: str, sample_rate: int, frame_ms: int) -> list[bytes]:
         return await self.packets(sentence, None)
 
+    def rendered(self, sentence: str, sample_rate: int, frame_ms: int) -> list[bytes] | None:
+        return None  # nothing pre-rendered: every sentence is recorded in `said`
+
 
 def last_user_text(messages: list[Message]) -> str:
     return str(messages[-1]["content"]) if messages[-1]["role"] == "user" else ""

@@ -210,6 +210,26 @@ async def test_a_household_command_is_carried_out_without_the_model() -> None:
     await rig.stop()
 
 
+async def test_a_replys_prerendered_first_piece_is_heard_without_synthesis() -> None:
+    """Any reply that begins with a sentence rendered already (the command layer's "OK.", here
+    the date's first clause) sends those packets and synthesizes only the rest."""
+    rig = make_rig(echo, texts={10: "what is the date today"})
+
+    def rendered(sentence: str, rate: int, frame_ms: int) -> list[bytes] | None:
+        return [b"\xf8\xff\xfe"] if sentence.startswith("Today is") else None
+
+    rig.tts.rendered = rendered  # type: ignore[method-assign]
+    rig.start()
+    rig.listen()
+    rig.say(10, quiet=8)
+    await rig.reply_done()
+    sentences = [m.text for m in rig.link.messages() if isinstance(m, TtsSentence)]
+    # The date is said in two pieces, cut at its comma; the first was not synthesized.
+    assert len(sentences) == 2 and sentences[0].startswith("Today is")
+    assert sentences[0].endswith(",") and rig.tts.said == sentences[1:]
+    await rig.stop()
+
+
 async def test_a_complete_command_at_the_first_pause_ends_the_utterance_there() -> None:
     texts = {
         10: "what time is it",
