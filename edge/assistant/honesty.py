@@ -27,6 +27,9 @@ _MACHINERY = re.compile(
     r"|\b(?:json|system prompt|my instructions|tool calls?|function calls?)"
     r"|<tool_call>|\{\s*\"(?:name|arguments|function|tool)\"\s*:"  # a call written as speech
     r"|\b(?:functions?|tools?) (?:called|named)\b"
+    # Its tool list, named as such ("Turn on the kitchen light." → "Here's an example of how
+    # you might use the provided tools to set the kitchen light to 50%", `edge bench answers`).
+    r"|\b(?:provided|available|given) (?:functions?|tools?)\b"
     # The reminder tool's "the text is spoken to the user", framing an answer ("How far away is
     # the moon?" → 'The text to be spoken is "The moon is…"', `edge bench answers`).
     r"|\bthe text (?:to be |is |will be )?spoken\b"

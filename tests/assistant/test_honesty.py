@@ -47,6 +47,7 @@ MACHINERY = [
     "I can set a timer or reminder, end the conversation, or get device status.",
     "I can set reminders, end the conversation, get device status, set volume, set brightness,",
     'The text to be spoken is "The moon is approximately 384,400 kilometers away."',
+    "Here's an example of how you might use the provided tools to set the kitchen light.",
 ]
 HONEST = [
     "The capital of France is Paris.",
@@ -60,6 +61,7 @@ HONEST = [
     "巴黎是法国的首都。",
     "Let's end the conversation here.",  # one short tool name is ordinary words
     "The light is a beautiful color.",
+    "The shop has the tools you need.",
 ]
 CLAIMS = [
     "I set the volume to 30 for the reminder.",
