@@ -70,6 +70,17 @@ _WEEKDAYS_ZH = "一二三四五六日"
 LEADS = ("OK.", "好的。")
 
 
+# The confirmations and refusals that never change ("Muted.", "This device has no volume
+# control."): their audio is kept once rendered, so from the second time on they are heard at once.
+_UNCHANGING = frozenset(
+    text for texts in _TEXT.values() for text in texts.values() if "{" not in text
+)
+
+
+def unchanging(reply: str) -> bool:
+    return reply in _UNCHANGING
+
+
 def say(key: str, language: Language, **values: object) -> str:
     return _TEXT[key][language].format(**values)
 

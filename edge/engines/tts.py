@@ -17,7 +17,7 @@ from edge.audio.pcm import frames, resample
 from edge.config import TtsConfig
 from edge.workers import Worker
 
-PHRASES_KEPT = 32  # fixed phrases are few: greeting, farewell, apologies
+PHRASES_KEPT = 64  # greeting, farewell, apologies, the commands' unchanging replies
 
 
 def _load_voice(voice_model: Path, config: TtsConfig) -> Any:

@@ -20,6 +20,7 @@ from edge.assistant.answer import AnswerWriter
 from edge.assistant.fixed_texts import APOLOGY, in_language
 from edge.assistant.history import Conversation, SpokenTurn
 from edge.assistant.prompt import PromptBuilder
+from edge.commands.replies import unchanging
 from edge.commands.runner import CommandRunner
 from edge.commands.runner import match as match_command
 from edge.config import Config
@@ -233,7 +234,10 @@ class TurnRunner:
             clock = PromptBuilder(self.config, tools).clock()
             self.conversation.add(SpokenTurn(text, done.spoken, [], clock), turn_id)
         reply = await self.speaker.speak(
-            fixed_text(done.spoken), timings, self.turn.speaking_started
+            fixed_text(done.spoken),
+            timings,
+            self.turn.speaking_started,
+            fixed=unchanging(done.spoken),
         )
         self.answered += 1
         called = f" with {done.tool}{'' if done.ok else ' (failed)'}" if done.tool else ""

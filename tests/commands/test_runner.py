@@ -202,3 +202,11 @@ async def test_without_reminders_listing_them_is_refused_honestly() -> None:
     tools = ToolSet(builtin_tools("", None, 5.0))
     done = await CommandRunner("").run(ManageReminders("zh", "cancel"), tools, CONTEXT)
     assert done.spoken == "这里不能设置提醒。" and not done.tool
+
+
+def test_only_replies_without_values_are_kept_as_audio() -> None:
+    from edge.commands.replies import unchanging
+
+    assert unchanging("Muted.") and unchanging("这个设备不能调节音量。")
+    assert unchanging("This device has no volume control.")
+    assert not unchanging("Volume set to 30.") and not unchanging("It is 17:25.")
