@@ -74,6 +74,13 @@ def _parser() -> argparse.ArgumentParser:
     add("--seed", type=int, default=7, help="when they talk and what they say (default 7)")
     add("--cpus", type=int, default=0, help="pin the server to this many cores (a slower board)")
     add("--busy", action="store_true", help="a CPU-bound neighbour on each of its cores")
+    add(
+        "--nice",
+        type=int,
+        default=None,
+        help="the server's niceness (default: the service's, -2, where allowed; 0: the "
+        "neighbours' own priority)",
+    )
     add("--profile", default="", help="model profile for the server")
     _server_arguments(household)
     fuzz = bench_sub.add_parser("fuzz", help="malformed input against a live server")
@@ -173,6 +180,7 @@ def _bench_household(args: argparse.Namespace) -> int:
             seed=args.seed,
             cpus=args.cpus,
             busy=args.busy,
+            nice=args.nice,
             profile=args.profile,
             config=args.config,
             settings=args.settings,

@@ -14,8 +14,10 @@ the device showed "speaking" before its first frame (`tts start` → first frame
 wait of each engine (ASR clip, LLM step, TTS sentence) for the CPU while the turn was on its way.
 
 `--cpus N` pins the server (and every thread it starts) to N cores, to stand in for a slower
-board; `--busy` runs a CPU-bound process per core beside it, at the same priority: a board that
-also runs other services.
+board; `--busy` runs a CPU-bound process per core beside it, at niceness 0: a board that
+also runs other services. The server runs at the niceness its systemd unit gives it (`Nice=-2`;
+`--nice 0` for the neighbours' own priority). The unit also gives it `CPUWeight=200`, twice
+another service's share of a busy CPU, which a benchmark without systemd cannot reproduce.
 """
 
 from __future__ import annotations
@@ -29,7 +31,7 @@ from pathlib import Path
 from typing import Any
 
 from edge.bench.report import STAGES, Turn, ms, percentile
-from edge.bench.server import BusyNeighbour, ServerUnderTest, cpu_set
+from edge.bench.server import UNIT_NICE, BusyNeighbour, ServerUnderTest, cpu_set
 from edge.bench.talk import connect, measured_turn, started_after_a_device
 from edge.bench.utterances import Utterance
 
@@ -55,6 +57,7 @@ class HouseholdOptions:
     seed: int = 7
     cpus: int = 0  # 0: every core
     busy: bool = False
+    nice: int | None = None  # None: the service's (UNIT_NICE)
     profile: str = ""
     config: Path | None = None
     settings: list[str] = field(default_factory=list)
@@ -167,6 +170,8 @@ def print_household(report: dict[str, Any]) -> None:
     where = f"{report['cpus']} cores" + (
         ", a busy neighbour on each" if report["busy_neighbour"] else ""
     )
+    if report.get("server_niceness") is not None:
+        where += f", the server at niceness {report['server_niceness']}"
     print(
         f"\nhousehold: {report['devices']} devices, {report['conversations']} conversations "
         f"(a new connection each), {report['turns']} turns, {where}; memory, summaries, tools on"
@@ -205,7 +210,11 @@ async def run_household(
     drive the household."""
     neighbour = BusyNeighbour(options.cpus) if options.busy else None
     say(f"household: starting edge serve on {len(cpu_set(options.cpus))} cores")
-    server = await started_after_a_device(options.config, env, cpus=options.cpus, summaries=True)
+    nice = UNIT_NICE if options.nice is None else options.nice
+    server = await started_after_a_device(
+        options.config, env, cpus=options.cpus, summaries=True, nice=nice
+    )
+    say(f"  the server runs at niceness {server.niceness()} (the service's: {UNIT_NICE})")
     try:
         if neighbour is not None:
             neighbour.start()
@@ -215,12 +224,18 @@ async def run_household(
         turns, held = await drive(server, plans, say)
         report = figures(turns, held, options)
         report["seconds"] = time.monotonic() - started
+        report["server_niceness"] = server.niceness()
         report["rss_mb_end"] = server.rss_mb()
         report["rss_parts_mb_end"] = server.rss_parts_mb()
         server.stop()
         say("restarting edge serve: a device comes back")
         server = await ServerUnderTest.start(
-            options.config, env, workdir=server.workdir, cpus=options.cpus, summaries=True
+            options.config,
+            env,
+            workdir=server.workdir,
+            cpus=options.cpus,
+            summaries=True,
+            nice=nice,
         )
         report["restart_ready_s"] = server.ready_s  # with the saved states
         returning = await connect(server, device_name(0))

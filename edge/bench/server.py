@@ -23,6 +23,12 @@ from edge.config import env_name
 _LOOPBACK = {"127.0.0.1", "localhost", "::1"}
 
 
+# The niceness systemd/edge.service gives the server (`Nice=`): on a board it also has
+# `CPUWeight=200`, twice the share of another service's cgroup when both want the CPU, which a
+# benchmark without systemd cannot reproduce. tests/service checks the two agree.
+UNIT_NICE = -2
+
+
 def free_port() -> int:
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
@@ -35,23 +41,30 @@ def cpu_set(cpus: int) -> set[int]:
     return set(allowed[:cpus] if cpus else allowed)
 
 
-def pinned(command: list[str], cores: set[int]) -> list[str]:
-    """`command` run on `cores` only: the affinity is set before exec, so every thread the
-    program starts (llama.cpp's, onnxruntime's) inherits it, as on a board with that many
-    cores. (A small Python step rather than preexec_fn, which is unsafe in a threaded parent,
-    or taskset, which a board may lack.)"""
+def pinned(command: list[str], cores: set[int] | None, nice: int = 0) -> list[str]:
+    """`command` run on `cores` only (None: wherever it likes), at niceness `nice`: both are
+    set before exec, so every thread the program starts (llama.cpp's, onnxruntime's) inherits
+    them, as on a board with that many cores. (A small Python step rather than preexec_fn,
+    which is unsafe in a threaded parent, or taskset and nice, which a board may lack.) A
+    niceness below 0 needs root; without it the program runs at 0, and says so in its log."""
     step = (
-        "import os, sys; os.sched_setaffinity(0, map(int, sys.argv[1].split(',')));"
-        " os.execv(sys.argv[2], sys.argv[2:])"
+        "import os, sys\n"
+        "if sys.argv[1]: os.sched_setaffinity(0, map(int, sys.argv[1].split(',')))\n"
+        "try:\n"
+        "    os.nice(int(sys.argv[2]))\n"
+        "except OSError as e:\n"
+        "    print(f'could not set niceness {sys.argv[2]}: {e}', file=sys.stderr)\n"
+        "os.execv(sys.argv[3], sys.argv[3:])"
     )
-    return [sys.executable, "-c", step, ",".join(map(str, sorted(cores))), *command]
+    cpus = ",".join(map(str, sorted(cores))) if cores else ""
+    return [sys.executable, "-c", step, cpus, str(nice), *command]
 
 
 def _spawn(
-    command: list[str], log: Path, env: dict[str, str], cpus: int = 0
+    command: list[str], log: Path, env: dict[str, str], cpus: int = 0, nice: int = 0
 ) -> subprocess.Popen[bytes]:
-    if cpus:
-        command = pinned(command, cpu_set(cpus))
+    if cpus or nice:
+        command = pinned(command, cpu_set(cpus) if cpus else None, nice)
     with open(log, "ab") as out:
         return subprocess.Popen(command, stdout=out, stderr=subprocess.STDOUT, env=env)
 
@@ -103,10 +116,11 @@ class ServerUnderTest:
         workdir: Path | None = None,
         cpus: int = 0,
         summaries: bool = False,
+        nice: int = 0,
     ) -> ServerUnderTest:
         """`workdir` holds the server's state; given again, the server starts as a board that
         has served before (it knows its devices' tool list). `cpus`: pinned to that many
-        cores (0: all)."""
+        cores (0: all). `nice`: its niceness (`UNIT_NICE` is the service's)."""
         workdir = workdir or Path(tempfile.mkdtemp(prefix="edge-bench-server-"))
         log = workdir / "edge.log"
         http_port = free_port()
@@ -125,7 +139,7 @@ class ServerUnderTest:
         }
         environment = {**defaults, **os.environ, **env}
         started = time.monotonic()
-        proc = _spawn(command, log, environment, cpus)
+        proc = _spawn(command, log, environment, cpus, nice)
         server = cls(f"http://127.0.0.1:{http_port}", proc, log)
         await server.wait_ready(timeout_s)
         server.ready_s = time.monotonic() - started
@@ -198,6 +212,9 @@ class ServerUnderTest:
             if key in ("RssAnon", "RssFile", "RssShmem"):
                 parts[key.removeprefix("Rss").lower()] = int(value.split()[0]) / 1000
         return parts
+
+    def niceness(self) -> int | None:
+        return int(self.process.nice()) if self.process is not None else None
 
     def cpu_seconds(self) -> float | None:
         if self.process is None:

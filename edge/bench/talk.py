@@ -86,11 +86,16 @@ async def measured_turn(server: ServerUnderTest, device: SimDevice, utterance: U
 
 
 async def started_after_a_device(
-    config_file: Path | None, env: dict[str, str], *, cpus: int = 0, summaries: bool = False
+    config_file: Path | None,
+    env: dict[str, str],
+    *,
+    cpus: int = 0,
+    summaries: bool = False,
+    nice: int = 0,
 ) -> ServerUnderTest:
     """A board restarts with its devices known: the first start meets a device (its tool
     list is kept), the second is the one measured, first turn included."""
-    first = await ServerUnderTest.start(config_file, env, cpus=cpus, summaries=summaries)
+    first = await ServerUnderTest.start(config_file, env, cpus=cpus, summaries=summaries, nice=nice)
     assert first.log is not None
     try:
         device = await connect(first, "be:00:00:00:00:01")
@@ -103,5 +108,5 @@ async def started_after_a_device(
     finally:
         first.stop()
     return await ServerUnderTest.start(
-        config_file, env, workdir=first.log.parent, cpus=cpus, summaries=summaries
+        config_file, env, workdir=first.log.parent, cpus=cpus, summaries=summaries, nice=nice
     )

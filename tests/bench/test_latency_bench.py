@@ -5,10 +5,12 @@ assertions), only that each one was measured and every answer was delivered and 
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
 
+from edge.bench.server import UNIT_NICE
 from edge.bench.utterances import SPEECH_DIR
 
 
@@ -56,5 +58,17 @@ def test_bench_reports_every_figure(tmp_path: Path) -> None:
     assert home["turns"] >= 2 and home["delivered"] == home["turns"]
     assert home["first_audio"]["n"] >= 1 and home["speaking_before_first_frame"]["n"] >= 1
     assert "llm" in home["cpu_wait_worst_per_turn"]
+    # At the service's niceness where the bench may set it (root), else at its own.
+    assert home["server_niceness"] in (UNIT_NICE, os.nice(0))
     # Then a restart with the saved states, and a device coming back.
     assert home["restart_ready_s"] > 0 and home["first_turn_after_restart_s"] > 0
+
+
+def test_a_benchmarked_server_starts_at_the_niceness_asked() -> None:
+    """The launch step sets the niceness before exec, so every thread inherits it (a higher
+    niceness needs no privilege, so this runs anywhere)."""
+    from edge.bench.server import pinned
+
+    probe = [sys.executable, "-c", "import os; print(os.nice(0))"]
+    out = subprocess.run(pinned(probe, None, 3), capture_output=True, text=True, timeout=60)
+    assert out.stdout.strip() == str(os.nice(0) + 3)

@@ -198,3 +198,12 @@ def test_the_unit_file_is_well_hardened(tmp_path: Path) -> None:
     if overall:
         level = float(overall[0].split("edge.service:")[1].split()[0])
         assert level < 2.5, overall[0]  # systemd calls up to 2.9 "OK"; stay well inside
+
+
+def test_benchmarks_run_the_server_as_the_unit_does() -> None:
+    """`edge bench` starts the server with the unit's niceness and malloc arenas."""
+    from edge.bench.server import UNIT_NICE
+
+    settings = [line.strip() for line in UNIT.read_text().splitlines()]
+    assert f"Nice={UNIT_NICE}" in settings
+    assert "Environment=MALLOC_ARENA_MAX=2" in settings
