@@ -32,7 +32,7 @@ from edge.commands.intents import (
 from edge.engines.asr import Bias
 from edge.errors import ToolError
 from edge.memory.store import Reminder
-from edge.tools.builtin import local_now
+from edge.tools.builtin import local_now, local_time
 from edge.tools.registry import Tool, ToolContext, ToolSet
 from edge.tools.reminders import ReminderScheduler
 
@@ -193,7 +193,7 @@ class CommandRunner:
         return ("" if lang == "zh" else " ").join(said)
 
     def _local(self, moment: float) -> dt.datetime:
-        return dt.datetime.fromtimestamp(moment, local_now(self.timezone).tzinfo)
+        return local_time(moment, self.timezone)
 
 
 def _device_tools(tools: ToolSet) -> list[Tool]:

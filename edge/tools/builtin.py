@@ -23,6 +23,11 @@ def local_now(timezone: str) -> dt.datetime:
     return dt.datetime.now().astimezone()
 
 
+def local_time(moment: float, timezone: str) -> dt.datetime:
+    """A Unix time (a reminder's due time) on the household's clock."""
+    return dt.datetime.fromtimestamp(moment, local_now(timezone).tzinfo)
+
+
 def spoken_time(moment: dt.datetime) -> str:
     return f"{moment:%A} {moment.day} {moment:%B %Y}, {moment:%H:%M}"
 
@@ -39,7 +44,7 @@ def builtin_tools(
             raise ToolError("reminders can be at most a week ahead")
         text = str(args.get("text") or "").strip() or "This is your reminder."
         due = await reminders.add(ctx.device_id, delay, text)
-        at = dt.datetime.fromtimestamp(due, local_now(timezone).tzinfo)
+        at = local_time(due, timezone)
         return f"Reminder set for {at:%H:%M:%S}: {text}"
 
     async def end_conversation(_args: dict[str, Any], ctx: ToolContext) -> str:
