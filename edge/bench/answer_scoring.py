@@ -184,7 +184,9 @@ def invented_facts(db: Path, device_id: str) -> tuple[str, list[str]]:
     summary = str(row[0]) if row else ""
     invented = []
     for sentence in re.split(r"(?<=[.!?。！？])\s*", summary):
-        words = [w for w in re.findall(r"[a-z']+", sentence.lower()) if len(w) > 2]
+        # Quotes apart from their words: "said: 'User called小明'" is no new word "'user".
+        words = [w.strip("'") for w in re.findall(r"[a-z']+", sentence.lower())]
+        words = [w for w in words if len(w) > 2]
         # Chinese has no spaces: every character but those a summary adds around the facts.
         chars = [c for c in re.findall(r"[\u4e00-\u9fff]", sentence) if c not in CJK_FRAME]
         unknown = [w for w in words if w not in STOP_WORDS and w not in said]

@@ -90,7 +90,11 @@ def test_a_summary_sentence_with_words_the_user_never_said_is_invented(tmp_path:
     with sqlite3.connect(db) as conn:
         conn.execute(
             "INSERT INTO devices (device_id, first_seen, last_seen, summary) VALUES (?, 0, 0, ?)",
-            ("d", "The user's name is Sam. The user mentioned a joke about a tomato."),
+            (
+                "d",
+                "The user's name is Sam. The user mentioned a joke about a tomato. "
+                "The user said: 'User called Sam'.",
+            ),
         )
         conn.execute(
             "INSERT INTO turns (device_id, session_id, started, user_text) VALUES (?, ?, 0, ?)",
