@@ -16,11 +16,11 @@ import json
 import re
 import time
 from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable
-from dataclasses import dataclass, field
 from typing import Any
 
 from edge.assistant.fixed_texts import TOOL_FAILED, TOOL_TIMEOUT, in_language
-from edge.assistant.honesty import CLOCK_ECHO, HonestyCheck, neutral
+from edge.assistant.honesty import CLOCK_ECHO, UNREAD_LEVEL, HonestyCheck, neutral
+from edge.assistant.outcome import REFUSAL, Answer, ToolCallRecord
 from edge.assistant.prompt import CLOCK_PREFIX
 from edge.assistant.relevance import asked_for
 from edge.config import Config
@@ -37,59 +37,6 @@ SPEECH_ONLY = "root ::= [^{<\\[`\\n ] [^\\n]*"
 _NAME = re.compile(r'"(?:name|tool)"\s*:\s*"([^"]+)"')
 _TAG = "<tool_call>"
 _CLOCK_TIME = re.compile(r"\b\d{1,2}[:.]\d{2}\b|\b\d{1,2} ?[ap]\.?m\b|\d+点\d*分?", re.I)
-# A stock refusal ("I'm sorry, but I can't assist with that.", "I'm sorry, but I don't know
-# what you're asking."): in the history, the 0.5B model gives it again to whatever comes next
-# ("Tell me a joke." → refusal, "What about." → refusal; five turns in a row in one run).
-_REFUSAL = re.compile(
-    r"^(?:i'?m sorry|i am sorry|sorry|i apologi[sz]e)\b.{0,40}?"
-    r"\b(?:can'?t|cannot|unable|not able|(?:don'?t|do not) (?:know|understand)|not sure)\b"
-    r"|^(?:抱歉|对不起).{0,12}?(?:不能|无法|没法|做不到|不知道|不明白|不清楚)",
-    re.IGNORECASE,
-)
-
-
-@dataclass
-class ToolCallRecord:
-    name: str
-    arguments: dict[str, Any]
-    result: str | None = None
-    error: str | None = None
-    seconds: float = 0.0
-    repairable: bool = False  # the tool refused the arguments; the model may try again
-    timed_out: bool = False
-
-    def to_json(self) -> dict[str, Any]:
-        record: dict[str, Any] = {"name": self.name, "arguments": self.arguments}
-        if self.error is None:
-            record["result"] = self.result
-        else:
-            record["error"] = self.error
-        return record
-
-
-@dataclass
-class Answer:
-    """The outcome, filled in while `pieces()` runs."""
-
-    text: str = ""  # everything spoken
-    tool_calls: list[ToolCallRecord] = field(default_factory=list)
-    repairs: int = 0
-    end_conversation: bool = False
-    # Why the answer must not become an example in the history: a dropped sentence (it spoke
-    # of its tools, or claimed an action no tool took), or a failed tool's apology.
-    unfit: str = ""
-    # It states a clock time: kept out of the history too, or the model copies it into later
-    # answers ("12:00 PM" three conversations in a row); the prompt's clock is the only source.
-    states_time: bool = False
-    refuses: bool = False  # a stock refusal: kept out too, or it is copied (`_REFUSAL`)
-
-    @property
-    def example(self) -> bool:
-        """Whether this answer may go back into the prompt as part of the history."""
-        return not self.unfit and not self.states_time and not self.refuses
-
-    def tool_calls_json(self) -> list[dict[str, Any]]:
-        return [call.to_json() for call in self.tool_calls]
 
 
 class AnswerWriter:
@@ -115,7 +62,12 @@ class AnswerWriter:
         self.before_tool = before_tool
         self._honesty = HonestyCheck(self.tools)
         self._user_text = self._clock = ""
-        self._again = False  # write the answer again, without the clock in the prompt
+        # Write the answer again: "clock", without the clock in the prompt (it was read out
+        # for a question not about it); "read", told to read the device's state first (a level
+        # was stated that no tool gave). Each at most once.
+        self._again = ""
+        self._read_asked = False
+        self._status = next((t for t in self.tools.tools if "status" in t.name.lower()), None)
 
     async def pieces(self, messages: list[dict[str, Any]]) -> AsyncIterator[str]:
         """Speech as it is written, sentence by sentence once each is judged fit to be said
@@ -125,10 +77,17 @@ class AnswerWriter:
         attempt = messages
         self._user_text, self._clock = _user_text(messages), _clock_text(messages)
         while True:
-            if self._again:  # the clock was read out for a question not about it
-                self._again, self.answer.unfit = False, ""
+            if self._again == "clock":
+                self._again, self.answer.unfit = "", ""
                 attempt = [m for m in messages if m.get("content") != self._clock]
                 offer_tools, self._clock = False, ""
+            elif self._again == "read" and self._status is not None:
+                self._again, self.answer.unfit = "", ""
+                note = (
+                    f"The device's current volume and brightness are known only from "
+                    f"{self._status.name}: call it now, then answer from its result."
+                )
+                attempt, offer_tools = [*messages, {"role": "system", "content": note}], True
             call_text = ""
             splitter = SentenceSplitter()
             generation = self._generate(attempt, offer_tools)
@@ -211,18 +170,27 @@ class AnswerWriter:
                 self.log.warning("reply dropped: it {}: {!r}", fault, sentence[:120])
                 self.answer.unfit = fault
                 if fault == CLOCK_ECHO and not self.answer.text:
-                    self._again = True  # asked again without the clock: it cannot copy it
+                    self._again = "clock"  # asked again without the clock: it cannot copy it
+                elif fault == UNREAD_LEVEL and not self.answer.text and self._may_read():
+                    self._again, self._read_asked = "read", True
                 elif not self.answer.text:
                     out.append(self._said(neutral(fault, sentence)))
                 break
             out.append(self._said(sentence))
         return out
 
+    def _may_read(self) -> bool:
+        """A stated level may be asked for again with the state read first: once, when the
+        device has a status tool and it has not run yet."""
+        if self._status is None or self._read_asked:
+            return False
+        return all(call.name != self._status.name for call in self.answer.tool_calls)
+
     def _said(self, sentence: str) -> str:
         """`sentence` added to the answer, as it is yielded: a space after it, so the speaker
         cuts a first clause ("Well, ") at once."""
         self.answer.refuses = self.answer.refuses or (
-            not self.answer.text and _REFUSAL.search(sentence.strip()) is not None
+            not self.answer.text and REFUSAL.search(sentence.strip()) is not None
         )
         self.answer.text = f"{self.answer.text} {sentence}".strip()
         self.answer.states_time = self.answer.states_time or bool(_CLOCK_TIME.search(sentence))

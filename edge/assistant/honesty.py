@@ -20,6 +20,8 @@ UNCLEAR = "Sorry, I am not sure what you mean. Could you say it another way?"
 NOT_DONE = "Sorry, I could not do that."
 UNCLEAR_ZH = "抱歉，我没听明白，请换个说法。"
 NOT_DONE_ZH = "抱歉，这个我做不到。"
+NOT_READ = "Sorry, I cannot read that on this device."
+NOT_READ_ZH = "抱歉，我读不到这个设备的当前状态。"
 
 _MACHINERY = re.compile(
     r"\b(?:call|calls|calling|invoke|invoking|trigger)\s+"
@@ -51,6 +53,15 @@ _CLAIM = re.compile(
     r"|灯(?:已经?)?(?:打开|开|关|关闭)了",
     re.IGNORECASE,
 )
+# The device's current level, stated as a fact ("How loud is the speaker right now?" → "The
+# volume is set to 75%." with no status read, `edge bench tools`): known only from a tool.
+_LEVEL_STATED = re.compile(
+    r"\b(?:volume|brightness)\b(?:\s+(?:level|of|the|your|speaker|screen|device|currently|now))*"
+    r"\s+(?:is|was|at)\b(?:\s+(?:now|currently|set|to|at|about|around))*\s+\d+"  # not "of a cube"
+    r"|(?:音量|亮度)(?:现在|目前|当前)?(?:是|为|在)\s*(?:百分之)?[\d零一二三四五六七八九十百]+",
+    re.IGNORECASE,
+)
+UNREAD_LEVEL = "states a level it did not read"
 # What a claim is about, and a word the name of the tool that does it holds.
 _OBJECTS = [
     (re.compile(r"volume|sound|speaker|mute|louder|quieter|音量|声音|静音", re.I), "volume"),
@@ -144,6 +155,10 @@ class HonestyCheck:
                 return "recites a tool's description"
         if _CLAIM.search(sentence) and not _backed(sentence, sorted(ran)):
             return "claims an action no tool took"
+        if _LEVEL_STATED.search(sentence) and not (
+            any("status" in name for name in ran) or _backed(sentence, sorted(ran))
+        ):
+            return UNREAD_LEVEL
         return None
 
     def _lists_tools(self, sentence: str) -> bool:
@@ -175,4 +190,6 @@ def neutral(fault: str, sentence: str) -> str:
     chinese = re.search(r"[\u4e00-\u9fff]", sentence) is not None
     if fault.startswith("claims"):
         return NOT_DONE_ZH if chinese else NOT_DONE
+    if fault == UNREAD_LEVEL:
+        return NOT_READ_ZH if chinese else NOT_READ
     return UNCLEAR_ZH if chinese else UNCLEAR

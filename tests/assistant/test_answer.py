@@ -181,6 +181,6 @@ def test_the_clock_comes_after_everything_that_stays_the_same() -> None:
     ],
 )
 def test_a_stock_refusal_is_no_example_for_the_history(first: str, refuses: bool) -> None:
-    from edge.assistant.answer import _REFUSAL
+    from edge.assistant.outcome import REFUSAL
 
-    assert (_REFUSAL.search(first) is not None) is refuses
+    assert (REFUSAL.search(first) is not None) is refuses

@@ -6,7 +6,14 @@ from typing import Any, cast
 
 import pytest
 
-from edge.assistant.honesty import NOT_DONE, NOT_DONE_ZH, UNCLEAR, HonestyCheck, neutral
+from edge.assistant.honesty import (
+    NOT_DONE,
+    NOT_DONE_ZH,
+    UNCLEAR,
+    UNREAD_LEVEL,
+    HonestyCheck,
+    neutral,
+)
 from edge.sim.mcp_tools import COMMON_TOOLS
 from edge.tools.builtin import builtin_tools
 from edge.tools.registry import Tool, ToolSet
@@ -56,12 +63,12 @@ HONEST = [
     "You can add two and two to get four.",  # "add" is a tool, and an ordinary word
     "Nice to meet you, Alice.",
     "Set the table and call your friends.",
-    "The volume is now 70.",  # a status read with the status tool, not a claim
     "The knight used his favourite tool to open the gate.",
     "巴黎是法国的首都。",
     "Let's end the conversation here.",  # one short tool name is ordinary words
     "The light is a beautiful color.",
     "The shop has the tools you need.",
+    "The volume of a cube is 8 cubic meters.",
 ]
 CLAIMS = [
     "I set the volume to 30 for the reminder.",
@@ -85,6 +92,17 @@ def test_talk_about_tools_is_never_spoken(sentence: str) -> None:
         "recites a tool's description",
         "lists its tools",
     )
+
+
+@pytest.mark.parametrize(
+    "sentence", ["The volume is now 70.", "The volume is set to 75%.", "音量现在是百分之七十。"]
+)
+def test_a_stated_level_needs_a_read_or_a_change_of_it(sentence: str) -> None:
+    # `edge bench tools`: "How loud is the speaker right now?" got an invented level.
+    assert CHECK.fault(sentence, []) == UNREAD_LEVEL
+    assert CHECK.fault(sentence, ["self.get_device_status"]) is None
+    assert CHECK.fault(sentence, ["self.audio_speaker.set_volume"]) is None
+    assert CHECK.fault(sentence, ["self.screen.set_brightness"]) == UNREAD_LEVEL
 
 
 @pytest.mark.parametrize("sentence", HONEST)

@@ -188,6 +188,29 @@ async def test_a_device_tool_is_called_then_the_result_is_spoken() -> None:
     await rig.stop()
 
 
+async def test_a_level_no_tool_gave_is_asked_again_with_the_state_read_first() -> None:
+    def guess(messages: list[Message]) -> str:
+        text = " ".join(str(m["content"]) for m in messages)
+        if "You called the tool self.get_device_status" in text:
+            return "The volume is 70 percent."  # read: the simulated device's level
+        if "known only from self.get_device_status" in text:
+            call = {"name": "self.get_device_status", "arguments": {}}
+            return f"<tool_call>\n{json.dumps(call)}\n</tool_call>"
+        return "The volume is set to 75%."  # a guess: never spoken
+
+    device = SimMcpServer()
+    rig = make_rig(guess, texts={10: "how loud is the speaker right now"}, mcp=device)
+    rig.start()
+    await rig.until(lambda: rig.session.tools.listed)
+    rig.listen()
+    rig.say(10, quiet=8)
+    await rig.reply_done()
+    assert device.calls == [("self.get_device_status", {})]
+    assert rig.tts.said == ["The volume is 70 percent."]
+    assert len(rig.llm.prompts) == 3  # the guess, the call, the answer from its result
+    await rig.stop()
+
+
 async def test_a_household_command_is_carried_out_without_the_model() -> None:
     device = SimMcpServer()
     rig = make_rig(echo, texts={10: "set the volume to thirty", 6: "what is my name"}, mcp=device)
