@@ -19,6 +19,7 @@ from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable
 from typing import Any
 
 from edge.assistant.fixed_texts import TOOL_FAILED, TOOL_TIMEOUT, in_language
+from edge.assistant.grounding import grounded
 from edge.assistant.honesty import CLOCK_ECHO, UNREAD_LEVEL, HonestyCheck, neutral
 from edge.assistant.outcome import REFUSAL, Answer, ToolCallRecord
 from edge.assistant.prompt import CLOCK_PREFIX
@@ -133,6 +134,9 @@ class AnswerWriter:
                 else:
                     offer_tools, attempt = False, messages  # answer without tools
                 continue
+            if (said := grounded(tool, arguments, self._user_text)) != arguments:
+                self.log.info("{} gets the user's own delay: {} not {}", tool.name, said, arguments)
+                arguments = said
             if self.before_tool is not None:
                 await self.before_tool()
             record = await self._run(tool, arguments)

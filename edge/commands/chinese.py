@@ -63,14 +63,14 @@ _DATE = re.compile(
 )
 
 _UNIT = r"(?:个)?(?:小时|钟头)|分钟|分|秒钟?"
-_DURATION = rf"(?P<d>(?:{ZH_NUMERAL}(?:{_UNIT}))+|半(?:个)?小时)"
+ZH_DURATION = rf"(?P<d>(?:{ZH_NUMERAL}(?:{_UNIT}))+|半(?:个)?小时)"
 _REMIND = [
-    re.compile(rf"{_DURATION}(?:以|之)?后提醒我(?P<t>.*)"),
-    re.compile(rf"提醒我{_DURATION}(?:以|之)?后(?P<t>.*)"),
+    re.compile(rf"{ZH_DURATION}(?:以|之)?后提醒我(?P<t>.*)"),
+    re.compile(rf"提醒我{ZH_DURATION}(?:以|之)?后(?P<t>.*)"),
 ]
 _TIMER = [
-    re.compile(rf"(?:设|定|设置|开|来)?(?:一)?个?{_DURATION}的?(?:计时器?|定时器?|倒计时|闹钟)"),
-    re.compile(rf"(?:倒计时|计时){_DURATION}"),
+    re.compile(rf"(?:设|定|设置|开|来)?(?:一)?个?{ZH_DURATION}的?(?:计时器?|定时器?|倒计时|闹钟)"),
+    re.compile(rf"(?:倒计时|计时){ZH_DURATION}"),
 ]
 _ZH_KIND = r"(?:提醒|计时器?|定时器?|倒计时|闹钟)"
 _ZH_CANCEL = re.compile(
