@@ -58,6 +58,10 @@ _CLAIM = re.compile(
 _LEVEL_STATED = re.compile(
     r"\b(?:volume|brightness)\b(?:\s+(?:level|of|the|your|speaker|screen|device|currently|now))*"
     r"\s+(?:is|was|at)\b(?:\s+(?:now|currently|set|to|at|about|around))*\s+\d+"  # not "of a cube"
+    r"|\b(?:volume|brightness)(?:\s+level)?\s+(?:of|at)\s+\d+\s*(?:%|percent|per cent)"
+    r"|\b\d+\s*(?:%|percent|per cent)\s+(?:volume|brightness)\b"
+    r"|\b(?:speaker|screen|sound)\b(?:\s+\w+){0,3}?\s+(?:is|was|at)\b(?:\s+\w+){0,3}?\s+\d+\s*"
+    r"(?:%|percent|per cent)"
     r"|(?:音量|亮度)(?:现在|目前|当前)?(?:是|为|在)\s*(?:百分之)?[\d零一二三四五六七八九十百]+",
     re.IGNORECASE,
 )

@@ -69,15 +69,36 @@ _ONLY_NAMED = re.compile(
 )
 
 
+# A question about a level asks to read it, not to set it: "How loud is the speaker right
+# now?" once set the volume to 75 (`edge bench tools`). A question that says what the level
+# should be ("Could you make it louder, like 80?") still sets it.
+_LEVEL_TOOL = re.compile(r"volume|brightness|backlight")
+_QUESTION = re.compile(
+    r"^\W*(?:how|what|what's|whats|which|is|are|tell me)\b|\?\W*$|多少|多大|多亮|吗|几|什么", re.I
+)
+_LEVEL_WORD = re.compile(
+    r"\d|\b(?:zero|one|two|three|four|five|six|seven|eight|nine|ten|twenty|thirty|forty|fifty|"
+    r"sixty|seventy|eighty|ninety|hundred|half|full|max(?:imum)?|min(?:imum)?|mute|unmute|up|"
+    r"down|louder|quieter|softer|higher|lower|brighter|dimmer|darker|more|less|bit|little)\b"
+    r"|百分之|[零一二三四五六七八九十百半]|大|小|高|低|调|静音|最",
+    re.I,
+)
+
+
 def asked_for(tool: Tool, user_text: str) -> bool:
-    """False when `tool` is of a known kind and `user_text` says nothing about it, or, for a
-    level or reminder tool, only names what it sets ("音量", "提醒": to what? when?)."""
+    """False when `tool` is of a known kind and `user_text` says nothing about it; for a
+    level or reminder tool, when it only names what the tool sets ("音量", "提醒": to what?
+    when?); and for a level tool, when it asks what the level is."""
     name = tool.name.lower()
     if tool.source not in ("builtin", "device", "iot"):
         return True
+    if _LEVEL_TOOL.search(name) and _QUESTION.search(user_text):
+        if not _LEVEL_WORD.search(user_text):
+            return False
     for kind, request in _KINDS:
         if kind.search(name):
             if _NAMED_ONLY_TOOL.search(name) and _ONLY_NAMED.match(user_text):
                 return False
             return bool(request.search(user_text))
     return True
+

@@ -95,7 +95,15 @@ def test_talk_about_tools_is_never_spoken(sentence: str) -> None:
 
 
 @pytest.mark.parametrize(
-    "sentence", ["The volume is now 70.", "The volume is set to 75%.", "音量现在是百分之七十。"]
+    "sentence",
+    [
+        "The volume is now 70.",
+        "The volume is set to 75%.",
+        "The speaker is currently set to a volume of 80%.",
+        "It is playing at 60 percent volume.",
+        "The speaker is currently at 50%.",
+        "音量现在是百分之七十。",
+    ],
 )
 def test_a_stated_level_needs_a_read_or_a_change_of_it(sentence: str) -> None:
     # `edge bench tools`: "How loud is the speaker right now?" got an invented level.

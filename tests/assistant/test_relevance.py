@@ -35,6 +35,10 @@ REMINDER = Tool("set_reminder", "", {}, _nothing)
         (DEVICE["self.get_device_status"], "How much battery is left?"),
         (DEVICE["self.get_device_status"], "Volume?"),  # a status read needs no level
         (DEVICE["self.audio_speaker.set_volume"], "Volume 30."),
+        (DEVICE["self.audio_speaker.set_volume"], "Could you make it louder, like 80?"),
+        (DEVICE["self.audio_speaker.set_volume"], "Can you turn the sound down a bit?"),
+        (DEVICE["self.screen.set_brightness"], "能把亮度调高吗"),
+        (DEVICE["self.get_device_status"], "How loud is the speaker right now?"),
         (BUILTIN["end_conversation"], "That's all, thanks."),
         (Tool("add", "", {}, _nothing, source="mcp:calc"), "What is two plus two?"),
     ],
@@ -57,6 +61,11 @@ def test_a_request_for_the_tool_lets_its_call_run(tool: Tool, text: str) -> None
         (DEVICE["self.screen.set_brightness"], "Screen?"),
         (REMINDER, "提醒"),  # a reminder "Hey, how are you?" was set for it
         (REMINDER, "Remind."),
+        # A question about the level reads it (`edge bench tools`: set the volume to 75).
+        (DEVICE["self.audio_speaker.set_volume"], "How loud is the speaker right now?"),
+        (DEVICE["self.audio_speaker.set_volume"], "What's the volume?"),
+        (DEVICE["self.screen.set_brightness"], "Is the screen bright enough?"),
+        (DEVICE["self.audio_speaker.set_volume"], "音量是多少"),
     ],
 )
 def test_a_call_the_user_did_not_ask_for_does_not_run(tool: Tool, text: str) -> None:
