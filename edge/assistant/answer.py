@@ -20,7 +20,13 @@ from typing import Any
 
 from edge.assistant.fixed_texts import TOOL_FAILED, TOOL_TIMEOUT, in_language
 from edge.assistant.grounding import grounded
-from edge.assistant.honesty import CLOCK_ECHO, UNREAD_LEVEL, HonestyCheck, neutral
+from edge.assistant.honesty import (
+    CLOCK_ECHO,
+    QUESTION_ECHO,
+    UNREAD_LEVEL,
+    HonestyCheck,
+    neutral,
+)
 from edge.assistant.outcome import REFUSAL, Answer, ToolCallRecord
 from edge.assistant.prompt import CLOCK_PREFIX
 from edge.assistant.relevance import asked_for
@@ -38,6 +44,10 @@ SPEECH_ONLY = "root ::= [^{<\\[`\\n ] [^\\n]*"
 _NAME = re.compile(r'"(?:name|tool)"\s*:\s*"([^"]+)"')
 _TAG = "<tool_call>"
 _CLOCK_TIME = re.compile(r"\b\d{1,2}[:.]\d{2}\b|\b\d{1,2} ?[ap]\.?m\b|\d+点\d*分?", re.I)
+
+
+# A dropped first sentence that is worth writing again, and how (`AnswerWriter._again`).
+_AGAIN = {CLOCK_ECHO: "clock", UNREAD_LEVEL: "read", QUESTION_ECHO: "echo"}
 
 
 class AnswerWriter:
@@ -65,9 +75,10 @@ class AnswerWriter:
         self._user_text = self._clock = ""
         # Write the answer again: "clock", without the clock in the prompt (it was read out
         # for a question not about it); "read", told to read the device's state first (a level
-        # was stated that no tool gave). Each at most once.
+        # was stated that no tool gave); "echo", as it was (it only repeated the question: the
+        # next draw differs). Each at most once (`_tried`).
         self._again = ""
-        self._read_asked = False
+        self._tried: set[str] = set()
         self._status = next((t for t in self.tools.tools if "status" in t.name.lower()), None)
 
     async def pieces(self, messages: list[dict[str, Any]]) -> AsyncIterator[str]:
@@ -89,6 +100,10 @@ class AnswerWriter:
                     f"{self._status.name}: call it now, then answer from its result."
                 )
                 attempt, offer_tools = [*messages, {"role": "system", "content": note}], True
+            elif self._again == "echo":
+                self._again, self.answer.unfit = "", ""
+                note = "Answer the user's question in your own words; do not repeat it."
+                attempt = [*attempt, {"role": "system", "content": note}]
             call_text = ""
             splitter = SentenceSplitter()
             generation = self._generate(attempt, offer_tools)
@@ -173,10 +188,10 @@ class AnswerWriter:
             if fault is not None:
                 self.log.warning("reply dropped: it {}: {!r}", fault, sentence[:120])
                 self.answer.unfit = fault
-                if fault == CLOCK_ECHO and not self.answer.text:
-                    self._again = "clock"  # asked again without the clock: it cannot copy it
-                elif fault == UNREAD_LEVEL and not self.answer.text and self._may_read():
-                    self._again, self._read_asked = "read", True
+                again = _AGAIN.get(fault, "") if not self.answer.text else ""
+                if again and again not in self._tried and (again != "read" or self._may_read()):
+                    self._again = again
+                    self._tried.add(again)
                 elif not self.answer.text:
                     out.append(self._said(neutral(fault, sentence)))
                 break
@@ -186,7 +201,7 @@ class AnswerWriter:
     def _may_read(self) -> bool:
         """A stated level may be asked for again with the state read first: once, when the
         device has a status tool and it has not run yet."""
-        if self._status is None or self._read_asked:
+        if self._status is None:
             return False
         return all(call.name != self._status.name for call in self.answer.tool_calls)
 

@@ -14,6 +14,7 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable
 
+from edge.assistant.relevance import is_question
 from edge.tools.registry import ToolSet
 
 UNCLEAR = "Sorry, I am not sure what you mean. Could you say it another way?"
@@ -82,6 +83,7 @@ _ABOUT_TIME = re.compile(
     re.IGNORECASE,
 )
 CLOCK_ECHO = "reads the clock out"
+QUESTION_ECHO = "only repeats the question"  # "现在几点了？" → "现在几点了？" (`edge bench tools`)
 
 
 RECITED_WORDS = 4  # words in a row, small words aside
@@ -145,6 +147,8 @@ class HonestyCheck:
         0.5B model answers "My name is Alice." or "Good morning!" with the prompt's clock."""
         if clock and _restates(sentence, clock) and not _ABOUT_TIME.search(user_text):
             return CLOCK_ECHO
+        if is_question(user_text) and _bare(sentence) == _bare(user_text):
+            return QUESTION_ECHO
         if _MACHINERY.search(sentence):
             return "speaks of its tools"
         if self._names is not None and (
@@ -170,6 +174,10 @@ class HonestyCheck:
         plain = " " + " ".join(w for w in words if w not in _SMALL_WORDS) + " "
         named = [short for short in self._short if f" {short} " in plain]
         return len(named) >= 2 or any(len(short.split()) >= 3 for short in named)
+
+
+def _bare(text: str) -> str:
+    return " ".join(re.findall(r"[^\W_]+", text.lower()))
 
 
 def _restates(sentence: str, clock: str) -> bool:

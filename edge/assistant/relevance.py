@@ -92,7 +92,7 @@ def asked_for(tool: Tool, user_text: str) -> bool:
     name = tool.name.lower()
     if tool.source not in ("builtin", "device", "iot"):
         return True
-    if _LEVEL_TOOL.search(name) and _QUESTION.search(user_text):
+    if _LEVEL_TOOL.search(name) and is_question(user_text):
         if not _LEVEL_WORD.search(user_text):
             return False
     for kind, request in _KINDS:
@@ -102,3 +102,7 @@ def asked_for(tool: Tool, user_text: str) -> bool:
             return bool(request.search(user_text))
     return True
 
+
+def is_question(text: str) -> bool:
+    """Whether the user asked something ("How loud is it?", "现在几点了")."""
+    return _QUESTION.search(text) is not None

@@ -9,6 +9,7 @@ import pytest
 from edge.assistant.honesty import (
     NOT_DONE,
     NOT_DONE_ZH,
+    QUESTION_ECHO,
     UNCLEAR,
     UNREAD_LEVEL,
     HonestyCheck,
@@ -150,3 +151,13 @@ def test_the_prompt_clock_is_read_out_only_for_a_question_about_time() -> None:
     assert CHECK.fault("It is Monday 6 December 2026.", [], "Hello", clock) is not None
     assert CHECK.fault(echo, [], "What day is it today?", clock) is None
     assert CHECK.fault("Good morning to you too!", [], "Good morning!", clock) is None
+
+
+def test_an_answer_that_only_repeats_the_question_is_no_answer() -> None:
+    # `edge bench tools`: "现在几点了？" was answered "现在几点了？" one run in two.
+    assert CHECK.fault("现在几点了？", [], "现在几点了？") == QUESTION_ECHO
+    assert CHECK.fault("What is the capital of France?", [], "what is the capital of france") == (
+        QUESTION_ECHO
+    )
+    assert CHECK.fault("Good morning!", [], "Good morning!") is None  # a greeting back is fine
+    assert CHECK.fault("现在是18点22分。", [], "现在几点了？") is None
