@@ -33,6 +33,9 @@ _MACHINERY = re.compile(
     # Its tool list, named as such ("Turn on the kitchen light." → "Here's an example of how
     # you might use the provided tools to set the kitchen light to 50%", `edge bench answers`).
     r"|\b(?:provided|available|given) (?:functions?|tools?)\b"
+    # "Here is the louder version of the tool's response in XML format with the same function
+    # name and arguments" (`edge bench tools`, "Could you make it louder, like 80?").
+    r"|\bxml\b|\btool'?s?'? (?:response|output|result|tags?)\b|\bfunction names?\b"
     # The reminder tool's "the text is spoken to the user", framing an answer ("How far away is
     # the moon?" → 'The text to be spoken is "The moon is…"', `edge bench answers`).
     r"|\bthe text (?:to be |is |will be )?spoken\b"

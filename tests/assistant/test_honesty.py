@@ -56,6 +56,7 @@ MACHINERY = [
     "I can set reminders, end the conversation, get device status, set volume, set brightness,",
     'The text to be spoken is "The moon is approximately 384,400 kilometers away."',
     "Here's an example of how you might use the provided tools to set the kitchen light.",
+    "Here is the louder version of the tool's response in XML format with the same function",
 ]
 HONEST = [
     "The capital of France is Paris.",
