@@ -27,6 +27,10 @@ NOT_READ_ZH = "抱歉，我读不到这个设备的当前状态。"
 _MACHINERY = re.compile(
     r"\b(?:call|calls|calling|invoke|invoking|trigger)\s+"
     r"(?:the\s+|a\s+|an\s+|this\s+|that\s+|my\s+)?(?:[\w.-]+\s+){0,5}(?:functions?|tools?)\b"
+    # "You can use the set reminder function to set a timer" (`edge bench answers`, copied into
+    # five answers of a conversation); a tool to use is ordinary words, a function is not.
+    r"|\b(?:use|uses|using)\s+(?:the\s+|a\s+|an\s+|this\s+|that\s+|my\s+)?(?:[\w.-]+\s+){0,5}"
+    r"functions?\b"
     r"|\b(?:json|system prompt|my instructions|tool calls?|function calls?)"
     r"|<tool_call>|\{\s*\"(?:name|arguments|function|tool)\"\s*:"  # a call written as speech
     r"|\b(?:functions?|tools?) (?:called|named)\b"
@@ -176,6 +180,8 @@ class HonestyCheck:
         words = re.findall(r"[^\W_]+", sentence.lower())  # punctuation and "_" apart
         plain = " " + " ".join(w for w in words if w not in _SMALL_WORDS) + " "
         named = [short for short in self._short if f" {short} " in plain]
+        if any(re.search(rf" {short} (?:functions?|tools?) ", plain) for short in named):
+            return True  # "the set reminder function"
         return len(named) >= 2 or any(len(short.split()) >= 3 for short in named)
 
 

@@ -57,6 +57,9 @@ MACHINERY = [
     'The text to be spoken is "The moon is approximately 384,400 kilometers away."',
     "Here's an example of how you might use the provided tools to set the kitchen light.",
     "Here is the louder version of the tool's response in XML format with the same function",
+    "You can use the set reminder function to set a timer or reminder.",
+    "Here's an example of how you might use the set reminder function to set a reminder.",
+    "The end conversation tool ends it.",
 ]
 HONEST = [
     "The capital of France is Paris.",
@@ -71,6 +74,7 @@ HONEST = [
     "The light is a beautiful color.",
     "The shop has the tools you need.",
     "The volume of a cube is 8 cubic meters.",
+    "Use the right tool for the job.",
 ]
 CLAIMS = [
     "I set the volume to 30 for the reminder.",
