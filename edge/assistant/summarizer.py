@@ -22,6 +22,7 @@ from typing import Any
 from loguru import logger
 
 from edge.assistant.facts import stated_facts
+from edge.assistant.relevance import is_question
 from edge.engines.llm import LanguageModel
 from edge.errors import Preempted
 from edge.memory.store import MemoryStore, Turn
@@ -130,7 +131,7 @@ class Summarizer:
         # Only the user's own words ground a fact: the assistant's answers (a joke about a
         # tomato, "I set a reminder") are not facts about the user.
         said = [t.user_text for t in turns]
-        kept = _grounded_sentences(written, " ".join([previous, *said]))
+        kept = _grounded_sentences(written, grounds(previous, said))
         if kept != written:
             logger.bind(device=device_id).info(
                 "memory summary: kept {!r} of {!r}", kept, written[:160]
@@ -178,6 +179,13 @@ def _grounded(summary: str, sources: str) -> bool:
     if not content and not cjk:
         return False
     return all(w in known for w in content)
+
+
+def grounds(previous: str, said: list[str]) -> str:
+    """What a new fact's words may come from: the facts kept so far, and what the user stated,
+    not what they asked ("What is the capital of France?" grounded "They are from France.",
+    `edge bench answers`)."""
+    return " ".join([previous, *(text for text in said if not is_question(text))])
 
 
 def sentences(text: str) -> list[str]:

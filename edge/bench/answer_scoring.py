@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from edge.assistant.relevance import is_question
 from edge.bench.answer_sets import Item
 from edge.sim.mcp_tools import COMMON_TOOLS, USER_ONLY_TOOLS
 
@@ -37,7 +38,7 @@ CJK_FRAME = set("用户他她它们的了是也和在叫喜欢住有")
 STOP_WORDS = set(
     "the user users user's their they them has have had and for with that this who was were "
     "are is been about also named name called likes like lives live mentioned said says say "
-    "from into some very much enjoys enjoy prefers prefer favourite favorite".split()
+    "from into some very much enjoys enjoy prefers prefer favourite favorite loves love".split()
 )
 
 
@@ -177,9 +178,12 @@ def invented_facts(db: Path, device_id: str) -> tuple[str, list[str]]:
         row = conn.execute(
             "SELECT summary FROM devices WHERE device_id = ?", (device_id,)
         ).fetchone()
+        # What the user stated: a word they only asked about ("What is the capital of
+        # France?") is no fact about them ("They are from France.").
         said = " ".join(
             r[0]
             for r in conn.execute("SELECT user_text FROM turns WHERE device_id = ?", (device_id,))
+            if not is_question(r[0])
         ).lower()
     summary = str(row[0]) if row else ""
     invented = []

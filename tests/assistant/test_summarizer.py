@@ -2,7 +2,7 @@ from __future__ import annotations
 
 import pytest
 
-from edge.assistant.summarizer import _grounded, _merge, _plausible
+from edge.assistant.summarizer import _grounded, _merge, _plausible, grounds
 
 CONVERSATION = "My name is Bob and I love green tea. Nice to meet you, Bob!"
 
@@ -62,3 +62,10 @@ def test_invented_and_cut_off_sentences_are_dropped() -> None:
         "The user stated that they are Bob and love green tea."
     )
     assert _grounded_sentences("none", CONVERSATION) == ""
+
+
+def test_a_word_the_user_only_asked_about_grounds_no_fact() -> None:
+    said = ["What is the capital of France?", "My name is Sam.", "I live in Lisbon."]
+    assert not _grounded("They are from France.", grounds("", said))
+    assert _grounded("The user's name is Sam and lives in Lisbon.", grounds("", said))
+    assert _grounded("The user likes jazz.", grounds("The user likes jazz.", said))

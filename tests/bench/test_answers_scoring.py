@@ -103,3 +103,19 @@ def test_a_summary_sentence_with_words_the_user_never_said_is_invented(tmp_path:
     summary, invented = invented_facts(db, "d")
     assert summary.startswith("The user's name is Sam.")
     assert invented == ["The user mentioned a joke about a tomato."]
+
+
+def test_a_word_the_user_only_asked_about_is_invented_in_a_fact(tmp_path: Path) -> None:
+    db = tmp_path / "memory.db"
+    MemoryStore(db).close()
+    with sqlite3.connect(db) as conn:
+        conn.execute(
+            "INSERT INTO devices (device_id, first_seen, last_seen, summary) VALUES (?, 0, 0, ?)",
+            ("d", "The user's name is Sam. They are from France."),
+        )
+        for said in ("My name is Sam.", "What is the capital of France?"):
+            conn.execute(
+                "INSERT INTO turns (device_id, session_id, started, user_text) VALUES (?, ?, 0, ?)",
+                ("d", "s", said),
+            )
+    assert invented_facts(db, "d")[1] == ["They are from France."]
