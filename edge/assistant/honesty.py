@@ -178,7 +178,10 @@ class HonestyCheck:
 
     def _lists_tools(self, sentence: str) -> bool:
         words = re.findall(r"[^\W_]+", sentence.lower())  # punctuation and "_" apart
-        plain = " " + " ".join(w for w in words if w not in _SMALL_WORDS) + " "
+        # "set reminders" names "set reminder" ("I can set reminders or end the conversation").
+        words = [w for w in words if w not in _SMALL_WORDS]
+        plain = " " + " ".join(w for w in words) + " "
+        plain += "| " + " ".join(w.removesuffix("s") for w in words) + " "
         named = [short for short in self._short if f" {short} " in plain]
         if any(re.search(rf" {short} (?:functions?|tools?) ", plain) for short in named):
             return True  # "the set reminder function"

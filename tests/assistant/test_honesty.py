@@ -58,6 +58,7 @@ MACHINERY = [
     "Here's an example of how you might use the provided tools to set the kitchen light.",
     "Here is the louder version of the tool's response in XML format with the same function",
     "You can use the set reminder function to set a timer or reminder.",
+    "I can set reminders or end the conversation, as well as provide real-time information.",
     "Here's an example of how you might use the set reminder function to set a reminder.",
     "The end conversation tool ends it.",
 ]
