@@ -142,7 +142,10 @@ def _shingles(text: str, n: int = 4) -> set[tuple[str, ...]]:
 
 # Four words in a row (small words aside) from a tool's description: the model reading its
 # instructions aloud ("You can ask questions about the current condition").
-DESCRIPTIONS = set().union(*(_shingles(t["description"]) for t in COMMON_TOOLS + USER_ONLY_TOOLS))
+# A tool that ran may be described in its own words ("The current volume of the audio speaker
+# is 70" after a status read), as the server's honesty check allows: only other tools' count.
+DESCRIBED = {t["name"]: _shingles(t["description"]) for t in COMMON_TOOLS + USER_ONLY_TOOLS}
+DESCRIPTIONS = set().union(*DESCRIBED.values())
 
 
 # The tools' names as words ("get device status", "end conversation", "set volume"): two in
@@ -164,12 +167,17 @@ def _names_tools(answer: str) -> bool:
     return len(named) >= 2
 
 
-def talks_about_tools(answer: str) -> bool:
+def talks_about_tools(answer: str, ran: tuple[str, ...] = ()) -> bool:
+    """`ran`: the names of the tools called this turn."""
+    others = set().union(*(s for name, s in DESCRIBED.items() if name not in ran))
     return (
-        bool(TOOL_TALK.search(answer))
-        or bool(_shingles(answer) & DESCRIPTIONS)
-        or _names_tools(answer)
+        bool(TOOL_TALK.search(answer)) or bool(_shingles(answer) & others) or _names_tools(answer)
     )
+
+
+def changes_something(calls: list[list[Any]]) -> bool:
+    """Whether a turn's device calls did anything: a status read changes nothing."""
+    return any("status" not in str(call[0]) for call in calls)
 
 
 def invented_facts(db: Path, device_id: str) -> tuple[str, list[str]]:

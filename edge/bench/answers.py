@@ -30,6 +30,7 @@ from typing import Any
 from edge.bench.answer_scoring import (
     CLAIM,
     Result,
+    changes_something,
     command_right,
     invented_facts,
     talks_about_tools,
@@ -156,7 +157,7 @@ async def one_turn(
     result.calls = [list(c) for c in device.mcp.calls[calls_before:]]
     reminders = _new_reminders(db, device.device_id, started - 1)
     acted = bool(result.calls or reminders)
-    result.tool_talk = talks_about_tools(result.answer)
+    result.tool_talk = talks_about_tools(result.answer, tuple(str(c[0]) for c in result.calls))
     result.false_claim = bool(CLAIM.search(result.answer)) and not acted
     if spoken:
         result.first_audio = device.first_audio_latency(mark)
@@ -164,8 +165,8 @@ async def one_turn(
         result.right = command_right(item, before, _state(device, tz, db), result, reminders)
         if item.expect is not None and item.expect.what == "time":
             result.wrong_time = not result.right
-    if item.kind == "fragment":
-        result.acted_on_fragment = acted
+    if item.kind == "fragment":  # reading the device's status is no action
+        result.acted_on_fragment = changes_something(result.calls) or bool(reminders)
     return result
 
 

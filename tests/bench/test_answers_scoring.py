@@ -119,3 +119,13 @@ def test_a_word_the_user_only_asked_about_is_invented_in_a_fact(tmp_path: Path) 
                 ("d", "s", said),
             )
     assert invented_facts(db, "d")[1] == ["They are from France."]
+
+
+def test_a_status_read_is_no_action_and_may_be_said_in_its_own_words() -> None:
+    from edge.bench.answer_scoring import changes_something, talks_about_tools
+
+    assert not changes_something([["self.get_device_status", {}]])
+    assert changes_something([["self.audio_speaker.set_volume", {"volume": 0}]])
+    said = "The current volume of the audio speaker is 70."
+    assert not talks_about_tools(said, ("self.get_device_status",))
+    assert talks_about_tools("You can ask questions about the current condition of the device.")
