@@ -75,8 +75,8 @@ class AnswerWriter:
         self._user_text = self._clock = ""
         # Write the answer again: "clock", without the clock in the prompt (it was read out
         # for a question not about it); "read", told to read the device's state first (a level
-        # was stated that no tool gave); "echo", as it was (it only repeated the question: the
-        # next draw differs). Each at most once (`_tried`).
+        # was stated that no tool gave); "echo", told to answer rather than repeat (it only
+        # repeated the question). Each at most once (`_tried`).
         self._again = ""
         self._tried: set[str] = set()
         self._status = next((t for t in self.tools.tools if "status" in t.name.lower()), None)
@@ -150,7 +150,12 @@ class AnswerWriter:
                     offer_tools, attempt = False, messages  # answer without tools
                 continue
             if (said := grounded(tool, arguments, self._user_text)) != arguments:
-                self.log.info("{} gets the user's own delay: {} not {}", tool.name, said, arguments)
+                self.log.info(
+                    "{} gets the user's own delay: {} not {}",
+                    tool.name,
+                    json.dumps(said, ensure_ascii=False)[:200],
+                    json.dumps(arguments, ensure_ascii=False)[:200],
+                )
                 arguments = said
             if self.before_tool is not None:
                 await self.before_tool()
