@@ -26,6 +26,7 @@ from edge.assistant.honesty import (
     UNREAD_LEVEL,
     HonestyCheck,
     neutral,
+    reads_status,
 )
 from edge.assistant.outcome import REFUSAL, Answer, ToolCallRecord
 from edge.assistant.prompt import CLOCK_PREFIX
@@ -79,7 +80,7 @@ class AnswerWriter:
         # repeated the question). Each at most once (`_tried`).
         self._again = ""
         self._tried: set[str] = set()
-        self._status = next((t for t in self.tools.tools if "status" in t.name.lower()), None)
+        self._status = next((t for t in self.tools.tools if reads_status(t.name)), None)
 
     async def pieces(self, messages: list[dict[str, Any]]) -> AsyncIterator[str]:
         """Speech as it is written, sentence by sentence once each is judged fit to be said

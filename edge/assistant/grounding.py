@@ -13,6 +13,7 @@ import re
 from typing import Any
 
 from edge.commands import chinese, english
+from edge.tools.builtin import reminder_delay
 from edge.tools.registry import Tool
 
 # Where an English delay starts: "in thirty seconds", "for ten minutes", "after an hour".
@@ -46,7 +47,7 @@ def grounded(tool: Tool, arguments: dict[str, Any], user_text: str) -> dict[str,
     if said is None:
         return arguments
     try:
-        asked = float(arguments.get("minutes") or 0) * 60 + float(arguments.get("seconds") or 0)
+        asked = reminder_delay(arguments)
     except (TypeError, ValueError):
         return arguments  # the tool refuses it, and the model gets its one repair
     if asked == said:

@@ -41,7 +41,9 @@ class Case:
 
 
 def _delay(args: dict[str, Any]) -> float:
-    return float(args.get("minutes") or 0) * 60 + float(args.get("seconds") or 0)
+    from edge.tools.builtin import reminder_delay
+
+    return reminder_delay(args)
 
 
 def says_now(pattern: str, timezone: str = "") -> Callable[[str], bool]:

@@ -28,6 +28,11 @@ def local_time(moment: float, timezone: str) -> dt.datetime:
     return dt.datetime.fromtimestamp(moment, local_now(timezone).tzinfo)
 
 
+def reminder_delay(args: dict[str, Any]) -> float:
+    """Seconds until a `set_reminder` call's reminder is due (its minutes and seconds)."""
+    return float(args.get("minutes") or 0) * 60 + float(args.get("seconds") or 0)
+
+
 def spoken_time(moment: dt.datetime) -> str:
     return f"{moment:%A} {moment.day} {moment:%B %Y}, {moment:%H:%M}"
 
@@ -37,7 +42,7 @@ def builtin_tools(
 ) -> list[Tool]:
     async def set_reminder(args: dict[str, Any], ctx: ToolContext) -> str:
         assert reminders is not None
-        delay = float(args.get("minutes") or 0) * 60 + float(args.get("seconds") or 0)
+        delay = reminder_delay(args)
         if delay <= 0:
             raise ToolArgumentError("the delay (minutes or seconds) must be more than zero")
         if delay > MAX_REMINDER_S:

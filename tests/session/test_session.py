@@ -164,12 +164,17 @@ async def test_abort_mid_sentence_ends_the_bracket_and_keeps_what_was_said() -> 
     await rig.stop()
 
 
+def _tool_call(name: str, arguments: dict[str, object]) -> str:
+    """A call as the model writes it in template mode."""
+    call = {"name": name, "arguments": arguments}
+    return f"<tool_call>\n{json.dumps(call)}\n</tool_call>"
+
+
 async def test_a_device_tool_is_called_then_the_result_is_spoken() -> None:
     def volume(messages: list[Message]) -> str:
         if any(str(m["content"]).startswith("You called the tool") for m in messages):
             return "The volume is now 30."
-        call = {"name": "self.audio_speaker.set_volume", "arguments": {"volume": 30}}
-        return f"<tool_call>\n{json.dumps(call)}\n</tool_call>"
+        return _tool_call("self.audio_speaker.set_volume", {"volume": 30})
 
     device = SimMcpServer()
     # Not a command the command layer is sure of: the model decides.
@@ -194,8 +199,7 @@ async def test_a_level_no_tool_gave_is_asked_again_with_the_state_read_first() -
         if "You called the tool self.get_device_status" in text:
             return "The volume is 70 percent."  # read: the simulated device's level
         if "known only from self.get_device_status" in text:
-            call = {"name": "self.get_device_status", "arguments": {}}
-            return f"<tool_call>\n{json.dumps(call)}\n</tool_call>"
+            return _tool_call("self.get_device_status", {})
         return "The volume is set to 75%."  # a guess: never spoken
 
     device = SimMcpServer()
@@ -309,8 +313,7 @@ async def test_a_tool_the_user_did_not_ask_for_is_not_called() -> None:
         nonlocal asked
         asked += 1
         if asked == 1:  # what the 0.5B model did with "My name is Alice."
-            call = {"name": "self.audio_speaker.set_volume", "arguments": {"volume": 30}}
-            return f"<tool_call>\n{json.dumps(call)}\n</tool_call>"
+            return _tool_call("self.audio_speaker.set_volume", {"volume": 30})
         return "Nice to meet you, Alice."
 
     device = SimMcpServer()
