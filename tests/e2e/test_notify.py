@@ -13,7 +13,7 @@ from edge.audio.pcm import resample, to_float
 from edge.sim.device import SimDevice
 from edge.sim.run import fetch_ota
 from tests.e2e.scenario import assert_reply_bracket, texts
-from tests.helpers import Running, word_error_rate
+from tests.helpers import Running, wait_until, word_error_rate
 
 pytestmark = pytest.mark.models
 CLIENT = "7b5d3f1e-0000-4000-8000-00000000bbbb"
@@ -51,7 +51,8 @@ async def test_a_reminder_reaches_an_idle_firmware_25_device_by_notify(server: R
     assert not any(m.get("type") == "tts" for m in device.json_messages())
     memory = server.server.services.memory
     assert memory is not None
-    assert server.harness.call(memory.pending_reminders(device_id)) == []
+    # Marked delivered once the device has fetched it: just after, not before.
+    await wait_until(lambda: server.harness.call(memory.pending_reminders(device_id)) == [], 10)
     await device.drop()
 
 

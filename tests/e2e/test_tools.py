@@ -13,7 +13,7 @@ from edge.assistant.fixed_texts import TOOL_FAILED, TOOL_TIMEOUT
 from edge.bench.tool_calls import says_now
 from edge.sim.device import SimDevice
 from tests.e2e.scenario import assert_reply_bracket, auto_turn, texts
-from tests.helpers import Running
+from tests.helpers import Running, wait_until
 
 pytestmark = pytest.mark.models
 
@@ -200,7 +200,10 @@ async def test_reminders_spoken_on_time_and_after_reconnecting(server: Running, 
     await back.connect()
     await back.wait_tts_stop(30)
     assert "oven" in " ".join(texts(back, "sentence")).lower()
-    assert server.harness.call(memory.pending_reminders("aa:bb:cc:00:26:02")) == []
+    # Marked delivered once its bracket is over: just after `tts stop`, not before it.
+    await wait_until(
+        lambda: server.harness.call(memory.pending_reminders("aa:bb:cc:00:26:02")) == [], 10
+    )
     await back.drop()
 
 
