@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+import os
+import tempfile
 from collections.abc import Iterator
 from typing import Any
 
@@ -10,6 +12,22 @@ from loguru import logger
 from edge import logs
 from edge.audio.pcm import read_wav
 from tests.helpers import BECKETT, Running, ServerThread, server_config
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _temporary_folders_in_pytests_own(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
+    """Every temporary folder the tests make (servers' state, stores, with their saved model
+    states) goes under pytest's own, of which only the last three runs are kept: a run used to
+    leave hundreds of folders, ~0.4 GB, in /tmp."""
+    old, old_env = tempfile.tempdir, os.environ.get("TMPDIR")
+    # Subprocesses (`edge serve`, `edge bench`) through TMPDIR.
+    tempfile.tempdir = os.environ["TMPDIR"] = str(tmp_path_factory.mktemp("tmp"))
+    yield
+    tempfile.tempdir = old
+    if old_env is None:
+        os.environ.pop("TMPDIR", None)
+    else:
+        os.environ["TMPDIR"] = old_env
 
 
 @pytest.fixture(scope="session")

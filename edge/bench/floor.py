@@ -27,6 +27,7 @@ from edge.assistant.answer import AnswerWriter
 from edge.assistant.prompt import PromptBuilder
 from edge.audio.opus import OpusEncoder
 from edge.audio.pcm import frames, to_float
+from edge.bench.server import run_folder
 from edge.bench.utterances import RATE, Utterance
 from edge.config import Config
 from edge.engines.loader import Engines
@@ -70,7 +71,8 @@ class FloorBench:
         self.engines = engines
         self.config = config
         self.vad_model = vad_model
-        self._store = MemoryStore(Path(tempfile.mkdtemp(prefix="edge-bench-")) / "memory.db")
+        store_folder = Path(tempfile.mkdtemp(prefix="memory-", dir=run_folder()))
+        self._store = MemoryStore(store_folder / "memory.db")
         self._client = McpLoopback(SimMcpServer(), log=logger).client
         self.tools = ToolSet([])
 

@@ -5,7 +5,9 @@ reports, for its memory and CPU time."""
 from __future__ import annotations
 
 import asyncio
+import atexit
 import os
+import shutil
 import socket
 import subprocess
 import sys
@@ -89,6 +91,19 @@ class BusyNeighbour:
         self._procs.clear()
 
 
+_RUN_FOLDER: list[Path] = []
+
+
+def run_folder() -> Path:
+    """Where this bench run's servers keep their state and logs, removed when the run ends
+    (a failed start prints its log's tail first): runs used to leave hundreds in /tmp."""
+    if not _RUN_FOLDER:
+        folder = Path(tempfile.mkdtemp(prefix="edge-bench-"))
+        atexit.register(shutil.rmtree, folder, ignore_errors=True)
+        _RUN_FOLDER.append(folder)
+    return _RUN_FOLDER[0]
+
+
 class ServerUnderTest:
     def __init__(self, http_base: str, proc: subprocess.Popen[bytes] | None, log: Path | None):
         self.http_base = http_base.rstrip("/")
@@ -121,7 +136,7 @@ class ServerUnderTest:
         """`workdir` holds the server's state; given again, the server starts as a board that
         has served before (it knows its devices' tool list). `cpus`: pinned to that many
         cores (0: all). `nice`: its niceness (`UNIT_NICE` is the service's)."""
-        workdir = workdir or Path(tempfile.mkdtemp(prefix="edge-bench-server-"))
+        workdir = workdir or Path(tempfile.mkdtemp(prefix="server-", dir=run_folder()))
         log = workdir / "edge.log"
         http_port = free_port()
         command = [sys.executable, "-m", "edge", "serve", "--host", "127.0.0.1"]

@@ -127,6 +127,7 @@ async def run(
 ) -> dict[str, Any]:
     from edge.assistant.answer import AnswerWriter
     from edge.assistant.prompt import PromptBuilder
+    from edge.bench.server import run_folder
     from edge.commands.runner import CommandRunner, match
     from edge.config import Config, with_overrides
     from edge.engines.llm.llama import LlmEngine
@@ -144,7 +145,7 @@ async def run(
         else await asyncio.to_thread(assemble_chunks, entry(profile()["llm"]), config.cache_path)
     )
     llm = await asyncio.to_thread(LlmEngine, path, config.llm)
-    store = MemoryStore(Path(tempfile.mkdtemp(prefix="edge-bench-")) / "memory.db")
+    store = MemoryStore(Path(tempfile.mkdtemp(prefix="memory-", dir=run_folder())) / "memory.db")
 
     async def never_delivered(_device: str, _text: str) -> bool:
         return False
