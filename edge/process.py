@@ -6,7 +6,9 @@ rather than returning it, so the server's RSS only grows with the devices it has
 turn allocates and frees audio buffers, model outputs and ONNX tensors from a dozen threads. The
 unit sets MALLOC_ARENA_MAX=2 (fewer arenas to fragment); on top, when a device's conversation
 ends, `malloc_trim` hands the free pages back (a few ms, in a worker thread, at most every
-`TRIM_EVERY_S`).
+`TRIM_EVERY_S`), and once more when the server has gone quiet: the work that follows a
+conversation (its summary, the read-ahead of the device's next prompt) frees its buffers after
+the conversation's own trim, and a board's other services should find them given back.
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ import ctypes.util
 import os
 import resource
 import time
+from collections.abc import Callable
 from typing import Any
 
 from loguru import logger
@@ -25,6 +28,7 @@ from edge.faults import EveryMinute
 from edge.workers import Worker
 
 TRIM_EVERY_S = 10.0
+QUIET_S = 5.0  # the model idle this long (as the summarizer waits) before the server is quiet
 
 
 def _libc() -> Any:
@@ -37,17 +41,56 @@ def _libc() -> Any:
 
 
 class MemoryTrimmer:
-    def __init__(self, io: Worker) -> None:
+    def __init__(
+        self,
+        io: Worker,
+        quiet: Callable[[], bool] = lambda: True,
+        model_idle: Callable[[], float] = lambda: float("inf"),
+    ) -> None:
+        """`quiet()`: no device talks and no background work is waiting; `model_idle()`:
+        seconds since the language model last ran (read-aheads and summaries included)."""
         self._libc = _libc()  # None where there is no glibc (musl, macOS): then nothing to do
         self._io = io  # the thread the trim runs in
+        self._quiet = quiet
+        self._model_idle = model_idle
         self._last = 0.0
+        self._owed = False  # a conversation ended since the last trim
         self.trims = 0
 
     async def after_conversation(self) -> None:
-        """A device's conversation ended: give free memory back, unless that was done lately."""
-        if self._libc is None or time.monotonic() - self._last < TRIM_EVERY_S:
-            return
+        """A device's conversation ended: give free memory back, unless that was done lately
+        (then `run` does it once the server is quiet)."""
+        self._owed = True
+        if time.monotonic() - self._last >= TRIM_EVERY_S:
+            await self._trim()
+
+    async def run(self, every_s: float = TRIM_EVERY_S) -> None:
+        """Trim once more when the server has gone quiet after any work since the last trim."""
+        while True:
+            await asyncio.sleep(every_s)
+            if self.due():
+                await self._trim()
+
+    def due(self) -> bool:
+        """Work was done since the last trim, and the server is quiet now."""
+        return self._worked() and self._settled()
+
+    def at_rest(self) -> bool:
+        """Quiet, and freed memory given back since the last work: what it holds now, it
+        holds while no device talks."""
+        return not self._worked() and self._settled()
+
+    def _worked(self) -> bool:
+        return self._owed or self._model_idle() < time.monotonic() - self._last
+
+    def _settled(self) -> bool:
+        return self._model_idle() >= QUIET_S and self._quiet()
+
+    async def _trim(self) -> None:
         self._last = time.monotonic()
+        self._owed = False
+        if self._libc is None:
+            return
         await self._io.run(self._libc.malloc_trim, 0)
         self.trims += 1
 

@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+import asyncio
+
 from edge.process import MemoryTrimmer
 from edge.workers import Worker
 
@@ -51,3 +53,33 @@ def test_a_line_is_logged_before_the_open_files_limit_is_reached(log_lines) -> N
     assert any(
         f"{in_use} of {in_use + 2} file descriptors" in line["message"] for line in log_lines
     )
+
+
+async def test_memory_is_given_back_once_more_when_the_server_has_gone_quiet() -> None:
+    # The conversation's own trim comes before its summary and read-ahead free their buffers;
+    # a second trim follows once no device talks and the model has been idle a while.
+    io = Worker("io-test", threads=1)
+    talking = [True]
+    model_idle = [0.0]
+    trimmer = MemoryTrimmer(io, quiet=lambda: not talking[0], model_idle=lambda: model_idle[0])
+    try:
+        await trimmer.after_conversation()
+        assert trimmer.trims == 1 and not trimmer.at_rest()  # the model still works
+        trimmer._last -= 20.0  # as if the trim were 20 s old, the model busy since
+        assert not trimmer.due()  # a device still talks
+        talking[0] = False
+        assert not trimmer.due()  # ... and the model ran just now
+        model_idle[0] = 6.0
+        assert trimmer.due() and not trimmer.at_rest()
+        task = asyncio.create_task(trimmer.run(every_s=0.01))
+        for _ in range(500):
+            if trimmer.trims == 2:
+                break
+            await asyncio.sleep(0.01)
+        assert trimmer.trims == 2 and trimmer.at_rest()
+        await asyncio.sleep(0.05)
+        assert trimmer.trims == 2  # nothing more to give back until more work is done
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
+    finally:
+        io.shutdown()

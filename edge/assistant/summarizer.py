@@ -74,7 +74,13 @@ class Summarizer:
         self.after = after
         self._queue: asyncio.Queue[tuple[str, list[dict[str, Any]]]] = asyncio.Queue(MAX_QUEUED)
         self._queued: set[str] = set()
+        self._writing = False
         self.written = 0
+
+    @property
+    def pending(self) -> bool:
+        """Summaries are queued or being written."""
+        return bool(self._queued) or self._writing
 
     def request(self, device_id: str, tools: list[dict[str, Any]] | None = None) -> None:
         """Summarize this device's new turns soon. `tools` are the specs its turns were given:
@@ -91,9 +97,10 @@ class Summarizer:
         while True:
             device_id, tools = await self._queue.get()
             self._queued.discard(device_id)
-            while not self._free():  # noqa: ASYNC110 - live turns first
-                await asyncio.sleep(1.0)
+            self._writing = True
             try:
+                while not self._free():  # noqa: ASYNC110 - live turns first
+                    await asyncio.sleep(1.0)
                 changed = await self.summarize(device_id, tools)
                 if changed is not None and self.after is not None and self._free(0.0):
                     await self.after(device_id, tools)
@@ -103,6 +110,8 @@ class Summarizer:
                 self.request(device_id, tools)  # tried again when the model is free
             except Exception as exc:
                 logger.bind(device=device_id).error("summary failed: {!r}", exc)
+            finally:
+                self._writing = False
 
     def _free(self, quiet_s: float = QUIET_S) -> bool:
         """No device talks, none waits for the model, and it has been idle `quiet_s`."""

@@ -189,9 +189,22 @@ def print_household(report: dict[str, Any]) -> None:
         line(f"longest {engine} wait for the CPU", spread)
     print(
         f"delivered {report['delivered']}/{report['turns']}; turns 'speaking' over "
-        f"{SPEAKING_WAIT_LIMIT_S:.0f} s before the first frame: {report['speaking_over_1s']}; "
-        f"server memory after: {report.get('rss_mb_end') or 0:.0f} MB RSS "
-        f"({', '.join(f'{k} {v:.0f} MB' for k, v in report.get('rss_parts_mb_end', {}).items())})"
+        f"{SPEAKING_WAIT_LIMIT_S:.0f} s before the first frame: {report['speaking_over_1s']}"
+    )
+
+    def memory(key: str) -> str:
+        parts = report.get(f"rss_parts_mb_{key}", {})
+        split = ", ".join(f"{k} {v:.0f} MB" for k, v in parts.items())
+        return f"{report.get(f'rss_mb_{key}') or 0:.0f} MB ({split})"
+
+    rest = (
+        f"at rest {report['rest_after_s']:.0f} s later: {memory('rest')}"
+        if report.get("rss_mb_rest") is not None
+        else "not at rest within the wait"
+    )
+    print(
+        f"server memory (RSS): as the last device left {memory('end')}; {rest}; "
+        f"peak {report.get('rss_mb_peak') or 0:.0f} MB"
     )
     if report.get("restart_ready_s") is not None:
         print(
@@ -225,8 +238,17 @@ async def run_household(
         report = figures(turns, held, options)
         report["seconds"] = time.monotonic() - started
         report["server_niceness"] = server.niceness()
-        report["rss_mb_end"] = server.rss_mb()
+        report["rss_mb_end"] = server.rss_mb()  # the last conversation just closed
         report["rss_parts_mb_end"] = server.rss_parts_mb()
+        say("waiting for the server to be at rest (summaries written, memory given back)")
+        rest_started = time.monotonic()
+        if await server.rest():
+            report["rest_after_s"] = time.monotonic() - rest_started
+            report["rss_mb_rest"] = server.rss_mb()
+            report["rss_parts_mb_rest"] = server.rss_parts_mb()
+        # The kernel's high-water mark lags behind RSS by a few MB: never below what was seen.
+        seen = [v for v in (server.peak_rss_mb(), report["rss_mb_end"]) if v is not None]
+        report["rss_mb_peak"] = max(seen) if seen else None
         server.stop()
         say("restarting edge serve: a device comes back")
         server = await ServerUnderTest.start(

@@ -211,22 +211,48 @@ class ServerUnderTest:
     def rss_mb(self) -> float | None:
         return self.process.memory_info().rss / 1e6 if self.process else None
 
-    def rss_parts_mb(self) -> dict[str, float]:
-        """RSS split as the kernel counts it: anonymous memory (what edge allocated) and
-        file-backed pages (mostly the language model's memory-mapped weights: shared with the
-        page cache, and given back under pressure)."""
+    def peak_rss_mb(self) -> float | None:
+        """The most RSS the process ever had (the kernel's high-water mark)."""
+        return self._status_mb().get("VmHWM")
+
+    async def rest(self, limit_s: float = 300.0) -> bool:
+        """Wait until the server is at rest (no device talking, its summaries and read-aheads
+        done, freed memory given back); False if it was not within `limit_s`."""
+        deadline = time.monotonic() + limit_s
+        while time.monotonic() < deadline:
+            try:
+                _status, body = await self.health()
+            except (aiohttp.ClientError, TimeoutError):
+                body = {}
+            if body.get("at_rest"):
+                return True
+            await asyncio.sleep(1.0)
+        return False
+
+    def _status_mb(self) -> dict[str, float]:
         if self.process is None:
             return {}
         try:
             status = Path(f"/proc/{self.process.pid}/status").read_text()
         except OSError:
             return {}
-        parts = {}
+        fields = {}
         for line in status.splitlines():
             key, _, value = line.partition(":")
-            if key in ("RssAnon", "RssFile", "RssShmem"):
-                parts[key.removeprefix("Rss").lower()] = int(value.split()[0]) / 1000
-        return parts
+            if value.strip().endswith("kB"):
+                fields[key] = int(value.split()[0]) / 1000
+        return fields
+
+    def rss_parts_mb(self) -> dict[str, float]:
+        """RSS split as the kernel counts it: anonymous memory (what edge allocated) and
+        file-backed pages (mostly the language model's memory-mapped weights: shared with the
+        page cache, and given back under pressure)."""
+        status = self._status_mb()
+        return {
+            key.removeprefix("Rss").lower(): status[key]
+            for key in ("RssAnon", "RssFile", "RssShmem")
+            if key in status
+        }
 
     def niceness(self) -> int | None:
         return int(self.process.nice()) if self.process is not None else None

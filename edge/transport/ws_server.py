@@ -47,7 +47,12 @@ class DeviceServer:
         self.services = services
         self.admission = admission
         self.http_port = http_port
-        self._trimmer = MemoryTrimmer(services.engines.io)
+        summarizer = services.summarizer
+        self.trimmer = MemoryTrimmer(
+            services.engines.io,
+            quiet=lambda: self.quiet() and not (summarizer is not None and summarizer.pending),
+            model_idle=services.engines.llm.idle_for,
+        )
         self.sessions: dict[str, DeviceSession] = {}  # by device label
         self.connections = 0
         self._by_address: Counter[str] = Counter()  # open connections per peer address
@@ -202,7 +207,7 @@ class DeviceServer:
             if self.sessions.get(identity.label) is session:
                 del self.sessions[identity.label]
             link.log.info("disconnected after {} turns", session.turns_answered)
-        await self._trimmer.after_conversation()
+        await self.trimmer.after_conversation()
 
     def _http_base(self, ws: ServerConnection) -> str:
         # The host the device used to reach us is reachable from the LAN by definition.

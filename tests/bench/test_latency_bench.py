@@ -60,6 +60,10 @@ def test_bench_reports_every_figure(tmp_path: Path) -> None:
     assert "llm" in home["cpu_wait_worst_per_turn"]
     # At the service's niceness where the bench may set it (root), else at its own.
     assert home["server_niceness"] in (UNIT_NICE, os.nice(0))
+    # Its memory as the last device left, once at rest (summaries written, memory given back),
+    # and at its peak.
+    assert home["rss_mb_end"] > 100 and home["rss_mb_rest"] > 100
+    assert home["rss_mb_peak"] >= max(home["rss_mb_end"], home["rss_mb_rest"]) - 5
     # Then a restart with the saved states, and a device coming back.
     assert home["restart_ready_s"] > 0 and home["first_turn_after_restart_s"] > 0
 
