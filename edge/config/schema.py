@@ -189,7 +189,7 @@ class LlmConfig(Section):
     adapt_threads: bool = True
     # The attention cache's number format: q8_0 takes half the memory of f16 (the cells and
     # every saved prompt state), with flash attention, which a quantized cache needs. Household
-    # benchmark, with prompt_cache_mb = 32 to bank the saving: RSS 1,177 MB instead of 1,266,
+    # benchmark, with prompt_cache_mb halved to bank the saving: RSS 1,177 MB instead of 1,266,
     # but the first token ~10 % later (p95 1.2 s instead of 1.0 s), so f16 stays the default.
     kv_cache_type: Literal["f16", "q8_0"] = "f16"
     max_tokens: int = Field(default=160, ge=8)
@@ -204,9 +204,11 @@ class LlmConfig(Section):
     max_waiting: int = Field(default=16, ge=1)  # requests queued for the model; more get an apology
     # Generations written at once, one sequence each, advanced together token by token.
     parallel: int = Field(default=4, ge=1, le=16)
-    # Saved model states of recent prompts (~12 KB per token with the 0.5B model), so that a
-    # device's prompt survives other devices' turns instead of being read again (0: off).
-    prompt_cache_mb: int = Field(default=64, ge=0)
+    # Saved model states of recent prompts (~12 KB per token with the 0.5B model: 8-11 MB for a
+    # device's prompt with its tools and history), so that a device's prompt survives other
+    # devices' turns instead of being read again (0: off). 32 holds the shared prefix and three
+    # devices' prompts; each device more takes ~10 MB (summaries are not kept).
+    prompt_cache_mb: int = Field(default=32, ge=0)
     # The same kept on disk in the state folder (the shared prefix, each device's last prompt),
     # so that a restart is ready at once and a returning device reads only its words (0: off).
     saved_states_mb: int = Field(default=256, ge=0)

@@ -180,7 +180,7 @@ def test_a_full_context_fails_one_answer_and_the_others_go_on(
     from edge.errors import ContextFull
 
     small = LlmEngine(
-        Path(llm._llama.model_path),
+        llm.model_path,
         llm.config.replace(context_tokens=512, parallel=2, temperature=0.0),
     )
     filler = {"a": "apple banana cherry " * 145, "b": "river mountain forest " * 145}
@@ -253,7 +253,7 @@ def test_a_q8_attention_cache_answers_and_keeps_its_saved_states_apart(
     from edge.engines.llm.llama import LlmEngine
     from edge.engines.llm.state_files import model_fingerprint
 
-    path = Path(llm._llama.model_path)
+    path = llm.model_path
     quantized = LlmEngine(
         path,
         llm.config.replace(kv_cache_type="q8_0", context_tokens=512, parallel=1, temperature=0.0),

@@ -156,3 +156,23 @@ def test_a_trimmed_history_is_moved_into_place_not_read_again(
     # Without moving, the three kept turns (~90 tokens) are read again.
     assert read <= 8, (read, kept_tokens)
     assert "rabbit" in reply.lower(), reply
+
+
+def test_a_summary_is_not_kept_among_the_saved_states(harness: ServerThread, llm: Any) -> None:
+    # A summary prompt shares only the prefix with any later prompt: kept, it would push a
+    # device's state out of the budget. A read-ahead of a device's prompt is kept.
+    summary = _with_system({"role": "user", "content": "Summarize: the user keeps bees in Oslo."})
+
+    async def scenario() -> tuple[int, str, int]:
+        before = len(llm.states)
+        written = ""
+        async for piece in llm.stream(summary, max_tokens=12, background=True):
+            written += piece
+        after_summary = len(llm.states)
+        await llm.prefetch(_with_system({"role": "user", "content": "I keep bees in Oslo."}))
+        return after_summary - before, written, len(llm.states) - after_summary
+
+    summaries_kept, written, read_aheads_kept = harness.call(scenario())
+    assert written.strip()
+    assert summaries_kept == 0
+    assert read_aheads_kept == 1

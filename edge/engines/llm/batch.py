@@ -46,7 +46,7 @@ class DecodeLoop:
 
     def __init__(
         self,
-        llama: Any,
+        model: Any,
         n_seq: int,
         n_ctx: int,
         threads: ThreadGovernor,
@@ -59,8 +59,12 @@ class DecodeLoop:
         from llama_cpp import _internals
 
         self._lib = llama_cpp
-        self.model = llama._model
-        params = llama.context_params
+        self.model = model  # llama-cpp-python's LlamaModel
+        params = llama_cpp.llama_context_default_params()
+        # As llama-cpp-python's `Llama` set them when this loop used its parameters: its YaRN
+        # factors, and flash attention only with a quantized cache (which needs it).
+        params.yarn_attn_factor, params.yarn_beta_fast, params.yarn_beta_slow = 1.0, 32.0, 1.0
+        params.flash_attn_type = llama_cpp.LLAMA_FLASH_ATTN_TYPE_DISABLED
         params.n_ctx = n_ctx
         params.n_batch = params.n_ubatch = BATCH_TOKENS
         params.n_seq_max = n_seq

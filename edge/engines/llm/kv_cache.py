@@ -179,7 +179,10 @@ class KvCache:
             return
         sequence = self.of(request)
         sequence.request, sequence.used = None, time.monotonic()
-        if sequence.tokens and not self.moved_unrotated:
+        # A summary (written in the background) is not kept: no prompt starts with it past the
+        # shared prefix, which has a state of its own, and it would push a device's out.
+        summary = request.ahead and request.writes
+        if sequence.tokens and not self.moved_unrotated and not summary:
             self.states.save(sequence.seq, sequence.tokens, sequence.owner)
 
     def evict_idle(self) -> bool:
