@@ -25,7 +25,9 @@ def check_spoken_reply(harness: ServerThread, dev: SimDevice, mark: int) -> None
     sentences = " ".join(texts(dev, "sentence", mark))
     assert words(sentences), "no sentence_start text"
     spoken = heard_back(harness, dev)
-    assert len(words(spoken)) >= 3, spoken
+    # As many words heard as were said, up to three: the model may answer in two ("Fail
+    # better." to Beckett's lines); the error rate below checks they are the ones said.
+    assert len(words(spoken)) >= min(3, len(words(sentences))), spoken
     assert all(w.isascii() for w in words(spoken)), spoken  # English, not noise
     # The reply's voice has piper's random noise, and tiny.en sometimes mishears a name in it.
     assert word_error_rate(sentences, spoken) <= 0.5, (sentences, spoken)
