@@ -204,10 +204,11 @@ class LlmConfig(Section):
     max_waiting: int = Field(default=16, ge=1)  # requests queued for the model; more get an apology
     # Generations written at once, one sequence each, advanced together token by token.
     parallel: int = Field(default=4, ge=1, le=16)
-    # Saved model states of recent prompts (~12 KB per token with the 0.5B model: 8-11 MB for a
-    # device's prompt with its tools and history), so that a device's prompt survives other
-    # devices' turns instead of being read again (0: off). 32 holds the shared prefix and three
-    # devices' prompts; each device more takes ~10 MB (summaries are not kept).
+    # Saved model states of recent prompts (~12 KB per token with the 0.5B model), so that a
+    # device's prompt survives other devices' turns instead of being read again (0: off). The
+    # shared prefix's is kept whole (~9 MB with a device's tools); a device's, only from where
+    # it parts from the prefix (~2 MB: its summary and history). 32 holds the prefix and about
+    # ten devices' (summaries are not kept).
     prompt_cache_mb: int = Field(default=32, ge=0)
     # The same kept on disk in the state folder (the shared prefix, each device's last prompt),
     # so that a restart is ready at once and a returning device reads only its words (0: off).

@@ -8,6 +8,7 @@ import asyncio
 from typing import Any
 
 from edge.config import DEFAULT_SYSTEM_PROMPT
+from edge.engines.llm.prompt_states import PREFIX_OWNER
 from edge.sentences import pause_point
 from tests.helpers import ServerThread, wait_until
 
@@ -16,6 +17,24 @@ ADA = [
     {"role": "user", "content": "My name is Ada and I keep three goats on a hill."},
     {"role": "assistant", "content": "Nice to meet you, Ada. Your goats must be happy there."},
 ]
+
+
+TIDE_TOOL = {
+    "type": "function",
+    "function": {
+        "name": "get_tide_times",
+        "description": "The times of high and low tide today at a harbour the user names, for "
+        "sailors and anglers planning a trip out on the water.",
+        "parameters": {
+            "type": "object",
+            "properties": {
+                "harbour": {"type": "string", "description": "The harbour's name"},
+                "days_ahead": {"type": "integer", "description": "0 for today, 1 for tomorrow"},
+            },
+            "required": ["harbour"],
+        },
+    },
+}
 
 
 def _with_system(*messages: dict[str, Any]) -> list[dict[str, Any]]:
@@ -176,3 +195,43 @@ def test_a_summary_is_not_kept_among_the_saved_states(harness: ServerThread, llm
     assert written.strip()
     assert summaries_kept == 0
     assert read_aheads_kept == 1
+
+
+def test_a_devices_state_keeps_only_what_follows_the_shared_prefix(
+    harness: ServerThread, llm: Any
+) -> None:
+    # Kept whole, the prefix; kept for a device, only its own words' cells, put back on top of
+    # the prefix's cells after other devices took every sequence.
+    grace = [
+        {"role": "user", "content": "My name is Grace and I sail a red boat called Swift."},
+        {"role": "assistant", "content": "Hello Grace! Swift sounds like a fine boat."},
+    ]
+    tools = [TIDE_TOOL]  # the shared prefix: the system prompt and the tools (~160 tokens)
+
+    async def scenario() -> tuple[list[tuple[str, int, int, int]], int, int, str]:
+        await llm.warm_up(tools=tools)  # the prefix and a greeting, as at start-up
+        await llm.prefetch(_with_system(*grace), tools, owner="aa:bb:cc:00:41:01")
+        kept = llm.states.kept()
+        await asyncio.gather(
+            *(
+                _answer(llm, _with_system({"role": "user", "content": f"Name {n} tall trees."}))
+                for n in range(2, 2 + llm.sequences)
+            )
+        )
+        restored = llm.states.restored
+        again = await llm.prefetch(_with_system(*grace), tools, owner="aa:bb:cc:00:41:01")
+        question = {"role": "user", "content": "What is my boat called?"}
+        reply = ""
+        async for piece in llm.stream(
+            _with_system(*grace, question), tools=tools, max_tokens=30, owner="aa:bb:cc:00:41:01"
+        ):
+            reply += piece
+        return kept, again, llm.states.restored - restored, reply
+
+    kept, again, restores, reply = harness.call(scenario())
+    [prefix] = [k for k in kept if k[0] == PREFIX_OWNER and k[2] == 0][-1:]
+    [(_owner, tokens, base, size)] = [k for k in kept if k[0] == "aa:bb:cc:00:41:01"]
+    assert 0 < base < tokens  # a tail: from where it parts from the prefix's tokens
+    assert size < (tokens - base + 8) * prefix[3] / prefix[1]  # about its own tokens' worth
+    assert again == 0 and restores == 1  # all of it back, nothing read again
+    assert "Swift" in reply, reply

@@ -79,3 +79,23 @@ def test_a_device_leaving_and_coming_back_goes_through_the_disk(tmp_path: Path) 
     found, snapshot = asyncio.run(leave_and_return())
     assert found and snapshot is not None and snapshot[1] == b"x" * 3000
     assert forget(tmp_path, "aa:01") == 1 and files.load("aa:01") is None
+
+
+def test_a_tail_keeps_its_base_and_an_older_format_is_refused(
+    tmp_path: Path, log_lines: list[dict[str, Any]]
+) -> None:
+    files = StateFiles(tmp_path / "llm-states", "model-a", 1 << 20)
+    files.save("aa:01", SavedState(np.arange(50, dtype=np.int32), b"t" * 900, base=41))
+    back = files.load("aa:01")
+    assert back is not None and back.base == 41 and back.data == b"t" * 900
+    # A file of the first format (no base) is refused and rebuilt by reading, never misread.
+    path = files.path("aa:01")
+    path.write_bytes(path.read_bytes().replace(b"EDGE-LLM-STATE 2", b"EDGE-LLM-STATE 1", 1))
+    assert files.load("aa:01") is None and not path.exists()
+    # Nor is a base that does not fit the tokens, or was changed since the file was written.
+    for base in (50, 7):
+        files.save("aa:01", SavedState(np.arange(50, dtype=np.int32), b"t" * 900, base=41))
+        raw = path.read_bytes().replace(b'"base": 41', f'"base": {base}'.encode(), 1)
+        path.write_bytes(raw)
+        assert files.load("aa:01") is None, base
+    assert sum("does not check out" in line["message"] for line in log_lines) == 3

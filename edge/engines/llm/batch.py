@@ -67,7 +67,7 @@ class DecodeLoop:
         params.flash_attn_type = llama_cpp.LLAMA_FLASH_ATTN_TYPE_DISABLED
         params.n_ctx = n_ctx
         params.n_batch = params.n_ubatch = BATCH_TOKENS
-        params.n_seq_max = n_seq
+        params.n_seq_max = n_seq + 1  # and a scratch sequence for the saved states' tails
         params.kv_unified = True  # the shared prefix is stored once for every sequence
         params.n_threads = params.n_threads_batch = threads.current
         if kv_type == "q8_0":

@@ -44,7 +44,8 @@ class KvCache:
         self._lib = lib
         self.memory = memory
         self.sequences = [Sequence(seq) for seq in range(n_seq)]
-        self.states = PromptStates(ctx, states_budget)
+        # The context has one sequence more than requests use: the states' scratch.
+        self.states = PromptStates(ctx, states_budget, scratch=n_seq)
         # Moved cells have their new positions at once but their keys are rotated only by the
         # next llama_decode; a state saved in between would come back wrong.
         self.moved_unrotated = False
@@ -113,10 +114,12 @@ class KvCache:
             source.shared_below = max(source.shared_below, shared)
         restored = self.states.restore(target.seq, prompt, shared)
         if restored is not None:
-            shared = min(restored, last)
+            found, kept_below = restored
+            shared = min(found, last)
             lib.llama_memory_seq_rm(self.memory, target.seq, shared, -1)
             target.tokens = prompt[:shared]
-            target.shared_below = 0  # the saved cells came back as its own
+            # The saved cells came back as its own; those it kept below them are as they were.
+            target.shared_below = min(target.shared_below, kept_below)
         request.done_prompt = shared
         self.placed.append((len(prompt), shared))
         logger.debug(

@@ -33,6 +33,7 @@ from edge.engines.llm.base import Message, PauseRule, Progress, ToolSpec, greeti
 from edge.engines.llm.batch import DecodeLoop
 from edge.engines.llm.contention import ThreadGovernor, read_sample
 from edge.engines.llm.places import Places
+from edge.engines.llm.prompt_states import PREFIX_OWNER
 from edge.engines.llm.request import Request, next_piece
 from edge.engines.llm.sampling import StopFilter
 from edge.engines.llm.state_files import (
@@ -45,7 +46,6 @@ from edge.errors import EngineTimeout, Preempted
 from edge.workers import CpuTurns, Worker, usable_threads
 
 _GRAMMAR_CACHE_SIZE = 16
-PREFIX_OWNER = "\0prefix"  # whose state the shared prompt prefix is, on disk and in memory
 PROGRESS_S = 10.0  # how often a long prefix read reports how far it got
 # Stands in for the coming user message when a prompt is rendered ahead of it: the prompt up to
 # here is what the request will start with, whatever the chat template puts around a message.

@@ -4,8 +4,9 @@ prompt (its summary and history: its first question after the restart reads only
 
 One file per state in the state folder, under a folder named by the model's fingerprint (its
 size and its first and last bytes, and the llama.cpp version), so another model never loads a
-state it cannot use. A file holds the tokens the state covers and llama.cpp's sequence data,
-behind a header with their sizes and a sha256 of both: a file that is cut short, corrupted or
+state it cannot use. A file holds the tokens the state covers and llama.cpp's sequence data
+(of them all, or of those past its `base`: a tail, `edge.engines.llm.prompt_states`), behind a
+header with their sizes, the base and a sha256 of all three: a file that is cut short, corrupted or
 written by another version is refused on load (logged, deleted) and rebuilt by reading. Writes
 go to a temporary file renamed into place, so a crash never leaves half a file; the folder is
 bounded, the least recently used files going first.
@@ -29,7 +30,7 @@ from loguru import logger
 from edge.engines.llm.prompt_states import PromptStates
 from edge.workers import Worker
 
-MAGIC = b"EDGE-LLM-STATE 1\n"
+MAGIC = b"EDGE-LLM-STATE 2\n"  # 2: with a base (files of 1 are refused, and rebuilt)
 STATES_FOLDER = "llm-states"  # in the state folder
 FINGERPRINT_BYTES = 4 << 20  # read from each end of the model file
 
@@ -51,7 +52,8 @@ def forget(state_dir: Path, key: str) -> int:
 @dataclass(frozen=True)
 class SavedState:
     tokens: np.ndarray  # int32
-    data: bytes  # llama_state_seq_get_data of a sequence holding exactly `tokens`
+    data: bytes  # llama_state_seq_get_data of a sequence holding exactly `tokens[base:]`
+    base: int = 0  # > 0: a tail, to go on top of cells holding `tokens[:base]`
 
 
 def model_fingerprint(model: Path, engine_version: str) -> str:
@@ -84,7 +86,8 @@ class StateFiles:
         header = {
             "tokens": int(state.tokens.size),
             "data": len(state.data),
-            "sha256": hashlib.sha256(tokens + state.data).hexdigest(),
+            "base": state.base,
+            "sha256": _digest(state.base, tokens, state.data),
         }
         with self._lock:
             self.folder.mkdir(parents=True, exist_ok=True)
@@ -133,15 +136,23 @@ def _parse(raw: bytes) -> SavedState | None:
     try:
         header = json.loads(raw[len(MAGIC) : end])
         count, size, digest = int(header["tokens"]), int(header["data"]), str(header["sha256"])
+        base = int(header["base"])
     except (ValueError, KeyError, TypeError):
         return None
     body = raw[end + 1 :]
-    if end < 0 or len(body) != count * 4 + size or count <= 0:
+    if end < 0 or len(body) != count * 4 + size or count <= 0 or not 0 <= base < count:
         return None
-    if hashlib.sha256(body).hexdigest() != digest:
+    if _digest(base, body[: count * 4], body[count * 4 :]) != digest:
         return None
     tokens = np.frombuffer(body[: count * 4], dtype="<i4").astype(np.int32)
-    return SavedState(tokens, body[count * 4 :])
+    return SavedState(tokens, body[count * 4 :], base)
+
+
+def _digest(base: int, tokens: bytes, data: bytes) -> str:
+    digest = hashlib.sha256(f"{base}\n".encode())
+    digest.update(tokens)
+    digest.update(data)
+    return digest.hexdigest()
 
 
 class DiskStates:
@@ -158,7 +169,7 @@ class DiskStates:
         saved = await self.io.run(self.files.load, owner)
         if saved is None:
             return False
-        self.states.add(saved.tokens, saved.data, owner)
+        self.states.add(saved.tokens, saved.data, owner, saved.base)
         logger.bind(device=owner or "-").debug(
             "llm: saved state of {} tokens read back", saved.tokens.size
         )
@@ -169,9 +180,9 @@ class DiskStates:
         snapshot = self.states.snapshot(owner)
         if snapshot is None:
             return False
-        tokens, data = snapshot
+        tokens, data, base = snapshot
         try:
-            await self.io.run(self.files.save, owner, SavedState(tokens, data))
+            await self.io.run(self.files.save, owner, SavedState(tokens, data, base))
         except OSError as exc:
             logger.warning("llm: could not save a prompt state: {}", exc)
             return False
