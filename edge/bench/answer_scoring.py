@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from edge.assistant.honesty import reads_status
 from edge.assistant.relevance import is_question
 from edge.bench.answer_sets import Item
 from edge.sim.mcp_tools import COMMON_TOOLS, USER_ONLY_TOOLS
@@ -177,7 +178,7 @@ def talks_about_tools(answer: str, ran: tuple[str, ...] = ()) -> bool:
 
 def changes_something(calls: list[list[Any]]) -> bool:
     """Whether a turn's device calls did anything: a status read changes nothing."""
-    return any("status" not in str(call[0]) for call in calls)
+    return any(not reads_status(str(call[0])) for call in calls)
 
 
 def invented_facts(db: Path, device_id: str) -> tuple[str, list[str]]:

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import atexit
+import functools
 import os
 import shutil
 import socket
@@ -91,17 +92,13 @@ class BusyNeighbour:
         self._procs.clear()
 
 
-_RUN_FOLDER: list[Path] = []
-
-
+@functools.cache
 def run_folder() -> Path:
     """Where this bench run's servers keep their state and logs, removed when the run ends
     (a failed start prints its log's tail first): runs used to leave hundreds in /tmp."""
-    if not _RUN_FOLDER:
-        folder = Path(tempfile.mkdtemp(prefix="edge-bench-"))
-        atexit.register(shutil.rmtree, folder, ignore_errors=True)
-        _RUN_FOLDER.append(folder)
-    return _RUN_FOLDER[0]
+    folder = Path(tempfile.mkdtemp(prefix="edge-bench-"))
+    atexit.register(shutil.rmtree, folder, ignore_errors=True)
+    return folder
 
 
 class ServerUnderTest:

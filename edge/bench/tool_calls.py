@@ -27,6 +27,8 @@ from typing import Any
 
 from loguru import logger
 
+from edge.tools.builtin import reminder_delay
+
 Check = Callable[[dict[str, Any]], bool]
 
 
@@ -38,12 +40,6 @@ class Case:
     language: str = "en"
     # An answer without the tool that serves the request all the same (the clock in the prompt).
     answered: Callable[[str], bool] | None = None
-
-
-def _delay(args: dict[str, Any]) -> float:
-    from edge.tools.builtin import reminder_delay
-
-    return reminder_delay(args)
 
 
 def says_now(pattern: str, timezone: str = "") -> Callable[[str], bool]:
@@ -82,9 +78,11 @@ CASES = [
     Case("What time is it?", None, answered=says_now("%H:%M")),
     Case("What's the date today?", None, answered=says_now("%-d %B")),
     Case("What day of the week is it?", None, answered=says_now("%A")),
-    Case("Remind me in two minutes to check the oven.", REMIND, lambda a: _delay(a) == 120),
-    Case("Set a timer for ten minutes.", REMIND, lambda a: _delay(a) == 600),
-    Case("Remind me in thirty seconds to stir the soup.", REMIND, lambda a: _delay(a) == 30),
+    Case("Remind me in two minutes to check the oven.", REMIND, lambda a: reminder_delay(a) == 120),
+    Case("Set a timer for ten minutes.", REMIND, lambda a: reminder_delay(a) == 600),
+    Case(
+        "Remind me in thirty seconds to stir the soup.", REMIND, lambda a: reminder_delay(a) == 30
+    ),
     Case(
         "Make the screen brighter, set it to 90.",
         "self.screen.set_brightness",
@@ -103,7 +101,7 @@ CASES = [
     Case("Thank you very much.", None),
     Case("把音量调到50", VOLUME, lambda a: a.get("volume") == 50, "zh"),
     Case("现在几点了？", None, language="zh", answered=says_now("%H:%M")),
-    Case("两分钟后提醒我关火", REMIND, lambda a: _delay(a) == 120, "zh"),
+    Case("两分钟后提醒我关火", REMIND, lambda a: reminder_delay(a) == 120, "zh"),
     Case(
         "把屏幕亮度调到30", "self.screen.set_brightness", lambda a: a.get("brightness") == 30, "zh"
     ),
