@@ -6,8 +6,8 @@ rather than returning it, so the server's RSS only grows with the devices it has
 turn allocates and frees audio buffers, model outputs and ONNX tensors from a dozen threads. The
 unit sets MALLOC_ARENA_MAX=2 (fewer arenas to fragment); on top, when a device's conversation
 ends, `malloc_trim` hands the free pages back (a few ms, in a worker thread, at most every
-`TRIM_EVERY_S`), and once more when the server has gone quiet: the work that follows a
-conversation (its summary, the read-ahead of the device's next prompt) frees its buffers after
+`TRIM_EVERY_S`), and once more when the server has gone quiet (also after start-up, whose
+model loading leaves ~100 MB freed but held): the work that follows a conversation (its summary, the read-ahead of the device's next prompt) frees its buffers after
 the conversation's own trim, and a board's other services should find them given back.
 """
 
@@ -54,7 +54,9 @@ class MemoryTrimmer:
         self._quiet = quiet
         self._model_idle = model_idle
         self._last = 0.0
-        self._owed = False  # a conversation ended since the last trim
+        # A conversation ended since the last trim; at first, loading the models did: reading
+        # their files and warming them up leaves ~100 MB freed but held, given back once quiet.
+        self._owed = True
         self.trims = 0
 
     async def after_conversation(self) -> None:

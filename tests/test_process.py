@@ -83,3 +83,22 @@ async def test_memory_is_given_back_once_more_when_the_server_has_gone_quiet() -
         await asyncio.gather(task, return_exceptions=True)
     finally:
         io.shutdown()
+
+
+async def test_memory_freed_while_loading_the_models_is_given_back_once_quiet() -> None:
+    # Loading leaves ~100 MB freed but held (model files read, warm-up buffers): a server that
+    # has not served anyone yet is not at rest until that is given back.
+    io = Worker("io-test", threads=1)
+    trimmer = MemoryTrimmer(io)
+    try:
+        assert trimmer.due() and not trimmer.at_rest()
+        task = asyncio.create_task(trimmer.run(every_s=0.01))
+        for _ in range(500):
+            if trimmer.trims:
+                break
+            await asyncio.sleep(0.01)
+        assert trimmer.trims == 1 and trimmer.at_rest()
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
+    finally:
+        io.shutdown()

@@ -187,11 +187,12 @@ class LlmConfig(Section):
     # Fewer threads while other processes keep the cores busy, `threads` again when they stop
     # (edge/engines/llm/contention.py): llama.cpp's threads spin-wait for each other.
     adapt_threads: bool = True
-    # The attention cache's number format: q8_0 takes half the memory of f16 (the cells and
-    # every saved prompt state), with flash attention, which a quantized cache needs. Household
-    # benchmark, with prompt_cache_mb halved to bank the saving: RSS 1,177 MB instead of 1,266,
-    # but the first token ~10 % later (p95 1.2 s instead of 1.0 s), so f16 stays the default.
-    kv_cache_type: Literal["f16", "q8_0"] = "f16"
+    # The attention cache's number format. "q8_0-keys": keys in q8_0 (about half the bytes of
+    # f16), values in f16: 14 MB less with the default cells, prompts read ~4 % slower, each
+    # token as fast. "q8_0": values too, with flash attention, which a quantized value cache
+    # needs: 29 MB less, but prompts read 10-25 % slower, which a busy board feels first.
+    # Household benchmark, q8_0 against f16: first token p95 1.2 s instead of 1.0 s.
+    kv_cache_type: Literal["f16", "q8_0-keys", "q8_0"] = "q8_0-keys"
     max_tokens: int = Field(default=160, ge=8)
     temperature: float = 0.4
     system_prompt: str = DEFAULT_SYSTEM_PROMPT
@@ -204,7 +205,7 @@ class LlmConfig(Section):
     max_waiting: int = Field(default=16, ge=1)  # requests queued for the model; more get an apology
     # Generations written at once, one sequence each, advanced together token by token.
     parallel: int = Field(default=4, ge=1, le=16)
-    # Saved model states of recent prompts (~12 KB per token with the 0.5B model), so that a
+    # Saved model states of recent prompts (~9 KB per token with the 0.5B model), so that a
     # device's prompt survives other devices' turns instead of being read again (0: off). The
     # shared prefix's is kept whole (~9 MB with a device's tools); a device's, only from where
     # it parts from the prefix (~2 MB: its summary and history). 32 holds the prefix and about

@@ -6,8 +6,11 @@
 
 from __future__ import annotations
 
+import importlib.util
 import re
+import sys
 import time
+import types
 from collections.abc import Callable
 from dataclasses import dataclass
 from itertools import pairwise
@@ -77,6 +80,7 @@ class FasterWhisperRecognizer:
     )
 
     def __init__(self, model_dir: Path, config: AsrConfig) -> None:
+        _import_lazily("av")
         from faster_whisper import WhisperModel
         from faster_whisper.tokenizer import Tokenizer
 
@@ -205,6 +209,26 @@ class FasterWhisperRecognizer:
             without_timestamps=True,
         )
         return " ".join(seg.text.strip() for seg in segments).strip()
+
+
+class _ImportedOnFirstUse(types.ModuleType):
+    """Stands in for a module until one of its names is used, then imports it and hands out
+    its names. (The standard library's `LazyLoader` does not stay lazy on Python 3.11: an
+    `import` statement of the module loads it.)"""
+
+    def __getattr__(self, attr: str) -> Any:  # only for names the stand-in does not have
+        real = sys.modules.get(self.__name__)
+        if real is None or real is self:
+            del sys.modules[self.__name__]
+            real = sys.modules[self.__name__] = importlib.import_module(self.__name__)
+        return getattr(real, attr)
+
+
+def _import_lazily(name: str) -> None:
+    """faster-whisper imports PyAV (FFmpeg's libraries) at once, only to decode audio files;
+    edge hands it samples, and that import costs the server ~15 MB for nothing."""
+    if name not in sys.modules and importlib.util.find_spec(name) is not None:
+        sys.modules[name] = _ImportedOnFirstUse(name)
 
 
 def _words(text: str) -> list[str]:

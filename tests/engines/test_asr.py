@@ -97,3 +97,32 @@ def test_when_the_biased_reading_is_taken(plain: str, biased: str, taken: bool) 
     from edge.engines.asr import _takes_biased
 
     assert _takes_biased(plain, biased, ASR_BIAS) is taken
+
+
+def test_pyav_is_loaded_only_if_faster_whisper_decodes_a_file() -> None:
+    # In a process of its own: this one may have imported PyAV already.
+    import subprocess
+    import sys
+
+    script = """
+import io, sys, wave
+from pathlib import Path
+from edge.config import load
+from edge.engines.asr import FasterWhisperRecognizer
+from edge.engines.loader import resolve_models
+models = resolve_models(load(None, {}))
+FasterWhisperRecognizer(models.asr_dir, models.asr)
+mapped = lambda: any("/av.libs/" in line for line in open("/proc/self/maps"))
+print("loaded" if mapped() else "not loaded")
+from faster_whisper.audio import decode_audio
+clip = io.BytesIO()
+with wave.open(clip, "wb") as w:
+    w.setnchannels(1); w.setsampwidth(2); w.setframerate(16000); w.writeframes(bytes(3200))
+clip.seek(0)
+print(decode_audio(clip).shape, "loaded" if mapped() else "not loaded")
+"""
+    out = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, timeout=120, check=True
+    ).stdout.split("\n")
+    assert out[0] == "not loaded"  # recognising samples never needs FFmpeg
+    assert out[1] == "(1600,) loaded"  # decoding a file still works: PyAV loads then

@@ -70,8 +70,10 @@ class DecodeLoop:
         params.n_seq_max = n_seq + 1  # and a scratch sequence for the saved states' tails
         params.kv_unified = True  # the shared prefix is stored once for every sequence
         params.n_threads = params.n_threads_batch = threads.current
+        if kv_type in ("q8_0-keys", "q8_0"):
+            params.type_k = llama_cpp.GGML_TYPE_Q8_0  # keys: any attention takes them
         if kv_type == "q8_0":
-            params.type_k = params.type_v = llama_cpp.GGML_TYPE_Q8_0
+            params.type_v = llama_cpp.GGML_TYPE_Q8_0
             params.flash_attn_type = llama_cpp.LLAMA_FLASH_ATTN_TYPE_ENABLED
         self._threads = threads  # the count follows how busy other processes keep the cores
         self._applied = threads.current

@@ -3,7 +3,7 @@
 The context has a few sequences (`llm.parallel`), each keeping what its last request left; with
 more devices than sequences, device A's history is overwritten by others' turns and its next
 request would re-read it (150 tokens are more than a second here). llama.cpp can copy one
-sequence's KV cells out and back (`llama_state_seq_get_data` / `_set_data`, ~12 KB per token for
+sequence's KV cells out and back (`llama_state_seq_get_data` / `_set_data`, ~9 KB per token for
 Qwen2.5-0.5B, a few ms), so the decode loop saves a sequence whenever a request ends, and before
 reading a prompt restores the saved state that shares the longest prefix with it, when that
 beats what the context already holds. The idea is llama-server's host-memory prompt cache
