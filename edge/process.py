@@ -6,9 +6,11 @@ rather than returning it, so the server's RSS only grows with the devices it has
 turn allocates and frees audio buffers, model outputs and ONNX tensors from a dozen threads. The
 unit sets MALLOC_ARENA_MAX=2 (fewer arenas to fragment); on top, when a device's conversation
 ends, `malloc_trim` hands the free pages back (a few ms, in a worker thread, at most every
-`TRIM_EVERY_S`), and once more when the server has gone quiet (also after start-up, whose
-model loading leaves ~100 MB freed but held): the work that follows a conversation (its summary, the read-ahead of the device's next prompt) frees its buffers after
-the conversation's own trim, and a board's other services should find them given back.
+`TRIM_EVERY_S`), and once more when the server has gone quiet: the work that follows a
+conversation (its summary, the read-ahead of the device's next prompt) frees its buffers after
+the conversation's own trim, and a board's other services should find them given back. Quiet,
+the prompt states of the devices that are away are left on disk (where they are kept anyway)
+before that trim; start-up, whose model loading leaves memory freed but held, counts as work.
 """
 
 from __future__ import annotations
@@ -19,7 +21,7 @@ import ctypes.util
 import os
 import resource
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 from loguru import logger
@@ -46,13 +48,17 @@ class MemoryTrimmer:
         io: Worker,
         quiet: Callable[[], bool] = lambda: True,
         model_idle: Callable[[], float] = lambda: float("inf"),
+        shed: Callable[[], Awaitable[int]] | None = None,
     ) -> None:
         """`quiet()`: no device talks and no background work is waiting; `model_idle()`:
-        seconds since the language model last ran (read-aheads and summaries included)."""
+        seconds since the language model last ran (read-aheads and summaries included);
+        `shed()`: once quiet, before the trim, let go of what is kept elsewhere too (the prompt
+        states of devices that are away, which are on disk); the bytes let go."""
         self._libc = _libc()  # None where there is no glibc (musl, macOS): then nothing to do
         self._io = io  # the thread the trim runs in
         self._quiet = quiet
         self._model_idle = model_idle
+        self._shed = shed
         self._last = 0.0
         # A conversation ended since the last trim; at first, loading the models did: reading
         # their files and warming them up leaves ~100 MB freed but held, given back once quiet.
@@ -71,7 +77,12 @@ class MemoryTrimmer:
         while True:
             await asyncio.sleep(every_s)
             if self.due():
-                await self._trim()
+                if self._shed is not None:
+                    shed = await self._shed()
+                    if shed:
+                        logger.debug("at rest: {:.1f} MB of prompt states left on disk", shed / 1e6)
+                if self.due():  # a device may have come back meanwhile
+                    await self._trim()
 
     def due(self) -> bool:
         """Work was done since the last trim, and the server is quiet now."""

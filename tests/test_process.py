@@ -102,3 +102,25 @@ async def test_memory_freed_while_loading_the_models_is_given_back_once_quiet() 
         await asyncio.gather(task, return_exceptions=True)
     finally:
         io.shutdown()
+
+
+async def test_once_quiet_what_is_kept_on_disk_is_let_go_before_the_trim() -> None:
+    io = Worker("io-test", threads=1)
+    order: list[str] = []
+
+    async def shed() -> int:
+        order.append(f"shed after {trimmer.trims} trims")
+        return 1000
+
+    trimmer = MemoryTrimmer(io, shed=shed)
+    try:
+        task = asyncio.create_task(trimmer.run(every_s=0.01))
+        for _ in range(500):
+            if trimmer.trims:
+                break
+            await asyncio.sleep(0.01)
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
+        assert order == ["shed after 0 trims"] and trimmer.trims == 1
+    finally:
+        io.shutdown()

@@ -52,6 +52,7 @@ class DeviceServer:
             services.engines.io,
             quiet=lambda: self.quiet() and not (summarizer is not None and summarizer.pending),
             model_idle=services.engines.llm.idle_for,
+            shed=lambda: services.engines.llm.rest(away=self._away),
         )
         self.sessions: dict[str, DeviceSession] = {}  # by device label
         self.connections = 0
@@ -217,6 +218,10 @@ class DeviceServer:
             address = ws.local_address
             host = str(address[0]) if address else "127.0.0.1"
         return f"http://{host}:{self.http_port()}"
+
+    def _away(self, device_id: str) -> bool:
+        """Not connected now."""
+        return all(session.runner.owner != device_id for session in list(self.sessions.values()))
 
     def quiet(self) -> bool:
         """No device is talking: none speaks, none waits for or hears its answer."""

@@ -235,3 +235,36 @@ def test_a_devices_state_keeps_only_what_follows_the_shared_prefix(
     assert size < (tokens - base + 8) * prefix[3] / prefix[1]  # about its own tokens' worth
     assert again == 0 and restores == 1  # all of it back, nothing read again
     assert "Swift" in reply, reply
+
+
+def test_at_rest_an_away_devices_state_waits_on_disk_not_in_memory(
+    harness: ServerThread, llm: Any, tmp_path: Any
+) -> None:
+    from edge.engines.llm.llama import LlmEngine
+
+    engine = LlmEngine(
+        llm.model_path, llm.config.replace(parallel=1, context_tokens=1024), state_dir=tmp_path
+    )
+    goats = _with_system(
+        {"role": "user", "content": "I am Bram and my boat is called the Heron."},
+        {"role": "assistant", "content": "A fine name for a boat, Bram."},
+    )
+
+    async def scenario() -> tuple[int, int, list[str], list[str], bool, int]:
+        first = await engine.prefetch(goats, owner="aa:bram")
+        # Another device's turn takes the only sequence: Bram's cells are overwritten.
+        await _answer(engine, _with_system({"role": "user", "content": "Name two seas."}))
+        before = engine.states.owners()
+        freed = await engine.rest(away=lambda owner: owner == "aa:bram")
+        after = engine.states.owners()
+        back = await engine.preload("aa:bram")  # Bram connects again
+        again = await engine.prefetch(goats, owner="aa:bram")
+        return first, freed, before, after, back, again
+
+    try:
+        first, freed, before, after, back, again = harness.call(scenario())
+    finally:
+        engine.close()
+    assert first > 20 and "aa:bram" in before
+    assert freed > 0 and "aa:bram" not in after  # left to the disk
+    assert back and again == 0  # read back from disk: nothing read again

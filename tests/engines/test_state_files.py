@@ -99,3 +99,14 @@ def test_a_tail_keeps_its_base_and_an_older_format_is_refused(
         path.write_bytes(raw)
         assert files.load("aa:01") is None, base
     assert sum("does not check out" in line["message"] for line in log_lines) == 3
+
+
+def test_dropping_a_state_spares_one_that_anothers_tail_stands_on() -> None:
+    states = PromptStates(ctx=None, budget_bytes=1 << 20)
+    states.add(np.arange(100, dtype=np.int32), b"w" * 1000, "aa:01")
+    tail = np.concatenate([np.arange(80), np.arange(500, 520)]).astype(np.int32)
+    states.add(tail, b"t" * 200, "aa:02", base=80)  # on top of aa:01's first 80 tokens
+    assert states.owners() == ["aa:01", "aa:02"]
+    assert states.drop("aa:01") == 0  # aa:02's tail stands on it
+    assert states.drop("aa:02") == 200
+    assert states.drop("aa:01") == 1000 and states.owners() == []

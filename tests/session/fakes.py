@@ -311,6 +311,9 @@ class ScriptedLlm:
         self.kept.append(owner)
         return False
 
+    async def rest(self, away: Callable[[str], bool]) -> int:
+        return 0
+
     def close(self) -> None:
         pass
 

@@ -93,4 +93,9 @@ class LanguageModel(Protocol):
         """Keep `owner`'s newest prompt state on disk, for after a restart."""
         ...
 
+    async def rest(self, away: Callable[[str], bool]) -> int:
+        """No device talks: hand the states of devices `away` from memory to disk (they are
+        read back when they connect); the bytes freed."""
+        ...
+
     def close(self) -> None: ...

@@ -22,7 +22,7 @@ from __future__ import annotations
 import asyncio
 import math
 import time
-from collections.abc import AsyncGenerator
+from collections.abc import AsyncGenerator, Callable
 from pathlib import Path
 from typing import Any
 
@@ -164,6 +164,19 @@ class LlmEngine:
     async def keep(self, owner: str) -> bool:
         """Write `owner`'s newest prompt state to disk (a device that leaves)."""
         return await self._disk.keep(owner) if self._disk is not None else False
+
+    async def rest(self, away: Callable[[str], bool]) -> int:
+        """The server has gone quiet: the states of devices that are away live on disk until
+        they come back (every connection reads its device's state back anyway), not in this
+        process's memory, which a board's other services may want meanwhile. Each is written
+        out first, so what is dropped is always the newest. The shared prefix's stays."""
+        if self._disk is None:
+            return 0
+        freed = 0
+        for owner in self.states.owners():
+            if owner != PREFIX_OWNER and away(owner) and not self.busy and await self.keep(owner):
+                freed += self.states.drop(owner)
+        return freed
 
     def _grammar(self, json_schema: str | None, gbnf: str | None) -> str | None:
         from llama_cpp import LlamaGrammar

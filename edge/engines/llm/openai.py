@@ -14,7 +14,7 @@ from __future__ import annotations
 import asyncio
 import json
 import time
-from collections.abc import AsyncGenerator
+from collections.abc import AsyncGenerator, Callable
 from typing import Any
 
 import aiohttp
@@ -67,6 +67,9 @@ class OpenAiLlm:
 
     async def keep(self, owner: str) -> bool:
         return False
+
+    async def rest(self, away: Callable[[str], bool]) -> int:
+        return 0
 
     async def warm_up(
         self,

@@ -83,6 +83,20 @@ class PromptStates:
         with self._lock:
             return [(s.owner, s.tokens.size, s.base, len(s.data)) for s in self._saved]
 
+    def owners(self) -> list[str]:
+        """Whose states are kept (each once)."""
+        with self._lock:
+            return list(dict.fromkeys(s.owner for s in self._saved))
+
+    def drop(self, owner: str) -> int:
+        """Forget `owner`'s states, except one that another's tail is kept on top of; the
+        bytes freed."""
+        with self._lock:
+            bases = {id(s.under) for s in self._saved if s.under is not None}
+            gone = [s for s in self._saved if s.owner == owner and id(s) not in bases]
+            self._saved = [s for s in self._saved if not any(s is g for g in gone)]
+            return sum(len(s.data) for s in gone)
+
     def save(self, seq: int, held: list[int], owner: str = "") -> None:
         """Keep sequence `seq`, which holds the tokens `held` of `owner`'s prompt. A saved prefix
         of it is superseded (every prompt shares at least as much with the longer one); a
