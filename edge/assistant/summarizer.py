@@ -140,13 +140,14 @@ class Summarizer:
         # Only the user's own words ground a fact: the assistant's answers (a joke about a
         # tomato, "I set a reminder") are not facts about the user.
         said = [t.user_text for t in turns]
-        kept = _grounded_sentences(written, grounds(previous, said))
+        facts = [fact.sentence for fact in stated_facts(said)]
+        grounded = _grounded_sentences(written, grounds(previous, said))
+        kept = " ".join(s for s in sentences(grounded) if not adds_nothing(s, facts))
         if kept != written:
             logger.bind(device=device_id).info(
                 "memory summary: kept {!r} of {!r}", kept, written[:160]
             )
-        stated = " ".join(fact.sentence for fact in stated_facts(said))
-        summary = _merge(previous, f"{stated} {kept}".strip())
+        summary = _merge(previous, " ".join([*facts, kept]).strip())
         await self.store.save_summary(device_id, summary, turns[-1].id)
         self.written += 1
         logger.bind(device=device_id).info("memory summary updated: {!r}", summary[:120])
@@ -171,37 +172,65 @@ _CJK_FRAME = set("用户他她它们的了是也和在叫喜欢住有")
 _CJK = re.compile(r"[\u3400-\u9fff]")
 
 
-def _grounded(summary: str, sources: str) -> bool:
-    """Every word of the summary sentence that says something (every name, number and content
-    word) was said by the user. Half of them was the rule once, and "Sam is a 25-year-old from
-    France." got in because the user had asked about France (`edge bench answers`). A sentence
-    in both scripts is checked in both: "The user's name is小明, family is unknown, likes to play
-    music…" got in when only its Chinese characters were."""
-    cjk = _CJK.findall(summary)
-    seen = set(_CJK.findall(sources)) | _CJK_FRAME
-    if not all(ch in seen for ch in cjk):  # no spaces between words: compare characters
-        return False
-    latin, sources = _CJK.sub(" ", summary), _CJK.sub(" ", sources)  # the words around them
-    known = set(_words(sources, 2)) | set(re.findall(r"\d+", sources))
-    content = [w for w in _words(latin, 3) if w not in _STOPWORDS]  # "Sam" counts too
-    content += re.findall(r"\d+", latin)
-    if not content and not cjk:
-        return False
-    return all(w in known for w in content)
+# Where a sentence's clauses part: each clause must come from one thing the user said.
+_CLAUSES = re.compile(r"[,;，；、]| and | but ")
 
 
-def grounds(previous: str, said: list[str]) -> str:
-    """What a new fact's words may come from: the facts kept so far, and what the user stated,
-    not what they asked ("What is the capital of France?" grounded "They are from France.",
-    `edge bench answers`)."""
-    return " ".join([previous, *(text for text in said if not is_question(text))])
+def _content(text: str) -> tuple[list[str], list[str]]:
+    """The words of `text` that say something (names, numbers, content words), and its Chinese
+    characters (no spaces between words: compared one by one)."""
+    cjk = _CJK.findall(text)
+    latin = _CJK.sub(" ", text)
+    words = [w for w in _words(latin, 3) if w not in _STOPWORDS]  # "Sam" counts too
+    return words + re.findall(r"\d+", latin), cjk
+
+
+def _covers(source: str, words: list[str], cjk: list[str]) -> bool:
+    seen = set(_CJK.findall(source)) | _CJK_FRAME
+    latin = _CJK.sub(" ", source)
+    known = set(_words(latin, 2)) | set(re.findall(r"\d+", latin))
+    return all(ch in seen for ch in cjk) and all(w in known for w in words)
+
+
+def _grounded(summary: str, sources: str | list[str]) -> bool:
+    """Every clause of the summary sentence says only what one thing the user said says: each
+    of its names, numbers and content words, and each of its Chinese characters (a sentence in
+    both scripts is checked in both: "The user's name is小明, family is unknown, likes to play
+    music…" got in when only its Chinese characters were). Words gathered from different
+    utterances make new facts: "Sam's mother is Sam." from "My name is Sam." and "Call my
+    mother." (`edge bench answers`), as half of the words made "Sam is a 25-year-old from
+    France." once. `sources`: one text, or each thing said apart."""
+    pool = [sources] if isinstance(sources, str) else sources
+    words, cjk = _content(summary)
+    if not words and not cjk:
+        return False
+    clauses = [_content(clause) for clause in _CLAUSES.split(summary)]
+    return all(
+        any(_covers(source, words, cjk) for source in pool)
+        for words, cjk in clauses
+        if words or cjk
+    )
+
+
+def adds_nothing(sentence: str, facts: list[str]) -> bool:
+    """Whether a sentence says no more than one of the facts read by rule ("Sam's name is
+    Sam." beside "The user's name is Sam."): kept twice, the summary repeats itself."""
+    words, cjk = _content(sentence)
+    return any(_covers(fact, words, cjk) for fact in facts)
+
+
+def grounds(previous: str, said: list[str]) -> list[str]:
+    """What a new fact's words may come from, each apart: the facts kept so far, and what the
+    user stated, not what they asked ("What is the capital of France?" grounded "They are from
+    France.", `edge bench answers`)."""
+    return [previous, *(text for text in said if not is_question(text))]
 
 
 def sentences(text: str) -> list[str]:
     return [s.strip() for s in re.split(r"(?<=[.!?。！？])\s*", text) if s.strip()]
 
 
-def _grounded_sentences(written: str, sources: str) -> str:
+def _grounded_sentences(written: str, sources: str | list[str]) -> str:
     """The sentences of the model's notes that are complete, plausible and grounded (it often
     starts well, then invents, then runs into the token limit)."""
     kept = [

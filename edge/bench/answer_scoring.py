@@ -59,6 +59,8 @@ class Result:
     acted_on_fragment: bool = False
     first_audio: float | None = None
     calls: list[Any] = field(default_factory=list)
+    heard: str = ""  # the `stt` of the turn
+    cut_short: bool = False  # fewer words heard than said: the turn ended at a pause inside
 
 
 def _now(timezone_offset_s: float) -> dt.datetime:

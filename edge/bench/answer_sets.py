@@ -26,7 +26,7 @@ class Expect:
 @dataclass(frozen=True)
 class Item:
     text: str
-    kind: str  # command, question, fragment
+    kind: str  # command, question, fragment, paused (a command with a pause inside)
     language: str = "en"
     expect: Expect | None = None
 
@@ -181,6 +181,19 @@ FRAGMENTS = [
 ]
 
 # The second device has no speaker volume tool: it must say so, and never use another tool.
+# Commands said with a pause inside (a comma, which the voice reads as a ~150 ms pause) after
+# which the words so far may already be a whole command: the cost of ending a command's turn at
+# the user's first pause. Spoken in a conversation of their own; not in the command scores.
+PAUSED = [
+    Item("Turn the volume up, to eighty.", "paused", "en", Expect("volume", 80)),
+    Item("Turn the volume down, to twenty.", "paused", "en", Expect("volume", 20)),
+    Item("Dim the screen, to ten percent.", "paused", "en", Expect("brightness", 10)),
+    Item("Set the brightness, to seventy.", "paused", "en", Expect("brightness", 70)),
+    Item("Switch to dark mode, please.", "paused", "en", Expect("theme", "dark")),
+    Item("Set a timer, for five minutes.", "paused", "en", Expect("remind", 300)),
+    Item("Remind me in ten minutes, to call Bob.", "paused", "en", Expect("remind", 600)),
+]
+
 WITHOUT_VOLUME = [
     _c("Set the volume to 30.", "refuse"),
     _c("Turn the volume down to twenty.", "refuse"),

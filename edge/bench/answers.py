@@ -13,7 +13,9 @@ and unclear fragments. Scored, from what the device received and what the server
 - time answers more than a minute off the clock;
 - actions taken on a fragment;
 - invented memory: summary sentences whose words the user never said;
-- end of speech → first audio for the spoken commands.
+- end of speech → first audio for the spoken commands;
+- commands said with a pause inside that the turn's end at that pause cut short (a conversation
+  of their own, `PAUSED`).
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ from __future__ import annotations
 import asyncio
 import datetime as dt
 import random
+import re
 import sqlite3
 import time
 from dataclasses import asdict, dataclass, field
@@ -38,6 +41,7 @@ from edge.bench.answer_scoring import (
 from edge.bench.answer_sets import (
     EN_COMMANDS,
     FRAGMENTS,
+    PAUSED,
     QUESTIONS,
     WITHOUT_VOLUME,
     ZH_COMMANDS,
@@ -116,6 +120,10 @@ async def reminders_heard(device: SimDevice, db: Path, horizon_s: float = 15.0) 
         await asyncio.sleep(0.5)
 
 
+def _words(text: str) -> list[str]:
+    return re.findall(r"[\w']+", text.lower())
+
+
 def _index_of(device: SimDevice, kind: str, after: int) -> int | None:
     for index in range(after, len(device.events)):
         message = device.events[index].message
@@ -154,14 +162,18 @@ async def one_turn(
         if m.get("type") == "tts" and m.get("state") == "sentence_start"
     ]
     result.answer = result.answer or " ".join(sentences)
+    stt = [str(m.get("text", "")) for m in device.json_messages(mark) if m.get("type") == "stt"]
+    result.heard = stt[0] if stt else ""
+    if item.kind == "paused":
+        result.cut_short = len(_words(result.heard)) < len(_words(item.text))
     result.calls = [list(c) for c in device.mcp.calls[calls_before:]]
     reminders = _new_reminders(db, device.device_id, started - 1)
     acted = bool(result.calls or reminders)
     result.tool_talk = talks_about_tools(result.answer, tuple(str(c[0]) for c in result.calls))
     result.false_claim = bool(CLAIM.search(result.answer)) and not acted
-    if spoken:
+    if spoken and item.kind == "command":
         result.first_audio = device.first_audio_latency(mark)
-    if item.kind == "command":
+    if item.kind in ("command", "paused"):
         result.right = command_right(item, before, _state(device, tz, db), result, reminders)
         if item.expect is not None and item.expect.what == "time":
             result.wrong_time = not result.right
@@ -196,7 +208,7 @@ async def drive(
         "a0:05:00:00:00:01": SimMcpServer(),
         "a0:05:00:00:00:02": SimMcpServer(without={VOLUME_TOOL}),
     }
-    schedule = [("a0:05:00:00:00:01", c) for c in plan(options)] + [
+    schedule = [("a0:05:00:00:00:01", c) for c in [*plan(options), PAUSED]] + [
         ("a0:05:00:00:00:02", WITHOUT_VOLUME)
     ]
     for number, (device_id, items) in enumerate(schedule):
@@ -233,6 +245,7 @@ def figures(results: list[Result], summary: str, invented: list[str]) -> dict[st
         }
 
     audio = [r.first_audio for r in commands if r.first_audio is not None]
+    paused = [r for r in results if r.kind == "paused"]
     time_rows = [r for r in commands if r.right is not None and "time" in r.text.lower() + r.text]
     return {
         "turns": len(results),
@@ -253,6 +266,11 @@ def figures(results: list[Result], summary: str, invented: list[str]) -> dict[st
             "n": len(audio),
         },
         "wrong_commands": [[r.device, r.text, r.answer, r.calls] for r in commands if not r.right],
+        "paused": {
+            "said": len(paused),
+            "cut_short": [[r.text, r.heard] for r in paused if r.cut_short],
+            "right": sum(bool(r.right) for r in paused),
+        },
         "time_turns": len(time_rows),
         "results": [asdict(r) for r in results],
     }
@@ -276,6 +294,14 @@ def print_answers(report: dict[str, Any]) -> None:
             f"  spoken commands, end of speech → first audio: p50 {audio['p50'] * 1000:.0f} ms, "
             f"p95 {audio['p95'] * 1000:.0f} ms, max {audio['max'] * 1000:.0f} ms (n={audio['n']})"
         )
+    paused = report["paused"]
+    if paused["said"]:
+        print(
+            f"  commands said with a pause inside:  {paused['said']}, cut short at the pause "
+            f"{len(paused['cut_short'])}, carried out as meant {paused['right']}"
+        )
+    for text, heard in paused["cut_short"]:
+        print(f"  cut short: {text!r} heard as {heard!r}")
     for device, text, answer, calls in report["wrong_commands"]:
         print(f"  wrong: {device} {text!r} → {answer[:80]!r} calls={calls}")
     for text, answer in report["false_claims"]:
@@ -291,7 +317,7 @@ def main(options: AnswersOptions) -> int:
 
     say = progress_printer()
     env = setting_env(options.settings)
-    spoken = tuple(i.text for i in EN_COMMANDS)
+    spoken = tuple(i.text for i in (*EN_COMMANDS, *PAUSED))
     voiced = asyncio.run(voice_speech(HouseholdOptions(config=options.config), env, spoken))
     speech = {utterance.name: utterance.pcm for utterance in voiced}
 

@@ -69,3 +69,16 @@ def test_a_word_the_user_only_asked_about_grounds_no_fact() -> None:
     assert not _grounded("They are from France.", grounds("", said))
     assert _grounded("The user's name is Sam and lives in Lisbon.", grounds("", said))
     assert _grounded("The user likes jazz.", grounds("The user likes jazz.", said))
+
+
+def test_a_fact_made_of_words_from_different_utterances_is_invented() -> None:
+    from edge.assistant.summarizer import adds_nothing
+
+    said = ["My name is Sam.", "Call my mother.", "I live in Lisbon."]
+    # Recorded from the 0.5B model (`edge bench answers`): each word was said, the fact never.
+    assert not _grounded("Sam's mother is Sam.", grounds("", said))
+    # Clauses each from one utterance are what the user said, put together.
+    assert _grounded("The user's name is Sam, and lives in Lisbon.", grounds("", said))
+    # Also recorded: right, but only what the rule read already; kept, the summary repeats.
+    assert adds_nothing("Sam's name is Sam.", ["The user's name is Sam."])
+    assert not adds_nothing("Sam lives in Lisbon.", ["The user's name is Sam."])

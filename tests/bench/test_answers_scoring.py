@@ -129,3 +129,24 @@ def test_a_status_read_is_no_action_and_may_be_said_in_its_own_words() -> None:
     said = "The current volume of the audio speaker is 70."
     assert not talks_about_tools(said, ("self.get_device_status",))
     assert talks_about_tools("You can ask questions about the current condition of the device.")
+
+
+def test_commands_with_a_pause_inside_are_scored_apart_and_cuts_are_counted() -> None:
+    from edge.bench.answer_sets import PAUSED
+    from edge.bench.answers import figures
+
+    # Each has a pause (a comma) after which the words so far may be a whole command.
+    assert PAUSED and all("," in i.text and i.expect is not None for i in PAUSED)
+    said = Result("d", 0, "Turn the volume up, to eighty.", "paused", "en", True)
+    said.heard, said.cut_short, said.right = "Turn the volume up.", True, False
+    whole = Result("d", 0, "Set a timer, for five minutes.", "paused", "en", True)
+    whole.heard, whole.right = "Set a timer for five minutes.", True
+    command = Result("d", 0, "Louder.", "command", "en", True, right=True, first_audio=0.4)
+    report = figures([said, whole, command], "", [])
+    assert report["paused"] == {
+        "said": 2,
+        "cut_short": [["Turn the volume up, to eighty.", "Turn the volume up."]],
+        "right": 1,
+    }
+    assert report["commands"]["en"]["of"] == 1  # not among the commands' scores
+    assert report["command_first_audio"]["n"] == 1
