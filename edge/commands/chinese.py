@@ -8,6 +8,7 @@ import re
 
 from edge.commands.intents import (
     MAX_TIMER_S,
+    AskAbilities,
     AskClock,
     Command,
     Introduce,
@@ -97,6 +98,7 @@ def match(text: str) -> Command | None:
         return None
     return (
         _clock(sentence)
+        or _abilities(_PUNCTUATION.sub("", text))
         or _reminders(sentence)
         or _introduction(sentence)
         or _timer(sentence)
@@ -145,6 +147,18 @@ def _theme(sentence: str) -> SetTheme | None:
     if not m:
         return None
     return SetTheme("zh", "dark" if m["t"] in _DARK else "light")
+
+
+# Matched before politeness is taken off: "你" and "可以" are what make it a question to the
+# assistant ("做什么" alone is not).
+_ABILITIES = re.compile(
+    r"(?:请问)?你(?:都|还)?(?:能|会|可以)(?:帮我)?(?:做|干)?(?:些)?(?:什么|啥)(?:事情?)?(?:呢|啊|呀)?|"
+    r"(?:请问)?你有(?:哪些|什么)(?:功能|本领|技能)(?:呢|啊|呀)?"
+)
+
+
+def _abilities(sentence: str) -> AskAbilities | None:
+    return AskAbilities("zh") if _ABILITIES.fullmatch(sentence) else None
 
 
 def _clock(sentence: str) -> AskClock | None:

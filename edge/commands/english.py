@@ -10,6 +10,7 @@ import re
 
 from edge.commands.intents import (
     MAX_TIMER_S,
+    AskAbilities,
     AskClock,
     Command,
     Introduce,
@@ -78,6 +79,7 @@ def match(text: str) -> Command | None:
     sentence = " ".join(tokens)
     return (
         _clock(sentence)
+        or _abilities(sentence)
         or _reminders(sentence)
         or _introduction(text)
         or _timer(sentence)
@@ -179,6 +181,17 @@ _DATE = re.compile(
     r"what is today|tell me the date|tell me today s date|what day of the week is today|"
     rf"what date is today)(?: today)?{_END}$"
 )
+
+
+_ABILITIES = re.compile(
+    rf"^{_POLITE}(?:what (?:can|could|else can) you do(?: for me)?|what are you able to do|"
+    r"what can i ask(?: you)?(?: to do)?|what do you do|how can you help(?: me)?|"
+    rf"what are your (?:skills|abilities|features)|what can you help (?:me )?with){_END}$"
+)
+
+
+def _abilities(sentence: str) -> AskAbilities | None:
+    return AskAbilities("en") if _ABILITIES.match(sentence) else None
 
 
 def _clock(sentence: str) -> AskClock | None:

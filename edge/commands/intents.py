@@ -64,7 +64,15 @@ class Introduce:
     name: str
 
 
-Command = SetLevel | SetTheme | StartTimer | ManageReminders | AskClock | Introduce
+@dataclass(frozen=True)
+class AskAbilities:
+    """ "What can you do?": answered from what this device offers, never by the model, which
+    reads its tool list out ("You could call the set reminder function…")."""
+
+    language: Language
+
+
+Command = SetLevel | SetTheme | StartTimer | ManageReminders | AskClock | Introduce | AskAbilities
 
 MAX_TIMER_S = 7 * 24 * 3600  # the reminder tool's own limit
 

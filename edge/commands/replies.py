@@ -55,6 +55,7 @@ _TEXT: dict[str, dict[Language, str]] = {
     "reminder": {"en": "Reminder: {text}.", "zh": "提醒：{text}。"},
     "introduced": {"en": "Nice to meet you, {name}.", "zh": "{name}，很高兴认识你。"},
     "failed": {"en": "Sorry, that did not work just now.", "zh": "抱歉，刚才没有成功。"},
+    "abilities": {"en": "I can {things}.", "zh": "我可以{things}。"},
     "time": {"en": "It is {clock}.", "zh": "现在是{hour}点{minute}分。"},
     "date": {
         "en": "Today is {weekday}, {day} {month} {year}.",
@@ -79,6 +80,26 @@ _UNCHANGING = frozenset(
 
 def unchanging(reply: str) -> bool:
     return reply in _UNCHANGING
+
+
+# What "what can you do?" lists, each only when this device can do it.
+ABILITIES: dict[str, dict[Language, str]] = {
+    "questions": {"en": "answer questions", "zh": "回答问题"},
+    "clock": {"en": "tell you the time and the date", "zh": "告诉你时间和日期"},
+    "reminders": {"en": "set timers and reminders", "zh": "设置计时和提醒"},
+    "volume": {"en": "change the volume", "zh": "调节音量"},
+    "brightness": {"en": "change the screen brightness", "zh": "调节屏幕亮度"},
+    "theme": {"en": "switch the screen between light and dark", "zh": "切换深浅色主题"},
+}
+
+
+def abilities(which: list[str], language: Language) -> str:
+    things = [ABILITIES[key][language] for key in which]
+    if language == "zh":
+        listed = "、".join(things[:-1]) + ("和" if len(things) > 1 else "") + things[-1]
+    else:
+        listed = ", ".join(things[:-1]) + (" and " if len(things) > 1 else "") + things[-1]
+    return say("abilities", language, things=listed)
 
 
 def say(key: str, language: Language, **values: object) -> str:

@@ -18,6 +18,7 @@ from typing import Any
 
 from edge.commands import chinese, english, replies
 from edge.commands.intents import (
+    AskAbilities,
     AskClock,
     Command,
     Introduce,
@@ -87,6 +88,8 @@ class CommandRunner:
             return Done(replies.say("introduced", command.language, name=command.name), keep=True)
         if isinstance(command, AskClock):
             return Done(replies.clock(local_now(self.timezone), command.what, command.language))
+        if isinstance(command, AskAbilities):
+            return Done(replies.abilities(self._abilities(tools), command.language))
         if isinstance(command, SetLevel):
             return await self._level(command, tools, context)
         if isinstance(command, SetTheme):
@@ -123,13 +126,13 @@ class CommandRunner:
 
     async def _theme(self, command: SetTheme, tools: ToolSet, context: ToolContext) -> Done:
         lang = command.language
-        for tool in _device_tools(tools):
-            strings = [k for k, v in tool.properties.items() if _kind(v) == "string"]
-            if "theme" in tool.name.lower() and len(strings) == 1:
-                if await _call(tool, {strings[0]: command.theme}, context):
-                    return Done(replies.say(f"theme {command.theme}", lang), tool.name)
-                return Done(replies.say("failed", lang), tool.name, ok=False)
-        return Done(replies.say("no theme", lang))
+        found = _theme_tool(tools)
+        if found is None:
+            return Done(replies.say("no theme", lang))
+        tool, parameter = found
+        if await _call(tool, {parameter: command.theme}, context):
+            return Done(replies.say(f"theme {command.theme}", lang), tool.name)
+        return Done(replies.say("failed", lang), tool.name, ok=False)
 
     async def _timer(self, command: StartTimer, tools: ToolSet, context: ToolContext) -> Done:
         lang = command.language
@@ -170,6 +173,17 @@ class CommandRunner:
             clock = f"{self._local(upcoming[0].due):%H:%M}"
             return Done(replies.say("cancelled one", lang, clock=clock), "reminders")
         return Done(replies.say("cancelled", lang, count=cancelled), "reminders")
+
+    def _abilities(self, tools: ToolSet) -> list[str]:
+        """What this device can be asked, as the commands would find its tools."""
+        reminders = tools.find("set_reminder")
+        found = {
+            "reminders": reminders is not None and reminders.source == "builtin",
+            "volume": _level_tool(tools, "volume") is not None,
+            "brightness": _level_tool(tools, "brightness") is not None,
+            "theme": _theme_tool(tools) is not None,
+        }
+        return ["questions", "clock", *(key for key, offered in found.items() if offered)]
 
     def _listed(self, upcoming: list[Reminder], lang: Language) -> str:
         if not upcoming:
@@ -214,6 +228,15 @@ def _level_tool(tools: ToolSet, target: Target) -> tuple[Tool, str] | None:
         named = [k for k in numbers if target in k.lower()]
         if named or len(numbers) == 1:
             return tool, (named or numbers)[0]
+    return None
+
+
+def _theme_tool(tools: ToolSet) -> tuple[Tool, str] | None:
+    """The device's tool that sets the theme, and the parameter that takes its name."""
+    for tool in _device_tools(tools):
+        strings = [k for k, v in tool.properties.items() if _kind(v) == "string"]
+        if "theme" in tool.name.lower() and len(strings) == 1:
+            return tool, strings[0]
     return None
 
 

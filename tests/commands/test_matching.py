@@ -8,6 +8,7 @@ from hypothesis import strategies as st
 
 from edge.commands.english import clock_time, duration
 from edge.commands.intents import (
+    AskAbilities,
     AskClock,
     Introduce,
     ManageReminders,
@@ -28,6 +29,11 @@ COMMANDS = [
     ("Volume 70%", SetLevel("en", "volume", value=70)),
     ("Mute the speaker.", SetLevel("en", "volume", value=0)),
     ("Unmute.", SetLevel("en", "volume", restore=True)),
+    ("What can you do?", AskAbilities("en")),
+    ("So what else can you do?", AskAbilities("en")),
+    ("你能做什么？", AskAbilities("zh")),
+    ("你都会些什么", AskAbilities("zh")),
+    ("你有哪些功能？", AskAbilities("zh")),
     ("Turn up the volume a little bit.", SetLevel("en", "volume", step=1)),
     ("Louder, please.", SetLevel("en", "volume", step=1)),
     ("Make it quieter.", SetLevel("en", "volume", step=-1)),
@@ -112,6 +118,9 @@ FOR_THE_MODEL = [
     "Stop.",
     "Cancel the timer for the eggs and set a new one.",
     "What is a reminder?",
+    "What can you do about the noise?",  # not what the assistant can do in general
+    "What can I do tonight?",
+    "你能帮我做饭吗",
     "取消明天的会议",
     "The screen is too dark, isn't it?",
     "中国的首都是哪里？",

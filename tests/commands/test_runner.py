@@ -210,3 +210,25 @@ def test_only_replies_without_values_are_kept_as_audio() -> None:
     assert unchanging("Muted.") and unchanging("这个设备不能调节音量。")
     assert unchanging("This device has no volume control.")
     assert not unchanging("Volume set to 30.") and not unchanging("It is 17:25.")
+
+
+async def test_what_the_assistant_can_do_is_what_this_device_offers() -> None:
+    from edge.bench.answer_scoring import talks_about_tools
+    from edge.commands.intents import AskAbilities
+
+    full = ToolSet([*builtin_tools("", reminders(), 5.0), *await device_tools(SimMcpServer())])
+    asked = match("What can you do?")
+    assert isinstance(asked, AskAbilities)
+    done = await CommandRunner("").run(asked, full, CONTEXT)
+    assert done.spoken == (
+        "I can answer questions, tell you the time and the date, set timers and reminders, "
+        "change the volume, change the screen brightness and switch the screen between light "
+        "and dark."
+    )
+    assert not done.tool and not talks_about_tools(done.spoken)  # no tool's name, nothing run
+    # A board without a speaker volume tool and without the reminder tool: neither is offered.
+    bare = SimMcpServer(without={"self.audio_speaker.set_volume"})
+    done = await CommandRunner("").run(
+        AskAbilities("zh"), ToolSet(await device_tools(bare)), CONTEXT
+    )
+    assert done.spoken == "我可以回答问题、告诉你时间和日期、调节屏幕亮度和切换深浅色主题。"
