@@ -135,7 +135,9 @@ def test_big_blocks_freed_are_handed_back_at_once() -> None:
     script = """
 import sys
 from edge.process import fix_mmap_threshold
-def anon(): return int([l for l in open("/proc/self/status") if l.startswith("RssAnon")][0].split()[1])
+def anon():
+    status = open("/proc/self/status").read()
+    return int(status.split("RssAnon:")[1].split()[0])
 fixed = fix_mmap_threshold() if sys.argv[1] == "fix" else False
 base = anon()
 for _ in range(3):

@@ -175,7 +175,8 @@ class LlmEngine:
         freed = 0
         for owner in self.states.owners():
             if owner != PREFIX_OWNER and away(owner) and not self.busy and await self.keep(owner):
-                freed += self.states.drop(owner)
+                if away(owner):  # not back while its state was written: its preload stays
+                    freed += self.states.drop(owner)
         return freed
 
     def _grammar(self, json_schema: str | None, gbnf: str | None) -> str | None:
