@@ -142,7 +142,8 @@ class Summarizer:
         said = [t.user_text for t in turns]
         facts = [fact.sentence for fact in stated_facts(said)]
         grounded = _grounded_sentences(written, grounds(previous, said))
-        kept = " ".join(s for s in sentences(grounded) if not adds_nothing(s, facts))
+        known = [*facts, *sentences(previous)]
+        kept = " ".join(s for s in sentences(grounded) if not adds_nothing(s, known))
         if kept != written:
             logger.bind(device=device_id).info(
                 "memory summary: kept {!r} of {!r}", kept, written[:160]
@@ -213,10 +214,11 @@ def _grounded(summary: str, sources: str | list[str]) -> bool:
 
 
 def adds_nothing(sentence: str, facts: list[str]) -> bool:
-    """Whether a sentence says no more than one of the facts read by rule ("Sam's name is
-    Sam." beside "The user's name is Sam."): kept twice, the summary repeats itself."""
-    words, cjk = _content(sentence)
-    return any(_covers(fact, words, cjk) for fact in facts)
+    """Whether each clause of a sentence says no more than one of the facts already known
+    ("Sam's name is Sam." beside "The user's name is Sam."; "They live in Lisbon." beside "The
+    user lives in Lisbon." from an earlier summary): kept twice, the summary repeats itself."""
+    clauses = [_content(clause) for clause in _CLAUSES.split(sentence)]
+    return all(any(_covers(fact, words, cjk) for fact in facts) for words, cjk in clauses)
 
 
 def grounds(previous: str, said: list[str]) -> list[str]:

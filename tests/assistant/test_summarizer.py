@@ -82,3 +82,8 @@ def test_a_fact_made_of_words_from_different_utterances_is_invented() -> None:
     # Also recorded: right, but only what the rule read already; kept, the summary repeats.
     assert adds_nothing("Sam's name is Sam.", ["The user's name is Sam."])
     assert not adds_nothing("Sam lives in Lisbon.", ["The user's name is Sam."])
+    # Recorded too: each clause is a fact known before (an earlier summary's, or a rule's).
+    known = ["The user's name is Sam.", "The user likes jazz music.", "The user lives in Lisbon."]
+    assert adds_nothing("The user's name is Sam, and they like jazz music.", known)
+    assert adds_nothing("They live in Lisbon.", known)
+    assert not adds_nothing("The user's name is Sam, and they have a dog.", known)
