@@ -37,6 +37,10 @@ _MACHINERY = re.compile(
     # Its tool list, named as such ("Turn on the kitchen light." → "Here's an example of how
     # you might use the provided tools to set the kitchen light to 50%", `edge bench answers`).
     r"|\b(?:provided|available|given) (?:functions?|tools?)\b"
+    # What its tools do, named as tools: "I don't have a reminder tool available." (`edge bench
+    # answers`, "Remind.": false as well, and copied to the next fragments).
+    r"|\b(?:reminders?|timers?|volume|brightness|theme|screen|speaker|status|clock)\s+"
+    r"(?:tools?|functions?)\b"
     # "Here is the louder version of the tool's response in XML format with the same function
     # name and arguments" (`edge bench tools`, "Could you make it louder, like 80?").
     r"|\bxml\b|\btool'?s?'? (?:response|output|result|tags?)\b|\bfunction names?\b"

@@ -58,6 +58,9 @@ MACHINERY = [
     "Here's an example of how you might use the provided tools to set the kitchen light.",
     "Here is the louder version of the tool's response in XML format with the same function",
     "You can use the set reminder function to set a timer or reminder.",
+    # `edge bench answers`, "Remind.", copied by the next fragments.
+    "I'm sorry, but I don't have a reminder tool available.",
+    "I'm sorry, but I don't have a volume tool available.",
     "I can set reminders or end the conversation, as well as provide real-time information.",
     "Here's an example of how you might use the set reminder function to set a reminder.",
     "The end conversation tool ends it.",
@@ -76,6 +79,8 @@ HONEST = [
     "The shop has the tools you need.",
     "The volume of a cube is 8 cubic meters.",
     "Use the right tool for the job.",
+    "A good timer is a useful kitchen tool.",  # a timer that is a tool, not its own
+    "New tools are available at the hardware store.",
 ]
 CLAIMS = [
     "I set the volume to 30 for the reminder.",
