@@ -21,7 +21,7 @@ from edge.engines.llm import Progress
 from edge.engines.loader import Engines, load_engines
 from edge.memory.store import MemoryStore
 from edge.metrics import Metrics
-from edge.process import OpenFilesWatch, fix_mmap_threshold, raise_open_files_limit
+from edge.process import OpenFilesWatch, raise_open_files_limit
 from edge.security.admission import Admission
 from edge.security.registry import DeviceRegistry
 from edge.services import Services
@@ -205,7 +205,6 @@ async def serve(config: Config, *, ready: asyncio.Event | None = None) -> None:
     """Run until SIGINT/SIGTERM (or until the task is cancelled). Under systemd, READY=1 is sent
     only once the models are loaded and both ports accept connections."""
     before, files = raise_open_files_limit()
-    fix_mmap_threshold()  # before the engines load and their threads allocate
     logger.info(
         "edge {} starting (pid {}, open files {}{})",
         __version__,

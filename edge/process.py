@@ -30,14 +30,6 @@ from edge.faults import EveryMinute
 from edge.workers import Worker
 
 TRIM_EVERY_S = 10.0
-# Allocations this large get pages of their own, handed back the moment they are freed. glibc
-# starts at 128 KB but raises the threshold to the largest block freed so far (up to 32 MB), so
-# after the first turns the engines' big buffers (audio features, encoder outputs, synthesized
-# speech) come from the arenas, which they leave fragmented. Household bench: RSS peak ~1,050 MB
-# instead of ~1,150-1,190, at rest ~970 instead of ~980-1,000, first audio unchanged (at 128 KB
-# the page faults showed in the p95).
-MMAP_THRESHOLD = 1 << 20
-_M_MMAP_THRESHOLD = -3  # mallopt's parameter number (malloc.h)
 QUIET_S = 5.0  # the model idle this long (as the summarizer waits) before the server is quiet
 
 
@@ -114,19 +106,6 @@ class MemoryTrimmer:
             return
         await self._io.run(self._libc.malloc_trim, 0)
         self.trims += 1
-
-
-def fix_mmap_threshold(threshold: int = MMAP_THRESHOLD) -> bool:
-    """Fix glibc's mmap threshold (see `MMAP_THRESHOLD`), unless the environment sets one
-    (`MALLOC_MMAP_THRESHOLD_`); whether it was set here."""
-    if "MALLOC_MMAP_THRESHOLD_" in os.environ:
-        return False
-    libc = _libc()
-    return (
-        libc is not None
-        and hasattr(libc, "mallopt")
-        and bool(libc.mallopt(_M_MMAP_THRESHOLD, threshold))
-    )
 
 
 def raise_open_files_limit() -> tuple[int, int]:

@@ -124,33 +124,3 @@ async def test_once_quiet_what_is_kept_on_disk_is_let_go_before_the_trim() -> No
         assert order == ["shed after 0 trims"] and trimmer.trims == 1
     finally:
         io.shutdown()
-
-
-def test_big_blocks_freed_are_handed_back_at_once() -> None:
-    # In a process of its own (the threshold is process-wide): without the fixed threshold,
-    # glibc serves the second 8 MiB block from its heap and keeps it once freed.
-    import subprocess
-    import sys
-
-    script = """
-import sys
-from edge.process import fix_mmap_threshold
-def anon():
-    status = open("/proc/self/status").read()
-    return int(status.split("RssAnon:")[1].split()[0])
-fixed = fix_mmap_threshold() if sys.argv[1] == "fix" else False
-base = anon()
-for _ in range(3):
-    block = bytearray(8 << 20); block[::4096] = b"x" * len(block[::4096]); del block
-print(fixed, (anon() - base) // 1024)
-"""
-
-    def held(how: str) -> tuple[str, int]:
-        out = subprocess.run(
-            [sys.executable, "-c", script, how], capture_output=True, text=True, check=True
-        ).stdout.split()
-        return out[0], int(out[1])
-
-    fixed, with_fix = held("fix")
-    _, without = held("leave")
-    assert fixed == "True" and with_fix < 2 <= without
