@@ -4,6 +4,7 @@ import asyncio
 
 from edge.process import MemoryTrimmer
 from edge.workers import Worker
+from tests.helpers import wait_until
 
 
 async def test_memory_is_given_back_after_a_conversation_at_most_every_ten_seconds() -> None:
@@ -93,10 +94,7 @@ async def test_memory_freed_while_loading_the_models_is_given_back_once_quiet() 
     try:
         assert trimmer.due() and not trimmer.at_rest()
         task = asyncio.create_task(trimmer.run(every_s=0.01))
-        for _ in range(500):
-            if trimmer.trims:
-                break
-            await asyncio.sleep(0.01)
+        await wait_until(lambda: trimmer.trims, limit=5.0)
         assert trimmer.trims == 1 and trimmer.at_rest()
         task.cancel()
         await asyncio.gather(task, return_exceptions=True)
@@ -115,10 +113,7 @@ async def test_once_quiet_what_is_kept_on_disk_is_let_go_before_the_trim() -> No
     trimmer = MemoryTrimmer(io, shed=shed)
     try:
         task = asyncio.create_task(trimmer.run(every_s=0.01))
-        for _ in range(500):
-            if trimmer.trims:
-                break
-            await asyncio.sleep(0.01)
+        await wait_until(lambda: trimmer.trims, limit=5.0)
         task.cancel()
         await asyncio.gather(task, return_exceptions=True)
         assert order == ["shed after 0 trims"] and trimmer.trims == 1
