@@ -47,13 +47,21 @@ class CpuTurns:
     play, while a decode step only moves text along that nobody hears until it is spoken; with
     four devices talking at once, a first-come order made each device's speech recognition wait
     behind another's prompt steps. Speech turns are bounded by the devices talking, so the model
-    is never starved."""
+    is never starved.
+
+    A `narrow` step (the model on fewer threads than cores, because other processes keep the
+    cores busy: `ThreadGovernor`) leaves a core to the speech engines, and a speech turn may run
+    beside it. With every engine taking the CPU alone, the process used one core's share of a
+    board shared with a busy service, and a device's first sentence waited out another device's
+    synthesis."""
 
     def __init__(self) -> None:
         self._cond = threading.Condition()
         self._speech: deque[object] = deque()  # waiting speech turns, in arrival order
         self._steps: deque[object] = deque()  # waiting model steps, in arrival order
-        self._busy = False
+        self._speaking = False  # a speech turn holds the CPU
+        self._step_wide: bool | None = None  # a step holds it (None: none), on every core?
+        self.overlapped = 0  # turns that ran beside another
         # How long recent turns waited for the CPU, and how long they then held it:
         # (monotonic end of the wait, engine, seconds waited, seconds held), newest last.
         self.waits: deque[tuple[float, str, float, float]] = deque(maxlen=WAITS_KEPT)
@@ -64,24 +72,45 @@ class CpuTurns:
         with self._cond:
             return len(self._speech) + len(self._steps)
 
+    def _may_speak(self, me: object) -> bool:
+        return self._speech[0] is me and not self._speaking and self._step_wide is not True
+
+    def _may_step(self, me: object, narrow: bool) -> bool:
+        if self._steps[0] is not me or self._step_wide is not None:
+            return False
+        if self._speaking:
+            return narrow
+        return not self._speech  # speech waiting goes first (it may then be joined)
+
     @contextmanager
-    def turn(self, speech: bool = False, engine: str = "llm") -> Iterator[None]:
-        """Hold the CPU for one step of `engine` (a clip, a sentence, a decode step)."""
+    def turn(
+        self, speech: bool = False, engine: str = "llm", narrow: bool = False
+    ) -> Iterator[None]:
+        """Hold the CPU for one step of `engine` (a clip, a sentence, a decode step). `narrow`:
+        a step that leaves cores free, so that a speech turn may run beside it."""
         me = object()
         asked = time.monotonic()
         with self._cond:
             queue = self._speech if speech else self._steps
             queue.append(me)
-            while self._busy or (self._speech or self._steps)[0] is not me:
+            while not (self._may_speak(me) if speech else self._may_step(me, narrow)):
                 self._cond.wait()
             queue.popleft()
-            self._busy = True
+            if self._speaking or self._step_wide is not None:
+                self.overlapped += 1
+            if speech:
+                self._speaking = True
+            else:
+                self._step_wide = not narrow
         got = time.monotonic()
         try:
             yield
         finally:
             with self._cond:
-                self._busy = False
+                if speech:
+                    self._speaking = False
+                else:
+                    self._step_wide = None
                 self.waits.append((got, engine, got - asked, time.monotonic() - got))
                 self._cond.notify_all()
 

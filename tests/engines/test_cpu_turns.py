@@ -1,10 +1,12 @@
-"""The heavy engines take turns at the CPU: one at a time; speech turns (a clip, a sentence)
-before the language model's steps; first come, first served within each kind."""
+"""The heavy engines take turns at the CPU: one at a time, except a speech turn beside a narrow
+model step; speech turns (a clip, a sentence) before the language model's steps; first come,
+first served within each kind."""
 
 from __future__ import annotations
 
 import threading
 import time
+from typing import Any
 
 from edge.workers import CpuTurns
 
@@ -98,3 +100,68 @@ def test_every_turn_records_how_long_it_waited_and_held_the_cpu() -> None:
     assert waits["asr"][0] >= 0.05 > waits["llm"][0]  # the clip waited out the step ...
     assert waits["llm"][1] >= 0.05  # ... which held the CPU that long
     assert cpu.waits_since(time.monotonic() + 1) == []
+
+
+def _holding(cpu: CpuTurns, speech: bool, narrow: bool = False) -> tuple[threading.Event, Any]:
+    """A turn held in a thread of its own until the returned event is set."""
+    release = threading.Event()
+    held = threading.Event()
+
+    def hold() -> None:
+        with cpu.turn(speech, engine="tts" if speech else "llm", narrow=narrow):
+            held.set()
+            release.wait(5)
+
+    thread = threading.Thread(target=hold)
+    thread.start()
+    assert held.wait(5)
+    return release, thread
+
+
+def _runs_at_once(cpu: CpuTurns, speech: bool, narrow: bool = False) -> bool:
+    """Whether a turn gets the CPU while the current holder keeps it."""
+    done = threading.Event()
+
+    def go() -> None:
+        with cpu.turn(speech, engine="tts" if speech else "llm", narrow=narrow):
+            done.set()
+
+    thread = threading.Thread(target=go, daemon=True)
+    thread.start()
+    return done.wait(0.3)
+
+
+def test_a_speech_turn_runs_beside_a_narrow_model_step_only() -> None:
+    cpu = CpuTurns()
+    release, holder = _holding(cpu, speech=False, narrow=True)
+    assert _runs_at_once(cpu, speech=True)  # the step left a core free
+    release.set()
+    holder.join(5)
+    assert cpu.overlapped == 1
+
+    cpu = CpuTurns()
+    release, holder = _holding(cpu, speech=False, narrow=False)
+    assert not _runs_at_once(cpu, speech=True)  # the step uses every core
+    release.set()
+    holder.join(5)
+
+
+def test_a_narrow_step_joins_a_speech_turn_and_two_of_a_kind_never_overlap() -> None:
+    cpu = CpuTurns()
+    release, holder = _holding(cpu, speech=True)
+    assert not _runs_at_once(cpu, speech=False)  # a full step waits for the sentence
+    assert not _runs_at_once(cpu, speech=True)  # so does another sentence
+    release.set()
+    holder.join(5)
+
+    cpu = CpuTurns()
+    release, holder = _holding(cpu, speech=True)
+    assert _runs_at_once(cpu, speech=False, narrow=True)
+    release.set()
+    holder.join(5)
+
+    cpu = CpuTurns()
+    release, holder = _holding(cpu, speech=False, narrow=True)
+    assert not _runs_at_once(cpu, speech=False, narrow=True)  # one decode at a time
+    release.set()
+    holder.join(5)

@@ -246,7 +246,8 @@ class DecodeLoop:
             if threads != self._applied:
                 lib.llama_set_n_threads(self.ctx, threads, threads)
                 self._applied = threads
-            with self._cpu.turn(engine="llm"):
+            narrow = threads < len(self._threads.cores)  # a core left to the speech engines
+            with self._cpu.turn(engine="llm", narrow=narrow):
                 result = lib.llama_decode(self.ctx, batch)
             self.cache.moved_unrotated = False  # every decode first applies pending moves
             if result == 0:
