@@ -3,7 +3,10 @@
 Each detector keeps its own ONNX sessions (~12 MB each; two with early pauses on), so detectors
 are pooled: a session borrows one only while it listens, and an idle connected device holds none.
 The pool keeps `vad.pool_size` idle ones (1: the usual single talker never waits for one); a
-device that starts talking while all are lent gets a new one made off the event loop.
+device that starts talking while all are lent gets a new one made off the event loop. At rest
+(no device talking, `MemoryTrimmer`) the idle ones go too: ~20 MB that a board holds for hours
+between conversations, against ~0.1 s to make one again in a worker when a device next listens,
+while its user is still speaking (its first frames queue meanwhile; none is lost).
 
 Early pauses: the hang-over that ends an utterance (`end_silence_ms`, 700 ms) is long so that a
 pause between sentences does not cut the user off. To keep that hang-over from adding speech
@@ -169,6 +172,11 @@ class VadPool:
         if self._idle:
             return self._idle.pop()
         return await self.worker.run(VadDetector, self.model, self.config)
+
+    def rest(self) -> int:
+        """Let the idle detectors go (the server is at rest); how many went."""
+        idle, self._idle = len(self._idle), []
+        return idle
 
     def release(self, detector: VadDetector) -> None:
         detector.reset()

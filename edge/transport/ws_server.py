@@ -52,7 +52,7 @@ class DeviceServer:
             services.engines.io,
             quiet=lambda: self.quiet() and not (summarizer is not None and summarizer.pending),
             model_idle=services.engines.llm.idle_for,
-            shed=lambda: services.engines.llm.rest(away=self._away),
+            shed=self._shed,
         )
         self.sessions: dict[str, DeviceSession] = {}  # by device label
         self.connections = 0
@@ -218,6 +218,14 @@ class DeviceServer:
             address = ws.local_address
             host = str(address[0]) if address else "127.0.0.1"
         return f"http://{host}:{self.http_port()}"
+
+    async def _shed(self) -> int:
+        """At rest: the idle VAD detectors go, and the prompt states of devices that are away
+        (on disk already); the bytes of prompt states let go."""
+        detectors = self.services.engines.vad.rest()
+        if detectors:
+            logger.debug("at rest: {} idle VAD detector(s) let go", detectors)
+        return await self.services.engines.llm.rest(away=self._away)
 
     def _away(self, device_id: str) -> bool:
         """Not connected now."""

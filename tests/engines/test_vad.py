@@ -1,5 +1,6 @@
 """The VAD's segments carry the audio just before silero was sure of speech (its pre-roll),
-taken from the stream by index, also after a reset and past a long stream."""
+taken from the stream by index, also after a reset and past a long stream. The pool lets its idle
+detectors go at rest and makes one again when a device listens."""
 
 from __future__ import annotations
 
@@ -8,7 +9,8 @@ import pytest
 
 from edge.config import Config
 from edge.engines.loader import resolve_models
-from edge.engines.vad import PRE_ROLL_S, SAMPLE_RATE, RecentAudio, VadDetector
+from edge.engines.vad import PRE_ROLL_S, SAMPLE_RATE, RecentAudio, VadDetector, VadPool
+from edge.workers import Worker
 
 pytestmark = pytest.mark.models
 
@@ -54,3 +56,23 @@ def test_a_segment_starts_a_pre_roll_before_the_detected_speech() -> None:
         assert offset <= int(1.0 * SAMPLE_RATE) - pre_roll + 400
         assert np.allclose(stream[offset : offset + segment.size], segment)
         detector.reset()
+
+
+async def test_at_rest_the_pool_lets_its_idle_detectors_go_and_makes_one_when_needed() -> None:
+    config = Config()
+    worker = Worker("vad-test")
+    try:
+        pool = VadPool(resolve_models(config).vad, config.vad, worker)
+        assert pool.rest() == config.vad.pool_size == 1
+        assert pool.rest() == 0
+        detector = await pool.acquire()  # made in the worker
+        stream = _speech_in_silence(1.0)
+        segments: list[np.ndarray] = []
+        for at in range(0, stream.size, 960):
+            segments += (await pool.feed(detector, stream[at : at + 960])).utterances
+        segments += await pool.flush(detector)
+        assert len(segments) == 1
+        pool.release(detector)
+        assert pool.rest() == 1  # kept idle again once given back
+    finally:
+        worker.shutdown()

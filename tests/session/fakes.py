@@ -198,6 +198,9 @@ class ScriptedVad:
     def release(self, detector: ScriptedDetector) -> None:
         self.lent -= 1
 
+    def rest(self) -> int:
+        return 0
+
     async def feed(self, detector: ScriptedDetector, samples: np.ndarray) -> VadResult:
         await asyncio.sleep(0)
         return detector.feed(samples)
