@@ -158,7 +158,7 @@ class VadConfig(Section):
     max_utterance_s: float = Field(default=20.0, gt=1.0)
     # Fallback: a listening turn with speech whose device stopped sending audio ends after this.
     no_audio_timeout_s: Positive = 2.0
-    pool_size: int = Field(default=1, ge=0)  # idle VAD instances kept (~24 MB each)
+    pool_size: int = Field(default=1, ge=0)  # idle VAD instances kept (~20 MB each; not at rest)
 
 
 AsrEngineName = Literal[
