@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import os
+import random
 import tempfile
 from collections.abc import Iterator
 from typing import Any
@@ -28,6 +29,15 @@ def _temporary_folders_in_pytests_own(tmp_path_factory: pytest.TempPathFactory) 
         os.environ.pop("TMPDIR", None)
     else:
         os.environ["TMPDIR"] = old_env
+
+
+@pytest.fixture(autouse=True)
+def _draws_seeded_by_the_tests_name(request: pytest.FixtureRequest) -> None:
+    """The model samples at the product's temperature, its seeds drawn from `random`: seeded by
+    the test's name, a test's answers come out the same from run to run on one machine, so a
+    failure can be run again and seen again. Unseeded, a test that depended on what the model
+    happened to write failed once in many runs (a story that ended after one sentence)."""
+    random.seed(request.node.nodeid)
 
 
 @pytest.fixture(scope="session")
