@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import threading
 import time
-from typing import Any
 
 from edge.workers import CpuTurns
 
@@ -71,38 +70,9 @@ def test_a_turn_that_raises_passes_the_cpu_on() -> None:
     assert cpu.waiting == 0
 
 
-def test_every_turn_records_how_long_it_waited_and_held_the_cpu() -> None:
-    import threading
-    import time
-
-    cpu = CpuTurns()
-    started = time.monotonic()
-    holding = threading.Event()
-    release = threading.Event()
-
-    def long_step() -> None:
-        holding.set()
-        release.wait(5)
-
-    step = threading.Thread(target=cpu.run, args=(long_step,), kwargs={"engine": "llm"})
-    step.start()
-    holding.wait(5)
-    clip = threading.Thread(target=cpu.run, args=(lambda: None,), kwargs={"engine": "asr"})
-    clip.start()
-    while cpu.waiting == 0:  # the clip queued behind the step
-        time.sleep(0.001)
-    time.sleep(0.05)
-    release.set()
-    step.join(5)
-    clip.join(5)
-    waits = {engine: (waited, held) for _at, engine, waited, held in cpu.waits_since(started)}
-    assert set(waits) == {"llm", "asr"}
-    assert waits["asr"][0] >= 0.05 > waits["llm"][0]  # the clip waited out the step ...
-    assert waits["llm"][1] >= 0.05  # ... which held the CPU that long
-    assert cpu.waits_since(time.monotonic() + 1) == []
-
-
-def _holding(cpu: CpuTurns, speech: bool, narrow: bool = False) -> tuple[threading.Event, Any]:
+def _holding(
+    cpu: CpuTurns, speech: bool, narrow: bool = False
+) -> tuple[threading.Event, threading.Thread]:
     """A turn held in a thread of its own until the returned event is set."""
     release = threading.Event()
     held = threading.Event()
@@ -116,6 +86,25 @@ def _holding(cpu: CpuTurns, speech: bool, narrow: bool = False) -> tuple[threadi
     thread.start()
     assert held.wait(5)
     return release, thread
+
+
+def test_every_turn_records_how_long_it_waited_and_held_the_cpu() -> None:
+    cpu = CpuTurns()
+    started = time.monotonic()
+    release, step = _holding(cpu, speech=False)
+    clip = threading.Thread(target=cpu.run, args=(lambda: None,), kwargs={"engine": "asr"})
+    clip.start()
+    while cpu.waiting == 0:  # the clip queued behind the step
+        time.sleep(0.001)
+    time.sleep(0.05)
+    release.set()
+    step.join(5)
+    clip.join(5)
+    waits = {engine: (waited, held) for _at, engine, waited, held in cpu.waits_since(started)}
+    assert set(waits) == {"llm", "asr"}
+    assert waits["asr"][0] >= 0.05 > waits["llm"][0]  # the clip waited out the step ...
+    assert waits["llm"][1] >= 0.05  # ... which held the CPU that long
+    assert cpu.waits_since(time.monotonic() + 1) == []
 
 
 def _runs_at_once(cpu: CpuTurns, speech: bool, narrow: bool = False) -> bool:
