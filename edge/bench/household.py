@@ -206,6 +206,8 @@ def print_household(report: dict[str, Any]) -> None:
         f"server memory (RSS): as the last device left {memory('end')}; {rest}; "
         f"peak {report.get('rss_mb_peak') or 0:.0f} MB"
     )
+    if report.get("first_turn_after_rest_s") is not None:
+        print(f"a device back after the rest: first turn {ms(report['first_turn_after_rest_s'])}")
     if report.get("restart_ready_s") is not None:
         print(
             f"restart with the saved states → ready: {report['restart_ready_s']:.1f} s; a "
@@ -249,6 +251,9 @@ async def run_household(
         # The kernel's high-water mark lags behind RSS by a few MB: never below what was seen.
         seen = [v for v in (server.peak_rss_mb(), report["rss_mb_end"]) if v is not None]
         report["rss_mb_peak"] = max(seen) if seen else None
+        # The household's usual case: a device comes back to a server at rest (the model's
+        # context let go, the device's state on disk).
+        report["first_turn_after_rest_s"] = await returning_turn(server, plans, len(plans) - 1)
         server.stop()
         say("restarting edge serve: a device comes back")
         server = await ServerUnderTest.start(
@@ -260,17 +265,24 @@ async def run_household(
             nice=nice,
         )
         report["restart_ready_s"] = server.ready_s  # with the saved states
-        returning = await connect(server, device_name(0))
-        try:
-            turn = await measured_turn(server, returning, plans[0][0].said[0])
-        finally:
-            await returning.drop()
-        report["first_turn_after_restart_s"] = turn.first_audio
+        report["first_turn_after_restart_s"] = await returning_turn(server, plans, 0)
         return report
     finally:
         if neighbour is not None:
             neighbour.stop()
         server.stop()
+
+
+async def returning_turn(
+    server: ServerUnderTest, plans: list[list[Planned]], device: int
+) -> float | None:
+    """End of speech → first audio of a device that comes back and says its first phrase."""
+    returning = await connect(server, device_name(device))
+    try:
+        turn = await measured_turn(server, returning, plans[device][0].said[0])
+    finally:
+        await returning.drop()
+    return turn.first_audio
 
 
 def household_speech(tts: Any, rate: int, texts: tuple[str, ...] = HOUSEHOLD) -> list[Utterance]:

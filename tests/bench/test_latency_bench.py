@@ -64,7 +64,9 @@ def test_bench_reports_every_figure(tmp_path: Path) -> None:
     # and at its peak.
     assert home["rss_mb_end"] > 100 and home["rss_mb_rest"] > 100
     assert home["rss_mb_peak"] >= max(home["rss_mb_end"], home["rss_mb_rest"]) - 5
-    # Then a restart with the saved states, and a device coming back.
+    # A device coming back to the server at rest, then a restart with the saved states, and
+    # a device coming back.
+    assert home["first_turn_after_rest_s"] > 0
     assert home["restart_ready_s"] > 0 and home["first_turn_after_restart_s"] > 0
 
 

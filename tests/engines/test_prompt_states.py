@@ -280,3 +280,66 @@ def test_at_rest_an_away_devices_state_waits_on_disk_not_in_memory(
     assert first > 20 and "aa:bram" in before
     assert freed > 0 and "aa:bram" not in after  # left to the disk
     assert back and again == 0  # read back from disk: nothing read again
+
+
+def test_at_rest_the_context_goes_and_a_device_goes_on_where_it_left_off(
+    harness: ServerThread, llm: Any, tmp_path: Any
+) -> None:
+    """The context (KV cells, compute buffers) is let go at rest; the next request makes it
+    again and its prompt comes back from the saved states, not read again."""
+    from edge.engines.llm.llama import LlmEngine
+
+    engine = LlmEngine(
+        llm.model_path, llm.config.replace(parallel=2, context_tokens=1024), state_dir=tmp_path
+    )
+    wren = _with_system(
+        {"role": "user", "content": "I am Wren and I grow blue tomatoes in my garden shed."},
+        {"role": "assistant", "content": "Blue tomatoes sound wonderful, Wren."},
+    )
+    question = {"role": "user", "content": "What colour are my tomatoes?"}
+
+    async def scenario() -> tuple[int, bool, bool, int, int, str]:
+        await engine.warm_up()
+        first = await engine.prefetch(wren, owner="aa:wren")
+        await engine.rest(away=lambda _owner: False)  # Wren is still connected
+        resting = engine.resting
+        restored = engine.states.restored
+        again = await engine.prefetch(wren, owner="aa:wren")
+        reply = await _answer(engine, _with_system(*wren[1:], question), max_tokens=24)
+        return first, resting, engine.resting, again, engine.states.restored - restored, reply
+
+    try:
+        first, resting, still, again, restores, reply = harness.call(scenario())
+    finally:
+        engine.close()
+    assert first > 20
+    assert resting and not still  # let go at rest, made again by the next request
+    assert again == 0 and restores >= 1  # the prefix and Wren's cells came back from the states
+    assert "blue" in reply.lower(), reply
+
+
+def test_a_rest_asked_for_during_an_answer_keeps_the_context(
+    harness: ServerThread, llm: Any, tmp_path: Any
+) -> None:
+    from edge.engines.llm.llama import LlmEngine
+
+    engine = LlmEngine(
+        llm.model_path, llm.config.replace(parallel=1, context_tokens=1024), state_dir=tmp_path
+    )
+    story = _with_system({"role": "user", "content": "Tell me a long story about a lighthouse."})
+
+    async def scenario() -> tuple[bool, bool, str]:
+        await engine.warm_up()
+        pieces = engine.stream(story, max_tokens=48)
+        text = await anext(pieces)  # the answer is being written
+        let_go = await asyncio.wrap_future(engine._loop.rest())
+        async for piece in pieces:
+            text += piece
+        return let_go, engine.resting, text
+
+    try:
+        let_go, resting, text = harness.call(scenario())
+    finally:
+        engine.close()
+    assert not let_go and not resting
+    assert len(text.split()) > 10  # the answer went on to its end

@@ -18,12 +18,14 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Callable
+from concurrent.futures import Future
 from typing import Any
 
 from loguru import logger
 
 from edge.engines.llm.contention import ThreadGovernor
 from edge.engines.llm.kv_cache import KvCache
+from edge.engines.llm.prompt_states import PREFIX_OWNER
 from edge.engines.llm.request import Request
 from edge.engines.llm.sampling import TokenPieces, make_sampler
 from edge.errors import ContextFull, EngineTimeout, Preempted
@@ -39,6 +41,12 @@ PREFILL_ALONE = 128
 PREFILL_AHEAD = 16
 
 Entry = tuple[Request, int, int, bool]  # request, token, position, wants logits
+
+
+def _settle(asked: Future[bool] | None, result: Callable[[], bool]) -> None:
+    """Answer a rest asked for, unless its waiter gave up (then nothing is done)."""
+    if asked is not None and asked.set_running_or_notify_cancel():
+        asked.set_result(result())
 
 
 class DecodeLoop:
@@ -77,10 +85,12 @@ class DecodeLoop:
             params.flash_attn_type = llama_cpp.LLAMA_FLASH_ATTN_TYPE_ENABLED
         self._threads = threads  # the count follows how busy other processes keep the cores
         self._applied = threads.current
-        self.context = _internals.LlamaContext(model=self.model, params=params, verbose=False)
+        self._params = params
+        self.context: Any = _internals.LlamaContext(model=self.model, params=params, verbose=False)
         self.ctx = self.context.ctx
         self._batch = llama_cpp.llama_batch_init(BATCH_TOKENS, 0, 1)
         self.cache = KvCache(llama_cpp, self.ctx, self.context.memory, n_seq, states_budget)
+        self._rest_asked: Future[bool] | None = None
         self.states = self.cache.states
         self._pieces = TokenPieces(llama_cpp, self.model.vocab)
         self._waiting = waiting  # requests queued for a sequence, on the event loop's side
@@ -113,6 +123,19 @@ class DecodeLoop:
         """Requests that are not reading ahead, running or about to."""
         return sum(not r.ahead for r in (*self._incoming, *self._running))
 
+    def rest(self) -> Future[bool]:
+        """The server is at rest: let the context go once no request runs or waits. Its KV
+        cells and compute buffers are ~60 MB here that a board's other services may want while
+        nobody talks; the next request makes it again (~40 ms) and brings back the saved states
+        its prompt starts with, as after a restart. Kept when the shared prefix has no saved
+        state: it would be read again, which takes seconds. The future: whether it went."""
+        asked: Future[bool] = Future()
+        with self._wake:
+            _settle(self._rest_asked, lambda: False)  # superseded
+            self._rest_asked = asked
+            self._wake.notify()
+        return asked
+
     def close(self) -> None:
         with self._wake:
             self._closed = True
@@ -122,20 +145,27 @@ class DecodeLoop:
         self._thread.join(timeout=30)
         if not self._thread.is_alive():
             self._lib.llama_batch_free(self._batch)
-            self.context.close()
+            if self.context is not None:
+                self.context.close()
 
     # --- the decode thread ------------------------------------------------------------------------
 
     def _run(self) -> None:
         while True:
             with self._wake:
-                while not self._incoming and not self._running and not self._closed:
+                while not (self._incoming or self._running or self._closed or self._rest_asked):
                     self._wake.wait()
                 if self._closed and not self._running:
                     for request in self._incoming:
                         self._end(request, RuntimeError("the language model is closed"))
                     self._incoming.clear()
+                    _settle(self._rest_asked, lambda: False)
                     return
+                rest, self._rest_asked = self._rest_asked, None
+                idle = not self._incoming and not self._running
+            _settle(rest, self._let_context_go if idle else lambda: False)
+            if self.context is None and (idle or not self._make_context()):
+                continue  # at rest: wait for a request; a context that failed: wait for another
             try:
                 self._start_waiting_requests()
                 self._step()
@@ -144,6 +174,40 @@ class DecodeLoop:
                 for request in list(self._running):
                     self._release(request, exc)
                 self.cache.clear()
+
+    def _let_context_go(self) -> bool:
+        if self.context is None:
+            return True
+        for sequence in self.cache.sequences:  # saved already as its request ended, as a rule
+            if sequence.tokens and not self.cache.moved_unrotated:
+                self.states.save(sequence.seq, sequence.tokens, sequence.owner)
+        if PREFIX_OWNER not in self.states.owners():  # (saving may have pushed it out)
+            return False
+        self.cache.forget()
+        self.context.close()
+        self.context = self.ctx = None
+        logger.debug("llm: at rest, the context is let go")
+        return True
+
+    def _make_context(self) -> bool:
+        """Make the context again after a rest; False (each waiting request failed) if it
+        cannot be made."""
+        from llama_cpp import _internals
+
+        self._params.n_threads = self._params.n_threads_batch = self._applied
+        try:
+            context = _internals.LlamaContext(model=self.model, params=self._params, verbose=False)
+        except Exception as exc:
+            logger.error("llm: the context could not be made again: {!r}", exc)
+            with self._wake:
+                waiting, self._incoming = self._incoming, []
+            for request in waiting:
+                self._end(request, exc)
+            return False
+        self.context, self.ctx = context, context.ctx
+        self.cache.bind(context.ctx, context.memory)
+        logger.debug("llm: the context is made again")
+        return True
 
     def _start_waiting_requests(self) -> None:
         with self._wake:

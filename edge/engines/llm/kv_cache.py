@@ -196,6 +196,17 @@ class KvCache:
             sequence.tokens, sequence.shared_below = [], 0
         return bool(idle)
 
+    def forget(self) -> None:
+        """The context is let go: no sequence holds anything (the states stay)."""
+        for sequence in self.sequences:
+            sequence.tokens, sequence.shared_below, sequence.owner = [], 0, ""
+        self.moved_unrotated = False
+
+    def bind(self, ctx: Any, memory: Any) -> None:
+        """A context made again (empty) takes the place of the one let go."""
+        self.memory = memory
+        self.states.bind(ctx)
+
     def clear(self) -> None:
         """After a failed decode no cell can be trusted."""
         self._lib.llama_memory_clear(self.memory, True)

@@ -20,6 +20,7 @@ Generations under a grammar are not interrupted (a grammar cannot resume halfway
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import math
 import time
 from collections.abc import AsyncGenerator, Callable
@@ -47,6 +48,7 @@ from edge.workers import CpuTurns, Worker, usable_threads
 
 _GRAMMAR_CACHE_SIZE = 16
 PROGRESS_S = 10.0  # how often a long prefix read reports how far it got
+REST_WAIT_S = 10.0  # for the decode thread to let its context go (it ends its step first)
 # Stands in for the coming user message when a prompt is rendered ahead of it: the prompt up to
 # here is what the request will start with, whatever the chat template puts around a message.
 _USER_MARK = "\ue000edge-user-message\ue000"
@@ -126,6 +128,11 @@ class LlmEngine:
         held_by_answers = self._tickets.held - self._reading_ahead
         return self._tickets.waiting > 0 or held_by_answers >= self._places()
 
+    @property
+    def resting(self) -> bool:
+        """The context is let go until the next request (`rest`)."""
+        return self._loop.context is None
+
     def idle_for(self) -> float:
         """Seconds since the last generation ended (0 while one runs)."""
         return 0.0 if self.busy else time.monotonic() - self.idle_since
@@ -169,14 +176,16 @@ class LlmEngine:
         """The server has gone quiet: the states of devices that are away live on disk until
         they come back (every connection reads its device's state back anyway), not in this
         process's memory, which a board's other services may want meanwhile. Each is written
-        out first, so what is dropped is always the newest. The shared prefix's stays."""
-        if self._disk is None:
-            return 0
+        out first, so what is dropped is always the newest. The shared prefix's stays. The
+        context goes too, until the next request (`DecodeLoop.rest`)."""
         freed = 0
-        for owner in self.states.owners():
+        for owner in self.states.owners() if self._disk is not None else []:
             if owner != PREFIX_OWNER and away(owner) and not self.busy and await self.keep(owner):
                 if away(owner):  # not back while its state was written: its preload stays
                     freed += self.states.drop(owner)
+        if not self.busy:
+            with contextlib.suppress(TimeoutError):  # a step still running: the next rest
+                await asyncio.wait_for(asyncio.wrap_future(self._loop.rest()), REST_WAIT_S)
         return freed
 
     def _grammar(self, json_schema: str | None, gbnf: str | None) -> str | None:

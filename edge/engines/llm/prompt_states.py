@@ -71,6 +71,10 @@ class PromptStates:
         self._lock = threading.Lock()
         self.restored = 0  # restores done (for tests and logs)
 
+    def bind(self, ctx: Any) -> None:
+        """The context made again after a rest."""
+        self._ctx = ctx
+
     @property
     def size_bytes(self) -> int:
         return sum(len(s.data) for s in self._saved)
