@@ -8,7 +8,7 @@ from typing import Any
 
 import numpy as np
 
-from edge.engines.llm.llama import load_model
+from edge.engines.llm.model_file import load_model
 from edge.engines.llm.prompt_states import PREFIX_OWNER, PromptStates, common_prefix_len
 
 SCRATCH = 2  # sequences 0 and 1 answer; 2 carries tails
