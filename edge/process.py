@@ -30,7 +30,9 @@ from edge.faults import EveryMinute
 from edge.workers import Worker
 
 TRIM_EVERY_S = 10.0
-QUIET_S = 5.0  # the model idle this long (as the summarizer waits) before the server is quiet
+# The model idle this long before the server is quiet, and before a summary is written: devices
+# often talk in bursts.
+QUIET_S = 5.0
 
 
 def _libc() -> Any:

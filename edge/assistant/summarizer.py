@@ -26,11 +26,11 @@ from edge.assistant.relevance import is_question
 from edge.engines.llm import LanguageModel
 from edge.errors import Preempted
 from edge.memory.store import MemoryStore, Turn
+from edge.process import QUIET_S  # the model idle this long: devices often talk in bursts
 from edge.tools.parsing import decode_json
 
 MAX_QUEUED = 64
 TURNS_PER_SUMMARY = 12
-QUIET_S = 5.0  # the model must have been idle this long: devices often talk in bursts
 MAX_SUMMARY_CHARS = 400
 _SCHEMA = json.dumps(
     {"type": "object", "properties": {"summary": {"type": "string"}}, "required": ["summary"]}

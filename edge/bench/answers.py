@@ -23,7 +23,6 @@ from __future__ import annotations
 import asyncio
 import datetime as dt
 import random
-import re
 import sqlite3
 import time
 from dataclasses import asdict, dataclass, field
@@ -50,6 +49,7 @@ from edge.bench.answer_sets import (
 from edge.bench.report import percentile
 from edge.bench.server import ServerUnderTest
 from edge.bench.talk import TURN_TIMEOUT_S, connect
+from edge.bench.utterances import words
 from edge.sim.device import SimDevice
 from edge.sim.mcp_tools import SimMcpServer
 
@@ -120,10 +120,6 @@ async def reminders_heard(device: SimDevice, db: Path, horizon_s: float = 15.0) 
         await asyncio.sleep(0.5)
 
 
-def _words(text: str) -> list[str]:
-    return re.findall(r"[\w']+", text.lower())
-
-
 def _index_of(device: SimDevice, kind: str, after: int) -> int | None:
     for index in range(after, len(device.events)):
         message = device.events[index].message
@@ -165,7 +161,7 @@ async def one_turn(
     stt = [str(m.get("text", "")) for m in device.json_messages(mark) if m.get("type") == "stt"]
     result.heard = stt[0] if stt else ""
     if item.kind == "paused":
-        result.cut_short = len(_words(result.heard)) < len(_words(item.text))
+        result.cut_short = len(words(result.heard)) < len(words(item.text))
     result.calls = [list(c) for c in device.mcp.calls[calls_before:]]
     reminders = _new_reminders(db, device.device_id, started - 1)
     acted = bool(result.calls or reminders)

@@ -12,24 +12,19 @@ from __future__ import annotations
 
 import asyncio
 import json
-import re
 from typing import Any
 
 import numpy as np
 
 from edge.audio.pcm import to_float
 from edge.bench.floor import first_segments
-from edge.bench.utterances import RATE, recorded
+from edge.bench.utterances import RATE, recorded, words
 from edge.config import load
 from edge.engines.loader import load_engines, resolve_models
 from edge.engines.vad import VadDetector
 
 HANGOVERS_MS = (200, 300, 400, 500, 600, 700, 800)
 FRAME = RATE * 60 // 1000
-
-
-def _words(text: str) -> list[str]:
-    return re.findall(r"[\w']+", text.lower())
 
 
 async def run() -> dict[str, Any]:
@@ -48,8 +43,8 @@ async def run() -> dict[str, Any]:
                 vad_outcome = first_segments(detector, utterance.pcm, FRAME, silence_s=3.0)
                 segments, delay = vad_outcome.segments, vad_outcome.delay
                 heard = await engines.asr.transcribe(segments[0]) if segments else ""
-                reference = _words(full[utterance.name])
-                missing = max(0, len(reference) - len(_words(heard)))
+                reference = words(full[utterance.name])
+                missing = max(0, len(reference) - len(words(heard)))
                 total += len(reference)
                 lost += missing
                 cut_clips += delay < 0

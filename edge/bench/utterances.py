@@ -8,6 +8,7 @@ and three phrases of A Tale of Two Cities.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -67,3 +68,8 @@ def trim_trailing_silence(pcm: np.ndarray, frame: int = 160, floor_db: float = -
     rms = np.sqrt(np.mean(frames**2, axis=1) + 1e-12)
     loud = np.nonzero(20 * np.log10(rms) > floor_db)[0]
     return pcm[: (int(loud[-1]) + 1) * frame] if loud.size else pcm
+
+
+def words(text: str) -> list[str]:
+    """A transcript's words, lower-cased, to count against what was said."""
+    return re.findall(r"[\w']+", text.lower())
