@@ -95,7 +95,8 @@ class LanguageModel(Protocol):
 
     async def rest(self, away: Callable[[str], bool]) -> int:
         """No device talks: hand the states of devices `away` from memory to disk (they are
-        read back when they connect); the bytes freed."""
+        read back when they connect), and let go what is made again at the next request (the
+        local model's context); the bytes of states freed."""
         ...
 
     def close(self) -> None: ...
