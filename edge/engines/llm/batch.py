@@ -64,7 +64,6 @@ class DecodeLoop:
         kv_type: str = "f16",
     ) -> None:
         import llama_cpp
-        from llama_cpp import _internals
 
         self._lib = llama_cpp
         self.model = model  # llama-cpp-python's LlamaModel
@@ -77,7 +76,6 @@ class DecodeLoop:
         params.n_batch = params.n_ubatch = BATCH_TOKENS
         params.n_seq_max = n_seq + 1  # and a scratch sequence for the saved states' tails
         params.kv_unified = True  # the shared prefix is stored once for every sequence
-        params.n_threads = params.n_threads_batch = threads.current
         if kv_type in ("q8_0-keys", "q8_0"):
             params.type_k = llama_cpp.GGML_TYPE_Q8_0  # keys: any attention takes them
         if kv_type == "q8_0":
@@ -86,8 +84,7 @@ class DecodeLoop:
         self._threads = threads  # the count follows how busy other processes keep the cores
         self._applied = threads.current
         self._params = params
-        self.context: Any = _internals.LlamaContext(model=self.model, params=params, verbose=False)
-        self.ctx = self.context.ctx
+        self.context: Any = self._new_context()  # None while at rest (`rest`)
         self._batch = llama_cpp.llama_batch_init(BATCH_TOKENS, 0, 1)
         self.cache = KvCache(llama_cpp, self.ctx, self.context.memory, n_seq, states_budget)
         self._rest_asked: Future[bool] | None = None
@@ -102,6 +99,17 @@ class DecodeLoop:
         self.widest = 0  # the most sequences that ever wrote in one step
         self._thread = threading.Thread(target=self._run, name="edge-llm", daemon=True)
         self._thread.start()
+
+    @property
+    def ctx(self) -> Any:
+        """The llama_context pointer."""
+        return self.context.ctx
+
+    def _new_context(self) -> Any:
+        from llama_cpp import _internals
+
+        self._params.n_threads = self._params.n_threads_batch = self._applied
+        return _internals.LlamaContext(model=self.model, params=self._params, verbose=False)
 
     @property
     def placed(self) -> Any:
@@ -185,18 +193,15 @@ class DecodeLoop:
             return False
         self.cache.forget()
         self.context.close()
-        self.context = self.ctx = None
+        self.context = None
         logger.debug("llm: at rest, the context is let go")
         return True
 
     def _make_context(self) -> bool:
         """Make the context again after a rest; False (each waiting request failed) if it
         cannot be made."""
-        from llama_cpp import _internals
-
-        self._params.n_threads = self._params.n_threads_batch = self._applied
         try:
-            context = _internals.LlamaContext(model=self.model, params=self._params, verbose=False)
+            context = self._new_context()
         except Exception as exc:
             logger.error("llm: the context could not be made again: {!r}", exc)
             with self._wake:
@@ -204,7 +209,7 @@ class DecodeLoop:
             for request in waiting:
                 self._end(request, exc)
             return False
-        self.context, self.ctx = context, context.ctx
+        self.context = context
         self.cache.bind(context.ctx, context.memory)
         logger.debug("llm: the context is made again")
         return True
