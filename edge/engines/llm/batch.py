@@ -184,12 +184,11 @@ class DecodeLoop:
                 self.cache.clear()
 
     def _let_context_go(self) -> bool:
+        """What the sequences hold was saved as their requests ended (`KvCache.release`), as
+        far as it is worth keeping: a summary's cells are not, and go with the context."""
         if self.context is None:
             return True
-        for sequence in self.cache.sequences:  # saved already as its request ended, as a rule
-            if sequence.tokens and not self.cache.moved_unrotated:
-                self.states.save(sequence.seq, sequence.tokens, sequence.owner)
-        if PREFIX_OWNER not in self.states.owners():  # (saving may have pushed it out)
+        if PREFIX_OWNER not in self.states.owners():
             return False
         self.cache.forget()
         self.context.close()
