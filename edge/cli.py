@@ -138,6 +138,8 @@ def _latency_arguments(parser: argparse.ArgumentParser) -> None:
     add("--real-speech", action="store_true", help="speak the shipped human recordings")
     add("--household", type=int, default=3, help="devices of the household phase (0: skip)")
     add("--household-conversations", type=int, default=4, help="conversations per device")
+    add("--cpus", type=int, default=0, help="pin the server to this many cores (a slower board)")
+    add("--busy", action="store_true", help="a CPU-bound neighbour on each of its cores")
 
 
 def _bench_latency(args: argparse.Namespace) -> int:
@@ -160,6 +162,8 @@ def _bench_latency(args: argparse.Namespace) -> int:
             real_speech=args.real_speech,
             household=args.household,
             household_conversations=args.household_conversations,
+            cpus=args.cpus,
+            busy=args.busy,
         )
     )
 

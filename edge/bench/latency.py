@@ -13,6 +13,10 @@ devices one board serves.
    `--max-talkers` is reached. Every answer must arrive, be played to its end and never
    overflow the device's 40-packet queue.
 
+`--cpus N` pins the server (and the floor) to N cores, to stand in for a slower board, and
+`--busy` runs a CPU-bound neighbour on each of them through every phase, as `edge bench
+household` does; the household phase then runs the same way.
+
 Prints a table, and the same figures as JSON with `--json FILE` (`-` for standard output).
 """
 
@@ -24,6 +28,7 @@ import json
 import os
 import sys
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -44,7 +49,7 @@ from edge.bench.report import (
     spread,
     stage_table,
 )
-from edge.bench.server import ServerUnderTest, setting_env
+from edge.bench.server import UNIT_NICE, BusyNeighbour, ServerUnderTest, cpu_set, setting_env
 from edge.bench.talk import connect, measured_turn, started_after_a_device
 from edge.bench.utterances import QUESTIONS, RATE, Utterance, recorded, synthesized
 from edge.sim.device import SimDevice
@@ -69,6 +74,8 @@ class Options:
     real_speech: bool = False  # the shipped human recordings instead of the spoken questions
     household: int = 3  # devices of the household phase (`edge.bench.household`); 0: none
     household_conversations: int = 4  # each
+    cpus: int = 0  # the server's cores (0: every core)
+    busy: bool = False  # a CPU-bound neighbour on each of them
 
 
 # --- the floor -----------------------------------------------------------------------------
@@ -234,7 +241,8 @@ async def run(options: Options) -> dict[str, Any]:
         print(f"[{time.monotonic() - started:6.1f}s] {line}", file=sys.stderr, flush=True)
 
     say("measuring each engine alone (the floor)")
-    speech, floor, home = await _floor(options, env)
+    with _pinned(options.cpus):
+        speech, floor, home = await _floor(options, env)
     for f in floor:
         say(
             f"  {f.name!r}: vad {ms(f.vad)} text {ms(f.text_ready)} "
@@ -245,10 +253,16 @@ async def run(options: Options) -> dict[str, Any]:
         say(f"using the server at {options.url}")
     else:
         say("starting edge serve, and once a device has been seen, again (as a board in use)")
-        server = await started_after_a_device(options.config, env)
+        server = await started_after_a_device(
+            options.config, env, cpus=options.cpus, nice=UNIT_NICE
+        )
         say(f"edge serve ready ({server.http_base}), log in {server.log}")
     idle_devices: list[SimDevice] = []
+    neighbour = BusyNeighbour(options.cpus) if options.busy and not options.url else None
     try:
+        if neighbour is not None:
+            neighbour.start()
+            say(f"a busy neighbour on each of cores {sorted(neighbour.cores)}")
         say(f"one talking device, {options.turns} turns")
         one = await _one_talker(server, speech, options.turns, say)
         rss_one = server.rss_mb()
@@ -263,6 +277,8 @@ async def run(options: Options) -> dict[str, Any]:
         rss_end = server.rss_mb()
     finally:
         await asyncio.gather(*(d.drop() for d in idle_devices), return_exceptions=True)
+        if neighbour is not None:
+            neighbour.stop()
         if not options.url:
             server.stop()
     household = None
@@ -271,6 +287,8 @@ async def run(options: Options) -> dict[str, Any]:
             HouseholdOptions(
                 devices=options.household,
                 conversations=options.household_conversations,
+                cpus=options.cpus,
+                busy=options.busy,
                 config=options.config,
             ),
             home,
@@ -299,6 +317,8 @@ async def run(options: Options) -> dict[str, Any]:
             "profile": options.profile or "(config)",
             "settings": options.settings,
             "server": options.url or "started by the bench",
+            "cpus": len(cpu_set(options.cpus)),
+            "busy_neighbour": options.busy,
         },
         "one_talker": {
             "turns": len(one),
@@ -333,6 +353,21 @@ async def run(options: Options) -> dict[str, Any]:
         "seconds": time.monotonic() - started,
     }
     return dict(rounded(report))
+
+
+@contextlib.contextmanager
+def _pinned(cpus: int) -> Iterator[None]:
+    """This thread on the server's cores while the floor is measured: the engines' thread pools,
+    made meanwhile, inherit them (and size themselves by them), as the server's do."""
+    if not cpus:
+        yield
+        return
+    before = os.sched_getaffinity(0)
+    os.sched_setaffinity(0, cpu_set(cpus))
+    try:
+        yield
+    finally:
+        os.sched_setaffinity(0, before)
 
 
 def main(options: Options) -> int:

@@ -107,7 +107,15 @@ def machine() -> dict[str, Any]:
 
 
 def print_report(report: dict[str, Any]) -> None:
-    print(f"\nedge bench on {report['machine']['machine']}, {report['machine']['cpus']} CPUs")
+    options = report.get("options", {})
+    board = ""
+    if options.get("cpus") and options["cpus"] != report["machine"]["cpus"]:
+        board += f", the server pinned to {options['cpus']}"
+    if options.get("busy_neighbour"):
+        board += ", a busy neighbour on each of its cores"
+    print(
+        f"\nedge bench on {report['machine']['machine']}, {report['machine']['cpus']} CPUs{board}"
+    )
     one = report["one_talker"]
     floor = report.get("floor") or {}
     print(f"\none talking device, {one['turns']} turns (first turn: {ms(one['first_turn'])})")
