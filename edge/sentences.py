@@ -48,7 +48,9 @@ def ends_sentence(text: str) -> bool:
     return bool(_SENTENCE_DONE.search(text)) and not _ABBREVIATION.search(text)
 
 
-def _weight(text: str) -> int:
+def speech_weight(text: str) -> int:
+    """How long `text` takes to say, in Latin letters: a CJK character is a syllable, worth
+    about three."""
     return sum(3 if ord(ch) >= 0x2E80 else 1 for ch in text)
 
 
@@ -82,7 +84,7 @@ class SentenceSplitter:
                 return match.end()
         if self._emitted == 0:
             for clause in _CLAUSE_END.finditer(self._buffer):
-                if _weight(self._buffer[: clause.start()]) >= FIRST_CLAUSE_MIN_WEIGHT:
+                if speech_weight(self._buffer[: clause.start()]) >= FIRST_CLAUSE_MIN_WEIGHT:
                     return clause.end()
         return None
 

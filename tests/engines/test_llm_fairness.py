@@ -1,8 +1,10 @@
 """Fairness, cancellation and backpressure of the shared language model, with the real model.
 
 Two regimes: while a place at the model is free, a new request is written at once, beside the
-running ones (batched decoding); when every place is taken (`llm.parallel` lowered to 1 here),
-requests queue in arrival order and a long answer gives its place up between sentences.
+running ones (in the same decode steps); when every place is
+taken (`llm.parallel` lowered to 1 here), requests queue in arrival order and a long answer
+gives its place up between sentences. Either way, an answer written far ahead of its speaker
+waits while another device waits for its first sentence.
 
 Order of events only: no assertion on how long anything took."""
 
@@ -40,27 +42,69 @@ def test_devices_are_answered_side_by_side_while_places_are_free(
 ) -> None:
     llm.config = llm.config.replace(temperature=0.0)
 
-    async def scenario() -> tuple[list[tuple[str, str]], str, str, int, int]:
+    async def scenario() -> tuple[list[tuple[str, str]], str, str, int]:
         log: list[tuple[str, str]] = []
-        pauses, loop = llm.pauses, llm._loop
-        loop.widest = 0
+        pauses = llm.pauses
         long = asyncio.create_task(_collect(llm, "A", STORY, log, max_tokens=160))
         await wait_until(lambda: any(name == "A" for name, _ in log))
         short = asyncio.create_task(_collect(llm, "B", "What is the capital of France?", log))
         b_text = await short
         a_text = await long
-        return log, a_text, b_text, llm.pauses - pauses, loop.widest
+        return log, a_text, b_text, llm.pauses - pauses
 
-    log, a_text, b_text, pauses, widest = harness.call(scenario())
+    log, a_text, b_text, pauses = harness.call(scenario())
     order = [name for name, _ in log]
     b_end = log.index(("B", "<end>"))
-    # B was written while A's story was: A wrote on between B's first and last pieces, and
-    # both were in the same decode steps.
+    # B was written while A's story was: A, still on its first sentence, wrote on between B's
+    # first and last pieces.
     assert "A" in order[order.index("B") : b_end], order
-    assert widest >= 2
     assert pauses == 0  # nobody had to give a place up
     assert "Paris" in b_text
     assert len(a_text.split()) > 30
+
+
+def _first_sentence_end(log: list[tuple[str, str]], name: str, start: int) -> int:
+    """The index in `log` of the piece that ends `name`'s first sentence."""
+    text = ""
+    for index in range(start, len(log)):
+        if log[index][0] == name:
+            text += log[index][1]
+            if text.rstrip()[-1:] in (".", "!", "?"):
+                return index
+    return len(log)
+
+
+def test_an_answer_far_ahead_of_its_speaker_waits_for_a_new_question_s_first_sentence(
+    harness: ServerThread, llm: Any
+) -> None:
+    # Places free: B is not queued. A's story is far ahead of what its device can have said
+    # (400 characters are 20 s of speech, written in a few), so A sits out the steps until B
+    # has a sentence to say.
+    llm.config = llm.config.replace(temperature=0.0)
+
+    async def scenario() -> tuple[list[tuple[str, str]], str]:
+        log: list[tuple[str, str]] = []
+        long = asyncio.create_task(_collect(llm, "A", STORY, log, max_tokens=400))
+
+        def a_told() -> str:
+            return "".join(piece for name, piece in log if name == "A")
+
+        await wait_until(lambda: len(a_told()) >= 400 or long.done())
+        b_text = await _collect(llm, "B", "What is the capital of France?", log)
+        b_end = len(log)
+        await wait_until(lambda: "A" in [name for name, _ in log[b_end:]] or long.done())
+        long.cancel()  # the rest of the story is not needed
+        await asyncio.gather(long, return_exceptions=True)
+        return log, b_text
+
+    log, b_text = harness.call(scenario())
+    order = [name for name, _ in log]
+    b_first = order.index("B")
+    assert ("A", "<end>") not in log[:b_first], "the story ended before B asked"
+    b_sentence = _first_sentence_end(log, "B", b_first)
+    assert "A" not in order[b_first:b_sentence], order
+    assert "Paris" in b_text
+    assert "A" in order[b_sentence:], order  # then the story went on
 
 
 def test_a_waiting_device_gets_its_first_sentence_before_a_long_answer_goes_on(
@@ -91,13 +135,7 @@ def test_a_waiting_device_gets_its_first_sentence_before_a_long_answer_goes_on(
     # It said so with an empty piece, so its listener hears that sentence meanwhile.
     assert ("A", "") in log[:b_first], log[:b_first]
     # ...and B's whole first sentence came before A wrote anything more.
-    b_text_so_far, b_sentence = "", b_end
-    for index in range(b_first, b_end):
-        if log[index][0] == "B":
-            b_text_so_far += log[index][1]
-            if b_text_so_far.rstrip()[-1:] in (".", "!", "?"):
-                b_sentence = index
-                break
+    b_sentence = min(_first_sentence_end(log, "B", b_first), b_end)
     assert "A" not in order[b_first:b_sentence], order
     assert "Paris" in b_text
     # Then A went on (B may give the model back to it after its own first sentence).

@@ -25,6 +25,7 @@ from loguru import logger
 
 from edge.engines.llm.contention import ThreadGovernor
 from edge.engines.llm.kv_cache import KvCache
+from edge.engines.llm.pacing import stepped_writers
 from edge.engines.llm.prompt_states import PREFIX_OWNER
 from edge.engines.llm.request import Request
 from edge.engines.llm.sampling import TokenPieces, make_sampler
@@ -96,7 +97,6 @@ class DecodeLoop:
         self._running: list[Request] = []
         self._wake = threading.Condition()
         self._closed = False
-        self.widest = 0  # the most sequences that ever wrote in one step
         self._thread = threading.Thread(target=self._run, name="edge-llm", daemon=True)
         self._thread.start()
 
@@ -257,8 +257,9 @@ class DecodeLoop:
                 self._release(request, EngineTimeout(f"llm took longer than {request.budget_s} s"))
         if not self._running:
             return
-        writers = [r for r in self._running if r.next_token >= 0]
         readers = [r for r in self._running if r.next_token < 0]
+        writers = [r for r in self._running if r.next_token >= 0]
+        writers = stepped_writers(writers, readers, now)  # the others wait, their token kept
         entries: list[Entry] = []
         for request in writers:
             entries.append((request, request.next_token, len(self.cache.of(request).tokens), True))
@@ -280,7 +281,6 @@ class DecodeLoop:
             room -= take
         if entries:
             entries = self._decode(entries)  # without a request that failed for room
-        self.widest = max(self.widest, len(writers))
         outputs: dict[int, int] = {}
         for index, (request, token, _position, logits) in enumerate(entries):
             self.cache.of(request).tokens.append(token)
@@ -341,6 +341,13 @@ class DecodeLoop:
         request.count += 1
         text, stopped = request.stops.feed(self._pieces(token))
         request.send_text(text)
+        if (
+            text
+            and request.speaking_since is None
+            and request.pause_point is not None
+            and request.pause_point(request.written_before + request.text)
+        ):
+            request.speaking_since = time.monotonic()
         if stopped:
             self._release(request)
             return

@@ -268,6 +268,8 @@ class LlmEngine:
                 loop=asyncio.get_running_loop(),
                 pause_point=pause_at if pausable and not background else None,
                 written_before=written,
+                # Resumed after a pause at a sentence end: its device has that sentence to say.
+                speaking_since=held_since if written else None,
                 owner=owner,
                 ahead=background,
             )

@@ -51,6 +51,9 @@ class Request:
     next_token: int = -1  # sampled, not yet in the cells
     sampler: Any = None
     text: str = ""  # written in this stretch
+    # When this stretch first had a whole sentence to say (monotonic; None before): how far its
+    # speech is ahead of its speaker (`edge.engines.llm.pacing`).
+    speaking_since: float | None = None
 
     @property
     def writes(self) -> bool:
