@@ -1,7 +1,7 @@
 """Fairness, cancellation and backpressure of the shared language model, with the real model.
 
 Two regimes: while a place at the model is free, a new request is written at once, beside the
-running ones (in the same decode steps); when every place is
+running ones (in the same decode steps, or in turns where that is cheaper); when every place is
 taken (`llm.parallel` lowered to 1 here), requests queue in arrival order and a long answer
 gives its place up between sentences. Either way, an answer written far ahead of its speaker
 waits while another device waits for its first sentence.
@@ -313,3 +313,33 @@ def test_a_q8_attention_cache_answers_and_keeps_its_saved_states_apart(
         assert quantized._disk.files.folder.name != f16
     finally:
         quantized.close()
+
+
+def test_answers_written_in_turns_are_the_answers_written_together(
+    harness: ServerThread, llm: Any
+) -> None:
+    # As on a board where a one-token step costs less than a share of a wide one: the two
+    # answers take turns, a step each, and come out whole and right.
+    from edge.engines.llm.step_costs import StepCosts
+
+    llm.config = llm.config.replace(temperature=0.0)
+    loop = llm._loop
+    costs = StepCosts()
+    for threads in range(1, 65):
+        costs.record(threads, 1, 0.001)
+        costs.record(threads, 2, 1.0)
+    saved, loop.costs = loop.costs, costs
+
+    async def scenario() -> list[str]:
+        log: list[tuple[str, str]] = []
+        france = _collect(llm, "A", "What is the capital of France?", log)
+        italy = _collect(llm, "B", "What is the capital of Italy?", log)
+        return list(await asyncio.gather(france, italy))
+
+    try:
+        france, italy = harness.call(scenario())
+        took_turns = costs._chances
+    finally:
+        loop.costs = saved
+    assert took_turns > 0
+    assert "Paris" in france and "Rome" in italy

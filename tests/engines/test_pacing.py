@@ -1,5 +1,6 @@
-"""Which answers take part in a decode step (`edge.engines.llm.pacing`): the rule alone, with
-no model. The real model's side is in test_llm_fairness."""
+"""Which answers take part in a decode step (`edge.engines.llm.pacing`), and whether writers
+take turns one per step (`edge.engines.llm.step_costs`): the rules alone, with no model. The
+real model's side is in test_llm_fairness."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ import pytest
 from edge.engines.llm.pacing import SPEECH_AHEAD_S, SPEECH_WEIGHT_PER_S, stepped_writers
 from edge.engines.llm.request import Request
 from edge.engines.llm.sampling import StopFilter
+from edge.engines.llm.step_costs import REMEASURE_EVERY, StepCosts
 
 
 @pytest.fixture
@@ -78,3 +80,28 @@ def test_chinese_speech_counts_each_character_as_a_syllable(
     chinese = _request(loop, "今天天气很好，我们去公园散步吧。明天见。", speaking_since=100.0)
     question = _request(loop)
     assert stepped_writers([chinese], [question], now=100.0) == []
+
+
+def test_writers_take_turns_only_while_that_is_measured_to_be_cheaper() -> None:
+    costs = StepCosts()
+    assert not costs.take_turns(threads=2, writers=3)  # nothing measured: together
+    costs.record(2, 3, 0.090)
+    assert not costs.take_turns(2, 3)  # one alone not measured yet
+    costs.record(2, 1, 0.020)
+    assert costs.take_turns(2, 3)  # 90 ms together against 3 x 20 ms
+    assert not costs.take_turns(1, 3)  # another thread count is another board
+    assert not costs.take_turns(2, 1)
+    costs.record(2, 4, 0.070)
+    assert not costs.take_turns(2, 4)  # 70 ms together against 4 x 20 ms: together
+
+
+def test_taking_turns_steps_together_now_and_then_to_measure_again() -> None:
+    costs = StepCosts()
+    costs.record(2, 1, 0.020)
+    costs.record(2, 2, 0.070)
+    choices = [costs.take_turns(2, 2) for _ in range(3 * REMEASURE_EVERY)]
+    assert choices.count(False) == 3
+    # A wide step measured cheaper again (the load changed) ends the turns within a few steps.
+    for _ in range(8):
+        costs.record(2, 2, 0.030)
+    assert not costs.take_turns(2, 2)

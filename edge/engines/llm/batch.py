@@ -29,6 +29,7 @@ from edge.engines.llm.pacing import stepped_writers
 from edge.engines.llm.prompt_states import PREFIX_OWNER
 from edge.engines.llm.request import Request
 from edge.engines.llm.sampling import TokenPieces, make_sampler
+from edge.engines.llm.step_costs import StepCosts
 from edge.errors import ContextFull, EngineTimeout, Preempted
 from edge.workers import CpuTurns
 
@@ -97,6 +98,8 @@ class DecodeLoop:
         self._running: list[Request] = []
         self._wake = threading.Condition()
         self._closed = False
+        self.costs = StepCosts()  # whether writers are cheaper together or one per step
+        self._steps = 0
         self._thread = threading.Thread(target=self._run, name="edge-llm", daemon=True)
         self._thread.start()
 
@@ -260,6 +263,11 @@ class DecodeLoop:
         readers = [r for r in self._running if r.next_token < 0]
         writers = [r for r in self._running if r.next_token >= 0]
         writers = stepped_writers(writers, readers, now)  # the others wait, their token kept
+        if not readers and self.costs.take_turns(self._applied, len(writers)):
+            writers = [min(writers, key=lambda r: r.stepped)]  # the one that waited longest
+        self._steps += 1
+        for request in writers:
+            request.stepped = self._steps
         entries: list[Entry] = []
         for request in writers:
             entries.append((request, request.next_token, len(self.cache.of(request).tokens), True))
@@ -280,7 +288,7 @@ class DecodeLoop:
                 entries.append((request, request.prompt[start + offset], start + offset, last))
             room -= take
         if entries:
-            entries = self._decode(entries)  # without a request that failed for room
+            entries = self._decode(entries, writing_only=not readers)  # less any failed for room
         outputs: dict[int, int] = {}
         for index, (request, token, _position, logits) in enumerate(entries):
             self.cache.of(request).tokens.append(token)
@@ -298,9 +306,9 @@ class DecodeLoop:
             elif id(request) in outputs:
                 self._sample(request, outputs[id(request)])
 
-    def _decode(self, entries: list[Entry]) -> list[Entry]:
+    def _decode(self, entries: list[Entry], writing_only: bool) -> list[Entry]:
         """Decode the entries; returns those decoded (a request failed for lack of KV cells
-        has its entries left out)."""
+        has its entries left out). `writing_only`: each a writer's next token (timed)."""
         lib, batch = self._lib, self._batch
         while True:
             batch.n_tokens = len(entries)
@@ -316,7 +324,11 @@ class DecodeLoop:
                 self._applied = threads
             narrow = threads < len(self._threads.cores)  # a core left to the speech engines
             with self._cpu.turn(engine="llm", narrow=narrow):
+                started = time.monotonic()
                 result = lib.llama_decode(self.ctx, batch)
+                took = time.monotonic() - started
+            if result == 0 and writing_only:
+                self.costs.record(threads, len(entries), took)
             self.cache.moved_unrotated = False  # every decode first applies pending moves
             if result == 0:
                 return entries

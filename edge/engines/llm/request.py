@@ -54,6 +54,7 @@ class Request:
     # When this stretch first had a whole sentence to say (monotonic; None before): how far its
     # speech is ahead of its speaker (`edge.engines.llm.pacing`).
     speaking_since: float | None = None
+    stepped: int = 0  # the decode loop's step that last took its token
 
     @property
     def writes(self) -> bool:
