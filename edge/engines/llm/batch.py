@@ -1,12 +1,13 @@
-"""The decode loop: every running generation advances by one token in the same `llama_decode`.
+"""The decode loop: running generations advance by a token in the same `llama_decode`.
 
-On a small CPU one decode step of a 0.5B model costs about as much for four sequences as for
-one (the weights are read once per step either way), so devices that talk at once are answered
-together instead of one after another: llama-server's "parallel slots", on llama-cpp-python's
-low-level API. Each request gets a sequence of its own in one llama context whose KV cache is
-unified (`kv_unified`), so the shared prefix (system prompt and tools) is read once and shared
-by every sequence; which sequence, and how much of its prompt is already there, is
-`edge.engines.llm.kv_cache`'s job.
+Devices that talk at once are answered side by side instead of one after another: llama-server's
+"parallel slots", on llama-cpp-python's low-level API. Each request gets a sequence of its own in
+one llama context whose KV cache is unified (`kv_unified`), so the shared prefix (system prompt
+and tools) is read once and shared by every sequence; which sequence, and how much of its prompt
+is already there, is `edge.engines.llm.kv_cache`'s job. Which writers take part in a step is
+`edge.engines.llm.pacing`'s (an answer far ahead of its speaker waits for another's first
+sentence); whether they share it or take turns, one per step, is measured on the board
+(`edge.engines.llm.step_costs`: a wide step is not always the cheaper one).
 
 A new request's prompt is read in chunks alongside the others' next tokens, so running answers
 slow down for a step or two but never stop. Everything here runs in one thread, the only one
