@@ -156,10 +156,8 @@ def print_report(report: dict[str, Any]) -> None:
             f"+{idle['rss_mb_added']:.1f} MB RSS"
         )
     if report["concurrency"]:
-        print(
-            "\ntalking at once (with the idle devices connected), "
-            f"{CONCURRENCY_LIMIT_S:.0f} s p95 limit"
-        )
+        beside = f"with {idle['devices']} idle devices connected, " if idle.get("devices") else ""
+        print(f"\ntalking at once ({beside}{CONCURRENCY_LIMIT_S:.0f} s p95 limit)")
         for level in report["concurrency"]:
             spread = level["first_audio"]
             print(

@@ -9,6 +9,7 @@ import os
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 from edge.bench.server import UNIT_NICE
 from edge.bench.utterances import SPEECH_DIR
@@ -78,3 +79,22 @@ def test_a_benchmarked_server_starts_at_the_niceness_asked() -> None:
     probe = [sys.executable, "-c", "import os; print(os.nice(0))"]
     out = subprocess.run(pinned(probe, None, 3), capture_output=True, text=True, timeout=60)
     assert out.stdout.strip() == str(os.nice(0) + 3)
+
+
+def test_a_slower_or_shared_board_is_asked_for_on_every_phase(monkeypatch: Any) -> None:
+    """`edge bench --cpus N --busy` reaches the bench's options (the household phase takes them
+    from there), and the floor runs pinned to the server's cores, the bench's own given back."""
+    import edge.bench.latency as latency
+    from edge import cli
+    from edge.bench.server import cpu_set
+
+    seen: list[Any] = []
+    monkeypatch.setattr(latency, "main", lambda options: seen.append(options) or 0)
+    args = cli._parser().parse_args(["bench", "--cpus", "1", "--busy", "--household", "0"])
+    assert cli._bench_latency(args) == 0
+    assert seen[0].cpus == 1 and seen[0].busy and seen[0].household == 0
+
+    before = os.sched_getaffinity(0)
+    with latency._pinned(1):
+        assert os.sched_getaffinity(0) == cpu_set(1)
+    assert os.sched_getaffinity(0) == before
